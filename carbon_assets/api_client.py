@@ -1,0 +1,309 @@
+"""An async, polite and resilient client for the regional range endpoint of the API.
+
+Politeness: at most `max_concurrency` requests in flight, enforced twice (an asyncio
+semaphore around each request and the connector's own connection limit), and a 429/503
+pauses every request until its Retry-After has passed, not just the one that got it.
+Resilience: 5xx, timeouts, dropped connections and truncated or malformed JSON are retried
+with exponential backoff and full jitter; empty payloads and missing half-hours are retried a
+few times, then accepted as "the API has no data"; a 4xx fails at once with the API's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from carbon_assets.bronze_days import PeriodRecord, is_full_period, period_start
+from carbon_assets.request_plan import MAX_DAYS_PER_REQUEST, RequestPlan, Window, plan_requests
+from carbon_assets.settings import DEFAULT_API_BASE_URL, DEFAULT_API_MAX_CONCURRENCY
+
+# Why a request was sent again; these are the keys of FetchStats.retries.
+RETRY_CAUSES = ("5xx", "429", "timeout", "connection", "malformed", "empty", "incomplete")
+
+# Called (in a worker thread) once all of a day's half-hours have been fetched.
+DayHandler = Callable[[dt.date, list[dict[str, Any]]], None]
+
+
+class ApiRequestRejected(Exception):
+    """The API refused a request (4xx): retrying cannot help, so the run stops."""
+
+
+class FetchIncomplete(Exception):
+    """Some days could not be fetched within the retry budget; all others were stored."""
+
+    def __init__(self, lost_days: dict[dt.date, str], stats: "FetchStats | None" = None):
+        self.lost_days = dict(sorted(lost_days.items()))
+        self.stats = stats
+        lines = [f"  {day.isoformat()}: {cause}" for day, cause in self.lost_days.items()]
+        super().__init__(
+            f"{len(self.lost_days)} day(s) could not be fetched; every other day was stored. "
+            "Re-run the same range to fetch only these:\n" + "\n".join(lines)
+        )
+
+
+@dataclass
+class FetchStats:
+    requests_planned: int = 0
+    http_requests: int = 0
+    retries: Counter = field(default_factory=Counter)
+    bytes_received: int = 0
+    accepted_without_data: int = 0  # requests whose empty or short answer was finally accepted
+    peak_in_flight: int = 0
+    wall_seconds: float = 0.0
+
+    def retries_by_cause(self) -> dict[str, int]:
+        return {cause: self.retries.get(cause, 0) for cause in RETRY_CAUSES}
+
+
+@dataclass
+class _Attempt:
+    """What one HTTP exchange produced."""
+
+    status: int | None = None
+    records: list[PeriodRecord] | None = None
+    retry_cause: str | None = None
+    detail: str = ""
+    retry_after: float | None = None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header, in either of its forms (seconds, HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    now = time.time() if now is None else now
+    return max(0.0, moment.timestamp() - now)
+
+
+def parse_payload(body: bytes) -> tuple[list[PeriodRecord] | None, str | None]:
+    """(records, None) for a usable payload, or (None, cause) with cause 'malformed'/'empty'."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, "malformed"
+    if not isinstance(payload, dict):
+        return None, "malformed"
+    data = payload.get("data")
+    if not data:  # {} or {"data": null} or {"data": []}
+        return None, "empty"
+    if not isinstance(data, list):
+        return None, "malformed"
+    try:
+        for record in data:
+            period_start(record)
+    except (TypeError, KeyError, ValueError):
+        return None, "malformed"
+    return data, None
+
+
+def api_error_message(body: bytes) -> str:
+    try:
+        return json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return body[:300].decode(errors="replace")
+
+
+class CarbonIntensityApi(ConfigurableResource):
+    """Client of the Carbon Intensity API's regional range endpoint."""
+
+    base_url: str = Field(default=DEFAULT_API_BASE_URL, description="CARBON_API_BASE_URL")
+    max_concurrency: int = Field(
+        default=DEFAULT_API_MAX_CONCURRENCY, ge=1, description="CARBON_API_MAX_CONCURRENCY"
+    )
+    days_per_request: int = Field(default=MAX_DAYS_PER_REQUEST, ge=1, le=MAX_DAYS_PER_REQUEST)
+    max_attempts: int = Field(default=8, ge=1, description="HTTP attempts per request for errors")
+    empty_attempts: int = Field(
+        default=3, ge=1, description="attempts before an empty or short answer is accepted"
+    )
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    max_retry_after_seconds: float = 900.0
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 60.0
+
+    def plan(self, days: Iterable[dt.date]) -> RequestPlan:
+        return plan_requests(days, self.days_per_request)
+
+    def fetch_days(
+        self,
+        days: Iterable[dt.date],
+        on_day: DayHandler,
+        log: logging.Logger | None = None,
+    ) -> FetchStats:
+        """Fetch every half-hour of `days`, handing each finished day to `on_day`.
+
+        Raises ApiRequestRejected at the first 4xx, and FetchIncomplete at the end when some
+        days exhausted their retries; in both cases every finished day was handed over first.
+        """
+        plan = self.plan(days)
+        fetch = _Fetch(self, plan, on_day, log or logging.getLogger(__name__))
+        return asyncio.run(fetch.run())
+
+
+class _Fetch:
+    """The state of one fetch: in-flight accounting, the shared pause, finished windows."""
+
+    def __init__(self, api: CarbonIntensityApi, plan: RequestPlan, on_day: DayHandler, log):
+        self.api, self.plan, self.on_day, self.log = api, plan, on_day, log
+        self.stats = FetchStats(requests_planned=len(plan.windows))
+        self.in_flight = 0
+        self.resume_at = 0.0  # monotonic time before which nobody sends (after a 429/503)
+        self.results: dict[Window, tuple[list[PeriodRecord], dict[str, Any]] | str] = {}
+        self.pending_days = {day: set(plan.windows_of(day)) for day in plan.days}
+        self.lost_days: dict[dt.date, str] = {}
+        self.random = random.Random()
+
+    async def run(self) -> FetchStats:
+        started = time.monotonic()
+        api = self.api
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=api.connect_timeout_seconds, sock_read=api.read_timeout_seconds
+        )
+        connector = aiohttp.TCPConnector(limit=api.max_concurrency, limit_per_host=api.max_concurrency)
+        self.semaphore = asyncio.Semaphore(api.max_concurrency)
+        headers = {"Accept": "application/json", "User-Agent": "carbon-assets (research backfill)"}
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers=headers) as session:
+            tasks = [asyncio.create_task(self._fetch_window(session, w)) for w in self.plan.windows]
+            try:
+                for finished in asyncio.as_completed(tasks):
+                    await finished
+            except ApiRequestRejected:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+            finally:
+                self.stats.wall_seconds = time.monotonic() - started
+        if self.lost_days:
+            raise FetchIncomplete(self.lost_days, self.stats)
+        return self.stats
+
+    async def _fetch_window(self, session: aiohttp.ClientSession, window: Window) -> None:
+        expected = self.plan.expected_half_hours(window)
+        url = self.api.base_url.rstrip("/") + window.path
+        outcome: tuple[list[PeriodRecord], dict[str, Any]] | str
+        for attempt in range(1, self.api.max_attempts + 1):
+            result = await self._attempt(session, url)
+            if result.status is not None and 400 <= result.status < 500 and result.status != 429:
+                raise ApiRequestRejected(f"{url} -> HTTP {result.status}: {result.detail}")
+            if result.retry_cause is None:
+                got = {period_start(r) for r in result.records or [] if is_full_period(r)}
+                missing = [start for start in expected if start not in got]
+                if missing:
+                    result.retry_cause = "empty" if not result.records else "incomplete"
+                    result.detail = f"{len(missing)} of {len(expected)} half-hours missing"
+            no_data = result.retry_cause in ("empty", "incomplete")
+            out_of_tries = attempt >= (self.api.empty_attempts if no_data else self.api.max_attempts)
+            if result.retry_cause is None or (no_data and out_of_tries):
+                if no_data:
+                    self.stats.accepted_without_data += 1
+                    self.log.warning(f"Accepted {url} with {result.detail} after {attempt} attempts: the API has no data for them")
+                source = {
+                    "url": url,
+                    "status": result.status,
+                    "attempts": attempt,
+                    "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                }
+                outcome = (result.records or [], source)
+                break
+            if out_of_tries:
+                outcome = f"{result.retry_cause}: {result.detail} (gave up after {attempt} attempts to {url})"
+                self.log.error(f"Gave up on {url}: {result.retry_cause} ({result.detail}) after {attempt} attempts")
+                break
+            self.stats.retries[result.retry_cause] += 1
+            await asyncio.sleep(self._backoff(attempt, result.retry_after))
+        await self._finish(window, outcome)
+
+    async def _attempt(self, session: aiohttp.ClientSession, url: str) -> _Attempt:
+        """One HTTP exchange, classified; never raises for a retryable failure."""
+        while (wait := self.resume_at - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        async with self.semaphore:
+            self.in_flight += 1
+            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.in_flight)
+            self.stats.http_requests += 1
+            try:
+                async with session.get(url) as response:
+                    body = await response.read()
+                    status = response.status
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            except asyncio.TimeoutError:
+                return _Attempt(retry_cause="timeout", detail="no answer within the timeout")
+            except aiohttp.ClientPayloadError as error:
+                return _Attempt(retry_cause="malformed", detail=f"truncated body ({error})")
+            except aiohttp.ClientError as error:
+                return _Attempt(retry_cause="connection", detail=f"{type(error).__name__}: {error}")
+            finally:
+                self.in_flight -= 1
+        self.stats.bytes_received += len(body)
+        if status in (429, 503):
+            pause = retry_after if retry_after is not None else self.api.backoff_base_seconds
+            if pause > self.api.max_retry_after_seconds:
+                return _Attempt(status=status, retry_cause="429" if status == 429 else "5xx",
+                                detail=f"Retry-After {pause:.0f}s is beyond the allowed wait")
+            # Everyone waits, not just this request: the server asked us to slow down.
+            self.resume_at = max(self.resume_at, time.monotonic() + pause)
+            cause = "429" if status == 429 else "5xx"
+            return _Attempt(status=status, retry_cause=cause, detail=f"HTTP {status}", retry_after=pause)
+        if status >= 500:
+            return _Attempt(status=status, retry_cause="5xx", detail=f"HTTP {status}: {api_error_message(body)}")
+        if status != 200:
+            return _Attempt(status=status, detail=api_error_message(body))
+        # Parsing a 13-day answer takes tens of milliseconds: keep the event loop free meanwhile.
+        records, cause = await asyncio.to_thread(parse_payload, body)
+        return _Attempt(status=status, records=records, retry_cause=cause, detail=cause or "")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter; never sooner than the server's Retry-After."""
+        ceiling = min(self.api.backoff_max_seconds, self.api.backoff_base_seconds * 2 ** (attempt - 1))
+        delay = self.random.uniform(0, ceiling)
+        if retry_after is not None:
+            delay = max(delay, retry_after) + self.random.uniform(0, 0.1 * self.api.backoff_base_seconds)
+        return delay
+
+    async def _finish(self, window: Window, outcome) -> None:
+        """Record a window's outcome and hand over every day it completes."""
+        self.results[window] = outcome
+        for day, waiting_for in list(self.pending_days.items()):
+            waiting_for.discard(window)
+            if waiting_for:
+                continue
+            del self.pending_days[day]
+            failures = [r for w in self.plan.windows_of(day) if isinstance(r := self.results[w], str)]
+            if failures:
+                self.lost_days[day] = failures[0]
+                continue
+            await asyncio.to_thread(self.on_day, day, self._day_sources(day))
+
+    def _day_sources(self, day: dt.date) -> list[dict[str, Any]]:
+        """For each window of the day, its records of the half-hours it supplies for that day."""
+        sources = []
+        for window in self.plan.windows_of(day):
+            records, source = self.results[window]
+            mine = [
+                r for r in records
+                if period_start(r).date() == day and self.plan.supplier.get(period_start(r)) == window
+            ]
+            sources.append({**source, "data": mine})
+        return sources

@@ -1,0 +1,52 @@
+"""Day documents: completeness and merging a re-fetch without losing half-hours."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from carbon_assets.bronze_days import assess, build_document, day_records, merge_with_previous
+from carbon_assets.lake import BronzeStore
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DAY = dt.date(2019, 8, 25)
+
+
+def real_periods():
+    """The real 2019 response: 48 periods from 2019-08-25T12:30Z (24 of them start on the 25th)."""
+    return json.loads((FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json").read_text())["data"]
+
+
+def source(records, fetched_at="2024-01-01T00:00:00+00:00"):
+    return {"url": "u", "status": 200, "attempts": 1, "fetched_at": fetched_at, "data": records}
+
+
+def test_a_half_day_is_incomplete_with_its_missing_half_hours_listed():
+    records = [r for r in real_periods() if r["from"].startswith("2019-08-25")]
+    completeness = assess(DAY, records)
+    assert completeness.half_hours == 23  # 12:30 .. 23:30
+    assert not completeness.complete
+    assert completeness.missing[0] == dt.datetime(2019, 8, 25, tzinfo=dt.timezone.utc)
+
+
+def test_a_region_short_of_a_fuel_makes_its_half_hour_incomplete():
+    records = [r for r in real_periods() if r["from"].startswith("2019-08-25")]
+    records[0]["regions"][3]["generationmix"].pop()
+    assert assess(DAY, records).half_hours == 22
+
+
+def test_merge_keeps_half_hours_only_the_previous_fetch_had():
+    records = [r for r in real_periods() if r["from"].startswith("2019-08-25")]
+    previous = build_document(DAY, [source(records[:10], "2024-01-01T00:00:00+00:00")])
+    new = build_document(DAY, [source(records[5:], "2024-02-01T00:00:00+00:00")])
+    merged = merge_with_previous(new, previous)
+    assert merged["half_hours"] == 23
+    assert len(day_records(merged)) == 23  # 18 new + the 5 only the previous fetch had
+
+
+def test_store_writes_atomically_and_reads_back(tmp_path):
+    store = BronzeStore(tmp_path)
+    document = build_document(DAY, [source(real_periods()[:3])])
+    size = store.write(document)
+    assert store.read(DAY) == document
+    assert size == store.path(DAY).stat().st_size
+    assert [p.name for p in store.path(DAY).parent.iterdir()] == ["2019-08-25.json.gz"]
