@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "db-init": ("carbon_assets.database", "apply the SQL schema in sql/ to the warehouse (idempotent)"),
     "db-url": ("carbon_assets.database_url_cli", "start the embedded PostgreSQL if needed and print a URL"),
     "demo": ("carbon_assets.demo", "run the offline demo: emulator + all four assets for January 2024"),
+    "dev": ("carbon_assets.dev_server", "start `dagster dev` with the instance on PostgreSQL"),
 }
 
 

@@ -1,0 +1,48 @@
+# carbon-assets: every command a fresh clone needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help install dev demo test bench db-init emulator lint clean
+
+help:
+	@echo "make install  create $(VENV) and install the project with its dev tools"
+	@echo "make dev      Dagster UI on :3000 (instance on the embedded PostgreSQL)"
+	@echo "make demo     offline: emulator + all four assets for January 2024"
+	@echo "make test     install, then run the whole test suite"
+	@echo "make bench    the benchmarks (writes bench/results/)"
+	@echo "make db-init  apply sql/ to the warehouse (idempotent)"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+dev: install
+	$(BIN)/carbon-assets dev
+
+demo: install
+	$(BIN)/carbon-assets demo
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench.run
+
+db-init: install
+	$(BIN)/carbon-assets db-init
+
+emulator: install
+	$(BIN)/carbon-assets emulate-api --port 8765
+
+lint: install
+	$(BIN)/ruff check carbon_assets carbon_assets_tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

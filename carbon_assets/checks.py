@@ -1,0 +1,238 @@
+"""Asset checks: per layer, is the data complete, unique and sane?
+
+Checks run in the same run as their asset and on their own from the UI. In a run over a
+partition range they look at that range; run alone they look at the whole asset. Each result
+names the failing dates in its metadata. The check computations are pure functions of a
+DataFrame (or of bronze documents) so they are tested without Dagster.
+"""
+
+
+import datetime as dt
+from collections.abc import Iterable
+
+import pandas as pd
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from carbon_assets.bronze import bronze_carbon_intensity
+from carbon_assets.gold import gold_carbon_intensity_daily
+from carbon_assets.io_managers.spark_parquet import read_parquet_table
+from carbon_assets.lake import LakeResource
+from carbon_assets.partitions import daily_partitions, partition_dates
+from carbon_assets.schema import FUEL_COLUMNS, HALF_HOURS_PER_DAY, INDEX_LABELS, REGION_COUNT
+from carbon_assets.silver import silver_carbon_intensity
+
+# Check names (constants: schedules, sensors and tests refer to them).
+BRONZE_DAYS_COMPLETE = "bronze_days_complete"
+SILVER_UNIQUE_HALF_HOURS = "silver_unique_region_half_hours"
+SILVER_NO_UNKNOWN_FUELS = "silver_no_unknown_fuels"
+SILVER_FUEL_MIX_SUMS_TO_100 = "silver_fuel_mix_sums_to_100"
+SILVER_INTENSITY_NON_NEGATIVE = "silver_intensity_non_negative"
+SILVER_INDEX_LABELS_KNOWN = "silver_index_labels_known"
+GOLD_REGIONS_PER_DATE = "gold_18_regions_per_date"
+GOLD_COMPLETE_DAYS = "gold_complete_days_have_48_half_hours"
+GOLD_UNIQUE_KEY = "gold_unique_region_date"
+
+MIX_TOLERANCE = 0.5  # percentage points; the API's own rounding stays within 0.2
+MAX_LISTED = 50  # dates listed in metadata before "... and N more"
+
+
+def listed(dates: Iterable) -> MetadataValue:
+    values = sorted({str(d) for d in dates})
+    shown = values[:MAX_LISTED] + ([f"... and {len(values) - MAX_LISTED} more"] if len(values) > MAX_LISTED else [])
+    return MetadataValue.json(shown)
+
+
+def checked_range(context: AssetCheckExecutionContext) -> tuple[dt.date, dt.date] | None:
+    """The run's partition range, or None when the check runs on its own (whole asset)."""
+    op_context = context.op_execution_context
+    if not op_context.has_partition_key_range:
+        return None
+    key_range = op_context.partition_key_range
+    return dt.date.fromisoformat(key_range.start), dt.date.fromisoformat(key_range.end)
+
+
+def scope_text(date_range: tuple[dt.date, dt.date] | None) -> str:
+    return "whole asset" if date_range is None else f"{date_range[0]}...{date_range[1]}"
+
+
+# --- bronze -----------------------------------------------------------------------------
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            BRONZE_DAYS_COMPLETE,
+            asset=bronze_carbon_intensity,
+            description=(
+                "Every day has 48 half-hours x 18 regions x 9 fuels. A failure lists the days "
+                "the API had no or partial data for: their daily averages cover fewer half-hours."
+            ),
+        )
+    ],
+)
+def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
+    store = lake.bronze
+    date_range = checked_range(context)
+    if date_range is None:
+        days = sorted(dt.date.fromisoformat(p.name[:10]) for p in store.root.glob("*/*.json.gz"))
+    else:
+        days = partition_dates(date_range[0].isoformat(), date_range[1].isoformat())
+    incomplete: dict[str, int] = {}
+    absent: list[str] = []
+    for day in days:
+        document = store.read(day)
+        if document is None:
+            absent.append(day.isoformat())
+        elif not document["complete"]:
+            incomplete[day.isoformat()] = document["half_hours"]
+    yield AssetCheckResult(
+        check_name=BRONZE_DAYS_COMPLETE,
+        passed=not incomplete and not absent,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "scope": scope_text(date_range),
+            "days_checked": len(days),
+            "incomplete_days": len(incomplete),
+            "incomplete_half_hours_by_date": MetadataValue.json(dict(list(incomplete.items())[:MAX_LISTED])),
+            "days_with_no_data": listed(d for d, n in incomplete.items() if n == 0),
+            "days_not_stored": listed(absent),
+        },
+    )
+
+
+# --- silver -----------------------------------------------------------------------------
+
+def silver_problems(silver: pd.DataFrame) -> dict[str, pd.Series]:
+    """For each silver check, the date_recorded of each offending row (empty when it passes)."""
+    if silver.empty:
+        return {name: pd.Series(dtype=object) for name in (
+            SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS, SILVER_FUEL_MIX_SUMS_TO_100,
+            SILVER_INTENSITY_NON_NEGATIVE, SILVER_INDEX_LABELS_KNOWN)}
+    dates = silver["date_recorded"]
+    mix_total = silver[list(FUEL_COLUMNS)].sum(axis=1, min_count=1)
+    extra = silver["extra_fuels"].map(lambda value: bool(value is not None and len(value) > 0))
+    return {
+        SILVER_UNIQUE_HALF_HOURS: dates[silver.duplicated(["regionid", "timestamp"], keep=False)],
+        SILVER_NO_UNKNOWN_FUELS: dates[extra],
+        SILVER_FUEL_MIX_SUMS_TO_100: dates[~((mix_total - 100).abs() <= MIX_TOLERANCE)],
+        SILVER_INTENSITY_NON_NEGATIVE: dates[~(silver["intensity_forecast"] >= 0)],
+        SILVER_INDEX_LABELS_KNOWN: dates[~silver["intensity_index"].isin(INDEX_LABELS)],
+    }
+
+
+SILVER_CHECK_DESCRIPTIONS = {
+    SILVER_UNIQUE_HALF_HOURS: (
+        "Each (regionid, timestamp) appears once. A failure means half-hours would be "
+        "double-counted in daily averages; gold is not built from such silver."
+    ),
+    SILVER_NO_UNKNOWN_FUELS: (
+        "The API reported only the nine known fuels. A failure means it added a fuel that the "
+        "fuel columns do not hold (kept in extra_fuels); gold is not built until the schema has it."
+    ),
+    SILVER_FUEL_MIX_SUMS_TO_100: (
+        f"Each generation mix sums to 100 +/- {MIX_TOLERANCE}. A failure means fuel shares are "
+        "missing or wrong for the listed dates."
+    ),
+    SILVER_INTENSITY_NON_NEGATIVE: (
+        "Every carbon intensity is present and >= 0. A failure means impossible or missing "
+        "intensities on the listed dates."
+    ),
+    SILVER_INDEX_LABELS_KNOWN: (
+        "Every intensity index is one of: very low, low, moderate, high, very high. A failure "
+        "means the API changed its labels; index_mode on those dates may be wrong."
+    ),
+}
+BLOCKING_SILVER_CHECKS = {SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS}
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            name,
+            asset=silver_carbon_intensity,
+            description=description,
+            blocking=name in BLOCKING_SILVER_CHECKS,
+        )
+        for name, description in SILVER_CHECK_DESCRIPTIONS.items()
+    ],
+)
+def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
+    date_range = checked_range(context)
+    silver = read_parquet_table(lake.silver_dir, *(date_range or (None, None)))
+    for name, offending in silver_problems(silver).items():
+        yield AssetCheckResult(
+            check_name=name,
+            passed=offending.empty,
+            metadata={
+                "scope": scope_text(date_range),
+                "rows_checked": len(silver),
+                "failing_rows": len(offending),
+                "failing_dates": listed(offending),
+            },
+        )
+
+
+# --- gold -------------------------------------------------------------------------------
+
+def gold_problems(gold: pd.DataFrame, complete_days: set[str] | None = None) -> dict[str, list[str]]:
+    """For each gold check, the failing dates."""
+    if gold.empty:
+        return {GOLD_REGIONS_PER_DATE: [], GOLD_COMPLETE_DAYS: [], GOLD_UNIQUE_KEY: []}
+    dates = gold["date_recorded"].astype(str)
+    regions_per_date = gold.groupby(dates)["regionid"].nunique()
+    short_days = dates[gold["half_hours"] != HALF_HOURS_PER_DAY]
+    if complete_days is not None:
+        short_days = short_days[short_days.isin(complete_days)]
+    return {
+        GOLD_REGIONS_PER_DATE: sorted(regions_per_date[regions_per_date != REGION_COUNT].index),
+        GOLD_COMPLETE_DAYS: sorted(set(short_days)),
+        GOLD_UNIQUE_KEY: sorted(set(dates[gold.duplicated(["regionid", "date_recorded"], keep=False)])),
+    }
+
+
+GOLD_CHECK_DESCRIPTIONS = {
+    GOLD_REGIONS_PER_DATE: (
+        "Every date has exactly 18 regional rows. A failure means regions are missing (or extra) "
+        "on the listed dates, so national comparisons for them are biased."
+    ),
+    GOLD_COMPLETE_DAYS: (
+        "Days that are complete in bronze have half_hours = 48 in gold. A failure means gold lost "
+        "half-hours between bronze and the daily averages on the listed dates."
+    ),
+    GOLD_UNIQUE_KEY: (
+        "(regionid, date_recorded) is unique. A failure means duplicate daily rows, which the "
+        "warehouse's primary key would reject."
+    ),
+}
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(name, asset=gold_carbon_intensity_daily, description=description)
+        for name, description in GOLD_CHECK_DESCRIPTIONS.items()
+    ],
+)
+def gold_checks(context: AssetCheckExecutionContext, lake: LakeResource):
+    date_range = checked_range(context)
+    gold = read_parquet_table(lake.gold_dir, *(date_range or (None, None)))
+    dates = sorted(set(gold["date_recorded"])) if not gold.empty else []
+    complete_days = {d.isoformat() for d in dates if lake.bronze.is_complete(d)}
+    for name, failing in gold_problems(gold, complete_days).items():
+        yield AssetCheckResult(
+            check_name=name,
+            passed=not failing,
+            metadata={
+                "scope": scope_text(date_range),
+                "rows_checked": len(gold),
+                "failing_dates": listed(failing),
+            },
+        )
+
+
+ALL_CHECKS = [bronze_checks, silver_checks, gold_checks]
