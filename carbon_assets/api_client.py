@@ -285,11 +285,15 @@ class _Fetch:
     async def _finish(self, window: Window, outcome) -> None:
         """Record a window's outcome and hand over every day it completes."""
         self.results[window] = outcome
+        # Claim the finished days before the first await, so that no other window's
+        # _finish (running while this one waits on a write) can hand them over too.
+        ready = []
         for day, waiting_for in list(self.pending_days.items()):
             waiting_for.discard(window)
-            if waiting_for:
-                continue
-            del self.pending_days[day]
+            if not waiting_for:
+                del self.pending_days[day]
+                ready.append(day)
+        for day in ready:
             failures = [r for w in self.plan.windows_of(day) if isinstance(r := self.results[w], str)]
             if failures:
                 self.lost_days[day] = failures[0]

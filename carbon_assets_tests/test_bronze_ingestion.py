@@ -1,0 +1,252 @@
+"""Bronze over real loopback HTTP: faults, politeness, lost days, interruption, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from dagster import DagsterInstance, materialize
+
+from carbon_assets.api_client import ApiRequestRejected, CarbonIntensityApi, FetchIncomplete
+from carbon_assets.bronze import bronze_carbon_intensity
+from carbon_assets.emulator import EmulatorConfig, draw_fault, start_emulator
+from carbon_assets.io_managers.bronze_json import BronzeJsonIOManager
+from carbon_assets.lake import BronzeStore, LakeResource
+from carbon_assets.partitions import partition_dates
+from carbon_assets.request_plan import plan_requests
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FAST = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
+D = dt.date.fromisoformat
+
+
+def fetch(base_url, days, **options):
+    """Run the client; return (stats, {day: sources})."""
+    stored = {}
+    api = CarbonIntensityApi(base_url=base_url, **(FAST | options))
+    stats = api.fetch_days(days, lambda day, sources: stored.__setitem__(day, sources))
+    return stats, stored
+
+
+def half_hours(sources) -> set[str]:
+    return {record["from"] for source in sources for record in source["data"]}
+
+
+def materialize_bronze(data_dir, base_url, first, last, refetch=False, **options):
+    lake = LakeResource(data_dir=str(data_dir))
+    return materialize(
+        [bronze_carbon_intensity],
+        resources={
+            "lake": lake,
+            "carbon_api": CarbonIntensityApi(base_url=base_url, **(FAST | options)),
+            "bronze_io_manager": BronzeJsonIOManager(lake=lake),
+        },
+        instance=DagsterInstance.ephemeral(),
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        run_config={"ops": {"bronze_carbon_intensity": {"config": {"refetch": refetch}}}},
+        raise_on_error=False,
+    )
+
+
+FAULTS = {
+    "5xx": {"rate_500": 0.5},
+    "503": {"rate_503": 0.5, "retry_after_seconds": 0.05},
+    "429": {"rate_429": 0.5, "retry_after_seconds": 0.05},
+    "timeout": {"rate_slow": 0.5, "slow_seconds": 3},
+    "connection": {"rate_reset": 0.5},
+    "malformed": {"rate_truncated": 0.5},
+    "empty": {"rate_empty": 0.5},
+}
+CAUSE_OF = {"503": "5xx"}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_fault_is_retried_until_every_day_is_complete(fault):
+    days = partition_dates("2024-01-01", "2024-04-09")  # 8 requests
+    with start_emulator(EmulatorConfig(seed=3, **FAULTS[fault])) as emulator:
+        stats, stored = fetch(emulator.base_url, days, read_timeout_seconds=0.5, empty_attempts=8)
+    assert sorted(stored) == days
+    assert all(len(half_hours(stored[day])) == 48 for day in days)
+    assert stats.retries[CAUSE_OF.get(fault, fault)] > 0
+    assert stats.requests_planned == 8
+
+
+def test_in_flight_requests_never_exceed_the_limit():
+    days = partition_dates("2024-01-01", "2024-01-30")
+    with start_emulator(EmulatorConfig(latency_min=0.05, latency_max=0.1)) as emulator:
+        stats, stored = fetch(emulator.base_url, days, max_concurrency=3, days_per_request=1)
+        server_peak = emulator.stats()["peak_in_flight"]
+    assert len(stored) == 30
+    assert server_peak == stats.peak_in_flight == 3
+
+
+def _seed_where_first_request_gets(fault: str, config: EmulatorConfig, path: str) -> EmulatorConfig:
+    for seed in range(500):
+        candidate = EmulatorConfig(**{**config.__dict__, "seed": seed})
+        if draw_fault(candidate, path, 0).fault == fault and draw_fault(candidate, path, 1).fault is None:
+            return candidate
+    raise AssertionError("no seed found")
+
+
+@pytest.mark.parametrize("http_date", [False, True])
+def test_retry_after_is_honoured_in_both_forms(http_date):
+    days = [D("2024-05-01")]
+    path = plan_requests(days).windows[0].path
+    config = _seed_where_first_request_gets(
+        "429", EmulatorConfig(rate_429=0.5, retry_after_seconds=2, retry_after_http_date=http_date), path
+    )
+    with start_emulator(config) as emulator:
+        started = time.monotonic()
+        stats, stored = fetch(emulator.base_url, days)
+        elapsed = time.monotonic() - started
+        by_status = emulator.stats()["by_status"]
+    assert by_status == {"200": 1, "429": 1}
+    # An HTTP-date has whole seconds, so "2 s from now" may mean a little over 1 s.
+    assert elapsed >= (1.0 if http_date else 2.0)
+    assert stats.retries["429"] == 1 and len(half_hours(stored[days[0]])) == 48
+
+
+@contextmanager
+def always_400_server():
+    """A loopback server answering every request with the API's own 400 body."""
+    body = (FIXTURES / "error_400_invalid_datetime.json").read_bytes()
+    hits = []
+
+    async def handler(request):
+        hits.append(request.path)
+        return web.Response(status=400, body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}", hits
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def test_a_400_fails_fast_with_the_apis_message():
+    with always_400_server() as (base_url, hits):
+        with pytest.raises(ApiRequestRejected, match="Please enter a valid datetime in ISO8601"):
+            fetch(base_url, partition_dates("2024-01-01", "2024-01-05"))
+    assert len(hits) == 1, "a 400 must not be retried"
+
+
+def test_a_day_without_data_is_stored_incomplete_and_does_not_block_others(tmp_path):
+    config = EmulatorConfig(empty_dates=frozenset({D("2023-10-22")}))
+    with start_emulator(config) as emulator:
+        result = materialize_bronze(tmp_path, emulator.base_url, "2023-10-20", "2023-10-24", empty_attempts=2)
+        requests = emulator.stats()["requests_total"]
+    assert result.success
+    store = BronzeStore(tmp_path / "bronze")
+    empty = store.read(D("2023-10-22"))
+    assert (empty["complete"], empty["half_hours"]) == (False, 0)
+    assert all(store.is_complete(D(day)) for day in ("2023-10-20", "2023-10-21", "2023-10-23", "2023-10-24"))
+    assert requests == 2, "one window, retried once for its missing day, then accepted"
+    (event, *_) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["days_incomplete"].value == 1
+
+
+def test_a_duplicated_period_is_kept_as_the_api_sent_it(tmp_path):
+    twice = dt.datetime(2024, 2, 2, 10, 0, tzinfo=dt.timezone.utc)
+    with start_emulator(EmulatorConfig(duplicate_periods=frozenset({twice}))) as emulator:
+        assert materialize_bronze(tmp_path, emulator.base_url, "2024-02-02", "2024-02-02").success
+    document = BronzeStore(tmp_path / "bronze").read(D("2024-02-02"))
+    froms = [r["from"] for s in document["sources"] for r in s["data"]]
+    assert froms.count("2024-02-02T10:00Z") == 2 and len(froms) == 49
+    assert document["complete"]
+
+
+def test_lost_days_fail_the_run_after_storing_the_rest_and_a_rerun_fetches_only_them(tmp_path):
+    days = ("2024-01-01", "2024-03-31")
+    with start_emulator(EmulatorConfig(seed=11, rate_500=0.5)) as emulator:
+        failed = materialize_bronze(tmp_path, emulator.base_url, *days, days_per_request=5, max_attempts=1)
+    assert not failed.success
+    store = BronzeStore(tmp_path / "bronze")
+    all_days = partition_dates(*days)
+    lost = [day for day in all_days if not store.exists(day)]
+    assert 0 < len(lost) < len(all_days)
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    for day in lost:
+        assert day.isoformat() in message
+
+    with start_emulator(EmulatorConfig()) as emulator:
+        rerun = materialize_bronze(tmp_path, emulator.base_url, *days, days_per_request=5)
+        requested = emulator.stats()["by_path"]
+    assert rerun.success
+    assert all(store.is_complete(day) for day in all_days)
+    assert len(requested) == len(plan_requests(lost, 5).windows)
+
+
+def test_a_complete_day_is_not_requested_again_unless_refetch(tmp_path):
+    with start_emulator(EmulatorConfig()) as emulator:
+        assert materialize_bronze(tmp_path, emulator.base_url, "2024-06-01", "2024-06-03").success
+        emulator.reset_stats()
+        assert materialize_bronze(tmp_path, emulator.base_url, "2024-06-01", "2024-06-03").success
+        assert emulator.stats()["requests_total"] == 0
+        assert materialize_bronze(tmp_path, emulator.base_url, "2024-06-01", "2024-06-03", refetch=True).success
+        assert emulator.stats()["requests_total"] == 1
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import sys
+    from carbon_assets_tests.test_bronze_ingestion import materialize_bronze
+    materialize_bronze(sys.argv[1], sys.argv[2], "2024-01-01", "2024-03-31", days_per_request=1, max_concurrency=2)
+    """
+)
+
+
+def test_a_killed_run_leaves_no_partial_file_and_a_rerun_fetches_only_missing_days(tmp_path):
+    config = EmulatorConfig(latency_min=0.05, latency_max=0.15)
+    bronze = tmp_path / "bronze"
+    with start_emulator(config) as emulator:
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILLED_RUN, str(tmp_path), emulator.base_url],
+            cwd=Path(__file__).parent.parent, env=os.environ | {"PYTHONPATH": str(Path(__file__).parent.parent)},
+        )
+        deadline = time.monotonic() + 60
+        while len(list(bronze.rglob("*.json.gz"))) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        stored_before = sorted(bronze.rglob("*.json.gz"))
+        assert 10 <= len(stored_before) < 91
+        for path in stored_before:  # every file that exists is whole
+            json.loads(gzip.decompress(path.read_bytes()))
+        emulator.reset_stats()
+        assert materialize_bronze(tmp_path, emulator.base_url, "2024-01-01", "2024-03-31").success
+        requested = emulator.stats()["by_path"]
+    assert not [p for p in bronze.rglob("*") if p.name.startswith(".tmp-")]
+    assert len(list(bronze.rglob("*.json.gz"))) == 91
+    missing = [D(p) for p in (d.isoformat() for d in partition_dates("2024-01-01", "2024-03-31"))
+               if (bronze / p[:4] / f"{p}.json.gz") not in stored_before]
+    assert len(requested) == len(plan_requests(missing).windows)
+
+
+def test_fetch_incomplete_names_every_lost_day():
+    error = FetchIncomplete({D("2024-01-02"): "5xx: HTTP 500", D("2024-01-01"): "timeout"})
+    assert str(error).index("2024-01-01") < str(error).index("2024-01-02")
+    assert "Re-run the same range" in str(error)
