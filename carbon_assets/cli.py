@@ -20,19 +20,23 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def usage() -> str:
+    lines = ["usage: carbon-assets COMMAND [options]   (carbon-assets COMMAND --help for its options)", ""]
+    lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="carbon-assets", description=__doc__.splitlines()[0])
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text)
-        sub.set_defaults(module_name=module_name)
-    # Parse the command name first, then let its module declare its own arguments.
-    known, _ = parser.parse_known_args(argv)
-    module = importlib.import_module(known.module_name)
-    sub_parser = argparse.ArgumentParser(prog=f"carbon-assets {known.command}")
-    module.add_arguments(sub_parser)
-    args = sub_parser.parse_args((argv if argv is not None else sys.argv[1:])[1:])
-    return int(module.run(args) or 0)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        asked_for_help = bool(argv) and argv[0] in ("-h", "--help")
+        print(usage(), file=sys.stdout if asked_for_help else sys.stderr)
+        return 0 if asked_for_help else 2
+    module_name, help_text = SUBCOMMANDS[argv[0]]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"carbon-assets {argv[0]}", description=help_text)
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(argv[1:])) or 0)
 
 
 if __name__ == "__main__":
