@@ -5,7 +5,6 @@ setup(
     version="0.1.0",
     description="UK Carbon Intensity API to a PostgreSQL research warehouse, as Dagster assets",
     packages=find_packages(exclude=["carbon_assets_tests"]),
-    package_data={"carbon_assets": ["sql/*.sql"]},
     python_requires=">=3.11,<3.14",
     install_requires=[
         # dagster and its integration libraries are released in lock-step.

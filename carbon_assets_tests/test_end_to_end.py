@@ -83,6 +83,7 @@ def warehouse_rows(database_url: str) -> pd.DataFrame:
                     "ORDER BY date_recorded, regionid"
                 ),
                 connection,
+                coerce_float=False,  # keep DECIMAL(10,2) as exact Decimals
             )
     finally:
         engine.dispose()
@@ -98,12 +99,9 @@ def load_metadata(result) -> dict:
 
 
 @pytest.fixture(params=["embedded", "service"])
-def warehouse_url(request, embedded_data_dir):
-    if request.param == "service":
-        return request.getfixturevalue("service_database_url")
-    from carbon_assets.database import embedded_database_url
-
-    return embedded_database_url(embedded_data_dir, f"carbon_e2e_{request.node.name[-12:-1].replace('-', '_')}")
+def warehouse_url(request):
+    """The same test once on the embedded PostgreSQL and once on the 5432 service."""
+    return request.getfixturevalue(f"{request.param}_database_url")
 
 
 def test_three_days_end_to_end_then_rerun_changes_nothing(tmp_path, emulator, spark, warehouse_url):

@@ -1,0 +1,452 @@
+"""PostgresWarehouseIOManager against real PostgreSQL (the 5432 service and the embedded one).
+
+The manager is called directly with dagster's build_output_context/build_input_context (which
+accept asset_partition_key_range in dagster 1.13), plus one real `materialize` of a
+single-run-backfill asset over a partition range.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+import traceback
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import (
+    AssetKey,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    PartitionKeyRange,
+    asset,
+    build_input_context,
+    build_output_context,
+    materialize,
+)
+
+from carbon_assets.database import embedded_server, stop_embedded_server
+from carbon_assets.io_managers.postgres import PostgresWarehouseIOManager, WarehouseError
+from carbon_assets.schema import FUEL_COLUMNS, GOLD_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets_tests.postgres_helpers import (
+    SERVERS,
+    admin_sql,
+    create_database,
+    drop_database,
+    query,
+    role_with_password,
+)
+
+PARTITIONS = DailyPartitionsDefinition(start_date="2018-05-11")
+ASSET_KEY = AssetKey("carbon_intensity_daily")
+TABLE = "carbon_data.carbon_intensity_daily"
+CENT = Decimal("0.01")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFrame:
+    """Gold rows for `days` days x 18 regions with realistic 2-dp decimals."""
+    rng = random.Random(seed)
+    start = dt.date.fromisoformat(first_day)
+    records = []
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        for regionid, dno, shortname in REGIONS:
+            shares = [rng.uniform(0, 40) for _ in FUEL_COLUMNS]
+            scale = 100 / sum(shares)
+            record = {
+                "regionid": regionid,
+                "date_recorded": day,
+                "shortname": shortname,
+                "dno": dno,
+                "intensity_avg": Decimal(str(rng.uniform(5, 450))).quantize(CENT),
+                "index_mode": rng.choice(INDEX_LABELS),
+                **{f: Decimal(str(s * scale)).quantize(CENT) for f, s in zip(FUEL_COLUMNS, shares)},
+                "half_hours": 48,
+            }
+            records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
+    return frame.astype({"regionid": "int64", "half_hours": "int64"})
+
+
+def store(
+    manager: PostgresWarehouseIOManager,
+    rows: pd.DataFrame,
+    start: str | None,
+    end: str | None = None,
+) -> dict:
+    """handle_output for the partition range start..end (None: unpartitioned); returns the
+    output metadata as plain values."""
+    partitions = (
+        {}
+        if start is None
+        else {
+            "asset_partitions_def": PARTITIONS,
+            "asset_partition_key_range": PartitionKeyRange(start, end or start),
+        }
+    )
+    # As a context manager, so the ephemeral instance dagster builds for it is closed cleanly.
+    with build_output_context(asset_key=ASSET_KEY, **partitions) as context:
+        manager.handle_output(context, rows)
+        return {
+            key: getattr(value, "value", getattr(value, "text", value))
+            for key, value in context.get_logged_metadata().items()
+        }
+
+
+def load(
+    manager: PostgresWarehouseIOManager, start: str | None, end: str | None = None
+) -> pd.DataFrame:
+    """load_input for the partition range start..end (None: unpartitioned)."""
+    partitions = (
+        {}
+        if start is None
+        else {
+            "asset_partitions_def": PARTITIONS,
+            "asset_partition_key_range": PartitionKeyRange(start, end or start),
+        }
+    )
+    with build_input_context(asset_key=ASSET_KEY, **partitions) as context:
+        return manager.load_input(context)
+
+
+def table_rows(url: str, table: str = TABLE) -> list[tuple]:
+    """The whole table, audit columns included, in key order."""
+    return query(url, f"SELECT * FROM {table} ORDER BY regionid, date_recorded")
+
+
+def counts(metadata: dict) -> tuple:
+    """(duplicates_removed, skipped_unchanged, updated, inserted) of a load's metadata."""
+    return tuple(
+        metadata[k] for k in ("duplicates_removed", "skipped_unchanged", "updated", "inserted")
+    )
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def warehouse(
+    server: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, PostgresWarehouseIOManager]]:
+    """(url, io manager) for a fresh database on `server`, dropped after the test."""
+    data_dir = request.getfixturevalue("embedded_dir") if server == "embedded" else None
+    name, url = create_database(server, data_dir)
+    yield url, PostgresWarehouseIOManager(database_url=url)
+    drop_database(server, data_dir, name)
+
+
+# --- loads -----------------------------------------------------------------------------------
+
+
+def test_first_load_inserts_all_and_a_rerun_changes_nothing(warehouse) -> None:
+    url, manager = warehouse
+    rows = gold_rows("2024-01-01", 31)
+
+    meta = store(manager, rows, "2024-01-01", "2024-01-31")
+    assert counts(meta) == (0, 0, 0, 558)
+    assert meta["rows_in_range"] == 558 and meta["dagster/row_count"] == 558
+    assert meta["table"] == TABLE
+    before = table_rows(url)
+    assert len(before) == 558
+    assert query(url, "SELECT count(*) FROM carbon_data.dim_region") == [(18,)]
+
+    assert counts(store(manager, rows, "2024-01-01", "2024-01-31")) == (0, 558, 0, 0)
+    assert table_rows(url) == before  # not even updated_at moved
+
+
+def test_changed_values_update_exactly_those_rows(warehouse) -> None:
+    url, manager = warehouse
+    rows = gold_rows("2024-01-01", 10)
+    store(manager, rows, "2024-01-01", "2024-01-10")
+    before = {(r[0], r[1]): r for r in table_rows(url)}
+
+    changed = rows.copy()
+    changed.loc[3, "intensity_avg"] = changed.loc[3, "intensity_avg"] + 1
+    changed.loc[40, "fuel_wind"] = None  # a fuel the API stopped reporting
+    changed.loc[41, "index_mode"] = None
+    assert counts(store(manager, changed, "2024-01-01", "2024-01-10")) == (0, 177, 3, 0)
+
+    after = {(r[0], r[1]): r for r in table_rows(url)}
+    changed_keys = {(int(changed.regionid[i]), changed.date_recorded[i]) for i in (3, 40, 41)}
+    for key, row in after.items():
+        loaded_at, updated_at = row[-2], row[-1]
+        assert loaded_at == before[key][-2]
+        if key in changed_keys:
+            assert updated_at > before[key][-1]
+        else:
+            assert row == before[key]
+    fuel_wind = GOLD_COLUMNS.index("fuel_wind")
+    assert after[(int(changed.regionid[40]), changed.date_recorded[40])][fuel_wind] is None
+
+
+def test_duplicate_input_rows_are_counted_and_the_last_one_kept(warehouse) -> None:
+    url, manager = warehouse
+    rows = gold_rows("2024-02-01", 2)
+    duplicate = rows.iloc[[5]].copy()
+    duplicate["intensity_avg"] = Decimal("123.45")
+    doubled = pd.concat([rows, rows.iloc[[0, 1]], duplicate], ignore_index=True)
+
+    meta = store(manager, doubled, "2024-02-01", "2024-02-02")
+    assert counts(meta) == (3, 0, 0, 36)
+    assert meta["rows_in_range"] == 36
+    region, day = int(rows.regionid[5]), rows.date_recorded[5]
+    assert query(
+        url,
+        f"SELECT intensity_avg FROM {TABLE} WHERE regionid = %s AND date_recorded = %s",
+        (region, day),
+    ) == [(Decimal("123.45"),)]
+
+
+def test_floats_are_rounded_half_up_and_missing_fuels_become_null(warehouse) -> None:
+    url, manager = warehouse
+    rows = gold_rows("2024-03-01", 1).head(3).copy()
+    for column in ("intensity_avg", *FUEL_COLUMNS):
+        rows[column] = rows[column].astype(float)
+    rows.loc[0, "intensity_avg"] = 2.675  # binary 2.67499999..., still 2.68 like Decimal("2.675")
+    rows.loc[1, "intensity_avg"] = 0.125
+    rows.loc[2, "intensity_avg"] = 10.004999
+    rows.loc[0, "fuel_coal"] = float("nan")
+    store(manager, rows, "2024-03-01")
+    stored = query(url, f"SELECT intensity_avg, fuel_coal IS NULL FROM {TABLE} ORDER BY regionid")
+    assert stored == [(Decimal("2.68"), True), (Decimal("0.13"), False), (Decimal("10.00"), False)]
+
+
+def test_rows_outside_the_partition_range_are_an_error(warehouse) -> None:
+    url, manager = warehouse
+    store(manager, gold_rows("2024-01-01", 1), "2024-01-01")
+    before = table_rows(url)
+    with pytest.raises(
+        ValueError, match=r"18 input rows are outside the partition range 2024-01-01\.\.2024-01-02"
+    ):
+        store(manager, gold_rows("2024-01-01", 3, seed=1), "2024-01-01", "2024-01-02")
+    assert table_rows(url) == before
+
+
+def test_a_failure_mid_load_rolls_everything_back(warehouse) -> None:
+    url, manager = warehouse
+    rows = gold_rows("2024-01-01", 5)
+    store(manager, rows, "2024-01-01", "2024-01-06")
+    before, regions_before = (
+        table_rows(url),
+        query(url, "SELECT * FROM carbon_data.dim_region ORDER BY 1"),
+    )
+
+    bad = pd.concat([rows, gold_rows("2024-01-06", 1, seed=3)], ignore_index=True)  # 18 new rows
+    bad.loc[0, "intensity_avg"] = Decimal("999.99")  # a changed row
+    bad.loc[0, "shortname"] = "Renamed"
+    bad.loc[len(bad) - 1, "fuel_gas"] = Decimal("150.00")  # violates the CHECK, last row
+    with pytest.raises(WarehouseError, match="fuel_gas_check") as raised:
+        store(manager, bad, "2024-01-01", "2024-01-06")
+    assert "the table is unchanged" in str(raised.value)
+    assert table_rows(url) == before
+    assert query(url, "SELECT * FROM carbon_data.dim_region ORDER BY 1") == regions_before
+
+
+def test_a_restarted_server_does_not_break_the_next_load(warehouse, server, request) -> None:
+    url, manager = warehouse
+    store(manager, gold_rows("2024-01-01", 1), "2024-01-01")
+    database = url.rsplit("/", 1)[1].split("?")[0]
+    if server == "service":
+        # What a restart does to our pooled connection, without restarting the shared service.
+        terminated = admin_sql(
+            "service",
+            None,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+        assert terminated, "the engine should have kept a pooled connection"
+    else:
+        data_dir = request.getfixturevalue("embedded_dir")
+        assert stop_embedded_server(data_dir)
+        embedded_server(data_dir)
+
+    assert counts(store(manager, gold_rows("2024-01-02", 1), "2024-01-02")) == (0, 0, 0, 18)
+    assert len(table_rows(url)) == 36
+
+
+def test_concurrent_loads_of_one_range_queue_up_and_count_exactly(service_database_url) -> None:
+    manager = PostgresWarehouseIOManager(database_url=service_database_url)
+    rows = gold_rows("2024-01-01", 30)
+    results: list[dict] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(store(manager, rows, "2024-01-01", "2024-01-30"))
+        )
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(counts(meta) for meta in results) == [
+        (0, 0, 0, 540),
+        (0, 540, 0, 0),
+        (0, 540, 0, 0),
+    ]
+
+
+def test_region_names_follow_the_latest_day_loaded(warehouse) -> None:
+    url, manager = warehouse
+    recent = gold_rows("2024-01-01", 1)
+    old = gold_rows("2019-06-01", 1)
+    old.loc[old.regionid == 6, "shortname"] = "North Wales and Merseyside"
+    store(manager, recent, "2024-01-01")
+    store(manager, old, "2019-06-01")  # backfilling old data must not bring the old name back
+    region_6 = "SELECT shortname FROM carbon_data.dim_region WHERE regionid = 6"
+    assert query(url, region_6) == [("North Wales & Merseyside",)]
+
+    newer = gold_rows("2024-01-02", 1)
+    newer.loc[newer.regionid == 6, "shortname"] = "Merseyside & North Wales"
+    store(manager, newer, "2024-01-02")
+    assert query(url, region_6) == [("Merseyside & North Wales",)]
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def test_load_input_returns_exactly_the_rows_of_the_range(warehouse) -> None:
+    _, manager = warehouse
+    rows = gold_rows("2024-01-01", 10)
+    store(manager, rows, "2024-01-01", "2024-01-10")
+
+    loaded = load(manager, "2024-01-03", "2024-01-04")
+    assert list(loaded.columns) == [*GOLD_COLUMNS, "loaded_at", "updated_at"]
+    assert len(loaded) == 36
+    assert set(loaded.date_recorded) == {dt.date(2024, 1, 3), dt.date(2024, 1, 4)}
+    keys = list(loaded[["date_recorded", "regionid"]].itertuples(index=False, name=None))
+    assert keys == sorted(keys)
+    expected = rows[rows.date_recorded.isin([dt.date(2024, 1, 3), dt.date(2024, 1, 4)])]
+    expected = expected.sort_values(["date_recorded", "regionid"], ignore_index=True)
+    pd.testing.assert_frame_equal(loaded[list(GOLD_COLUMNS)], expected)
+    assert isinstance(loaded.intensity_avg[0], Decimal) and loaded.regionid.dtype == "int64"
+
+    assert len(load(manager, None)) == 180  # unpartitioned: everything
+    empty = load(manager, "2023-01-01", "2023-01-31")
+    assert len(empty) == 0 and list(empty.columns) == list(loaded.columns)
+
+
+def test_unpartitioned_output_uses_the_rows_own_date_span(warehouse) -> None:
+    _, manager = warehouse
+    meta = store(manager, gold_rows("2024-05-01", 2), None)
+    assert meta["partition_range"] == "2024-05-01..2024-05-02" and meta["inserted"] == 36
+
+
+# --- configuration and secrets ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["schema_name", "table_name"])
+@pytest.mark.parametrize("bad", ["Carbon", "carbon-data", "x; DROP TABLE y", "1table", "", 'a"b'])
+def test_invalid_identifiers_are_rejected(field: str, bad: str) -> None:
+    with pytest.raises(Exception, match="Invalid schema or table name"):
+        PostgresWarehouseIOManager(**{field: bad})
+
+
+def test_another_table_is_created_like_the_canonical_one(warehouse) -> None:
+    url, _ = warehouse
+    manager = PostgresWarehouseIOManager(
+        database_url=url, schema_name="scratch", table_name="daily_copy"
+    )
+    assert store(manager, gold_rows("2024-01-01", 1), "2024-01-01")["table"] == "scratch.daily_copy"
+    assert len(table_rows(url, "scratch.daily_copy")) == 18
+    checks = query(
+        url,
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'scratch.daily_copy'::regclass AND contype = 'c'",
+    )
+    assert checks == [(12,)]
+
+
+def test_no_password_in_logs_metadata_or_errors(password_role, caplog, capsys) -> None:
+    url, password = password_role
+    manager = PostgresWarehouseIOManager(database_url=url)
+    caplog.set_level(logging.DEBUG)
+    rows = gold_rows("2024-01-01", 2)
+
+    metadata = store(manager, rows, "2024-01-01", "2024-01-02")
+    assert (
+        metadata["database"].startswith("postgresql://carbon_pw_")
+        and ":***@" in metadata["database"]
+    )
+    logged = capsys.readouterr()  # dagster's console logger writes to stderr
+    assert "Inserted 36 new rows" in logged.err
+
+    bad = rows.copy()
+    bad.loc[7, "fuel_solar"] = Decimal(150)
+    missing_database = PostgresWarehouseIOManager(
+        database_url=url.rsplit("/", 1)[0] + "/no_such_db"
+    )
+    failures = []
+    for attempt in (
+        lambda: store(manager, bad, "2024-01-01", "2024-01-02"),  # a CHECK violation
+        lambda: load(missing_database, "2024-01-01"),  # a connection failure
+    ):
+        with pytest.raises(WarehouseError) as raised:
+            attempt()
+        failures.append(raised.value)
+
+    texts = [caplog.text, str(metadata), *logged, *capsys.readouterr()]
+    for error in failures:
+        texts += [str(error), repr(error), "".join(traceback.format_exception(error))]
+    for text in texts:
+        assert password not in text
+
+
+def test_embedded_warehouse_by_default_and_started_on_demand(embedded_dir: Path) -> None:
+    manager = PostgresWarehouseIOManager(data_dir=str(embedded_dir))  # no database_url
+    stop_embedded_server(embedded_dir)
+    meta = store(manager, gold_rows("2020-02-29", 1), "2020-02-29")
+    assert meta["database"].startswith("postgresql+psycopg2://postgres@/carbon?host=")
+    assert meta["dagster/row_count"] == 18
+    assert len(load(manager, "2020-02-29")) == 18
+
+
+# --- through dagster -------------------------------------------------------------------------
+
+
+def test_materialize_a_partition_range_in_one_run(service_database_url) -> None:
+    url = service_database_url
+
+    @asset(
+        partitions_def=PARTITIONS,
+        backfill_policy=BackfillPolicy.single_run(),
+        io_manager_key="warehouse",
+    )
+    def carbon_intensity_daily(context) -> pd.DataFrame:
+        key_range = context.partition_key_range
+        days = (
+            dt.date.fromisoformat(key_range.end) - dt.date.fromisoformat(key_range.start)
+        ).days + 1
+        return gold_rows(key_range.start, days)
+
+    result = materialize(
+        [carbon_intensity_daily],
+        resources={"warehouse": PostgresWarehouseIOManager(database_url=url)},
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-07",
+        },
+    )
+    assert result.success
+    # One run for the whole range: one load, reported on each partition's materialization.
+    materializations = result.asset_materializations_for_node("carbon_intensity_daily")
+    assert sorted(m.partition for m in materializations) == [f"2024-01-0{d}" for d in range(1, 8)]
+    assert {m.metadata["inserted"].value for m in materializations} == {126}
+    assert {m.metadata["dagster/row_count"].value for m in materializations} == {126}
+    assert len(table_rows(url)) == 126
+
+
+@pytest.fixture
+def password_role() -> Iterator[tuple[str, str]]:
+    with role_with_password() as url_and_password:
+        yield url_and_password
