@@ -17,6 +17,7 @@ from carbon_assets.io_managers.bronze_json import BronzeJsonIOManager
 from carbon_assets.io_managers.postgres import PostgresWarehouseIOManager
 from carbon_assets.io_managers.spark_parquet import SparkParquetIOManager
 from carbon_assets.lake import LakeResource
+from carbon_assets.resources import WarehouseDatabase
 from carbon_assets.schedules import daily_refresh_job, daily_refresh_schedule
 from carbon_assets.silver import silver_carbon_intensity
 from carbon_assets.spark import CarbonSparkResource, default_spark_config
@@ -39,6 +40,7 @@ def build_resources(
     }
     lake = LakeResource(data_dir=data_dir)
     pyspark = CarbonSparkResource(spark_config=default_spark_config())
+    database_url = database_url or settings.env_or_default(settings.DATABASE_URL, None)
     return {
         "lake": lake,
         "pyspark": pyspark,
@@ -49,10 +51,8 @@ def build_resources(
         ),
         "bronze_io_manager": BronzeJsonIOManager(lake=lake),
         "spark_parquet_io_manager": SparkParquetIOManager(lake=lake, pyspark=pyspark),
-        "warehouse_io_manager": PostgresWarehouseIOManager(
-            database_url=database_url or settings.env_or_default(settings.DATABASE_URL, None),
-            data_dir=data_dir,
-        ),
+        "warehouse": WarehouseDatabase(database_url=database_url, data_dir=data_dir),
+        "warehouse_io_manager": PostgresWarehouseIOManager(database_url=database_url, data_dir=data_dir),
     }
 
 

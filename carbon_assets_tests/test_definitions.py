@@ -1,0 +1,67 @@
+"""The Definitions load, with every asset, check, resource, job and schedule, and touch nothing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey, BackfillPolicy
+
+from carbon_assets import checks
+from carbon_assets.definitions import defs
+
+ROOT = Path(__file__).parent.parent
+ASSETS = ["bronze_carbon_intensity", "silver_carbon_intensity", "gold_carbon_intensity_daily", "carbon_intensity_daily"]
+
+
+def test_every_asset_is_daily_partitioned_single_run_and_described():
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(ASSETS)
+    for name in ASSETS:
+        asset = defs.resolve_assets_def(name)
+        assert asset.partitions_def.get_first_partition_key() == "2018-05-11"
+        assert asset.backfill_policy == BackfillPolicy.single_run()
+        assert asset.descriptions_by_key[AssetKey(name)], f"{name} has no description"
+    assert defs.resolve_assets_def("bronze_carbon_intensity").op.pool == "carbon_api"
+
+
+def test_every_check_is_registered_with_a_description():
+    specs = [spec for check in checks.ALL_CHECKS for spec in check.check_specs]
+    names = {spec.name for spec in specs}
+    constants = {value for key, value in vars(checks).items() if key.isupper() and isinstance(value, str)
+                 and key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_")) and key != "WAREHOUSE_TABLE"}
+    assert names == constants and len(names) == 13
+    assert all(spec.description for spec in specs)
+    assert {s.name for s in specs if s.blocking} == {checks.SILVER_UNIQUE_HALF_HOURS, checks.SILVER_NO_UNKNOWN_FUELS}
+    resolved = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert resolved == names
+
+
+def test_resources_job_and_schedule():
+    resources = defs.resources
+    assert {"lake", "pyspark", "carbon_api", "warehouse", "bronze_io_manager",
+            "spark_parquet_io_manager", "warehouse_io_manager"} <= set(resources)
+    assert defs.resolve_job_def("daily_refresh")
+    schedule = defs.resolve_schedule_def("daily_refresh_schedule")
+    assert schedule.cron_schedule == "30 0 * * *"
+    assert schedule.execution_timezone == "UTC"
+
+
+def test_importing_definitions_starts_no_spark_and_no_database():
+    code = (
+        "import carbon_assets.definitions, sys;"
+        "assert 'pyspark.sql.session' not in sys.modules or "
+        "__import__('pyspark.sql').sql.SparkSession.getActiveSession() is None;"
+        "from carbon_assets import database; assert not database._known_databases; print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_dagster_cli_loads_the_workspace(tmp_path):
+    dagster = Path(sys.executable).parent / "dagster"
+    # A home of its own: the repository's dagster.yaml wants DAGSTER_POSTGRES_URL.
+    env = os.environ | {"DAGSTER_HOME": str(tmp_path)}
+    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
