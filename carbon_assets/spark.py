@@ -66,6 +66,8 @@ def default_spark_config(master: str | None = None) -> dict[str, Any]:
         "spark.sql.shuffle.partitions": "8",
         "spark.driver.memory": "2g",
         "spark.ui.showConsoleProgress": "false",
+        # The nested bronze schema has many fields; print whole plans when asked.
+        "spark.sql.debug.maxToStringFields": "200",
         "spark.sql.adaptive.enabled": "true",
     }
     conf.update(spark_conf_from_env())
@@ -78,4 +80,7 @@ class CarbonSparkResource(LazyPySparkResource):
     def _init_session(self) -> None:
         if self._spark_session is None:
             ensure_java_home()
+            if str(self.spark_config.get("spark.master", "")).startswith("local"):
+                # Local mode talks to itself: bind to loopback, not the machine's outward address.
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         super()._init_session()
