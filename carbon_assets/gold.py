@@ -1,7 +1,7 @@
 """Gold: daily aggregates per region and UTC date, computed with Spark from silver."""
 
 
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
@@ -57,6 +57,8 @@ def aggregate_daily(silver: DataFrame) -> DataFrame:
 @asset(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
+    automation_condition=AutomationCondition.eager(),
     io_manager_key="spark_parquet_io_manager",
     metadata={"lake_folder": "gold", "csv_export": "gold_carbon_intensity_daily.csv"},
     kinds={"pyspark", "parquet", "csv"},

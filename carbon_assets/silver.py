@@ -3,7 +3,7 @@
 
 from collections.abc import Sequence
 
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -130,6 +130,8 @@ def flatten_bronze(bronze_days: DataFrame) -> DataFrame:
 @asset(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
+    automation_condition=AutomationCondition.eager(),
     io_manager_key="spark_parquet_io_manager",
     metadata={"lake_folder": "silver"},
     kinds={"pyspark", "parquet"},

@@ -2,7 +2,7 @@
 
 
 import pandas as pd
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
 
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.schema import GOLD_COLUMNS
@@ -13,6 +13,8 @@ WAREHOUSE_TABLE = "carbon_data.carbon_intensity_daily"
 @asset(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
+    automation_condition=AutomationCondition.eager(),
     io_manager_key="warehouse_io_manager",
     kinds={"postgres"},
     group_name="carbon_intensity",

@@ -23,6 +23,8 @@ def test_every_asset_is_daily_partitioned_single_run_and_described():
         assert asset.backfill_policy == BackfillPolicy.single_run()
         assert asset.descriptions_by_key[AssetKey(name)], f"{name} has no description"
     assert defs.resolve_assets_def("bronze_carbon_intensity").op.pool == "carbon_api"
+    for name in ASSETS[1:]:  # downstream layers follow bronze on their own
+        assert defs.resolve_assets_def(name).automation_conditions_by_key[AssetKey(name)] is not None
 
 
 def test_every_check_is_registered_with_a_description():
