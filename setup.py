@@ -13,6 +13,8 @@ setup(
         "dagster-pyspark==0.29.27",
         "dagster-postgres==0.29.27",
         "aiohttp>=3.10,<4",
+        # 10x faster JSON encoding than the standard library for bronze's day files.
+        "orjson>=3.10,<4",
         "pyspark>=4.0,<4.4",
         "pandas>=2.2,<3",
         "pyarrow>=17,<27",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -99,8 +100,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def parse_payload(body: bytes) -> tuple[list[PeriodRecord] | None, str | None]:
     """(records, None) for a usable payload, or (None, cause) with cause 'malformed'/'empty'."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None, "malformed"
     if not isinstance(payload, dict):
         return None, "malformed"
@@ -202,13 +203,15 @@ class _Fetch:
     async def _fetch_window(self, session: aiohttp.ClientSession, window: Window) -> None:
         expected = self.plan.expected_half_hours(window)
         url = self.api.base_url.rstrip("/") + window.path
-        outcome: tuple[list[PeriodRecord], dict[str, Any]] | str
+        outcome: tuple[dict[dt.date, list[PeriodRecord]], dict[str, Any]] | str
         for attempt in range(1, self.api.max_attempts + 1):
             result = await self._attempt(session, url)
             if result.status is not None and 400 <= result.status < 500 and result.status != 429:
                 raise ApiRequestRejected(f"{url} -> HTTP {result.status}: {result.detail}")
+            supplied: dict[dt.date, list[PeriodRecord]] = {}
             if result.retry_cause is None:
-                got = {period_start(r) for r in result.records or [] if is_full_period(r)}
+                # Grouping years of records is CPU work: keep the event loop free meanwhile.
+                supplied, got = await asyncio.to_thread(self._supplied_by, window, result.records or [])
                 missing = [start for start in expected if start not in got]
                 if missing:
                     result.retry_cause = "empty" if not result.records else "incomplete"
@@ -225,7 +228,7 @@ class _Fetch:
                     "attempts": attempt,
                     "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat(),
                 }
-                outcome = (result.records or [], source)
+                outcome = (supplied, source)
                 break
             if out_of_tries:
                 outcome = f"{result.retry_cause}: {result.detail} (gave up after {attempt} attempts to {url})"
@@ -234,6 +237,25 @@ class _Fetch:
             self.stats.retries[result.retry_cause] += 1
             await asyncio.sleep(self._backoff(attempt, result.retry_after))
         await self._finish(window, outcome)
+
+    def _supplied_by(
+        self, window: Window, records: list[PeriodRecord]
+    ) -> tuple[dict[dt.date, list[PeriodRecord]], set[dt.datetime]]:
+        """The records this window supplies, by day, and the half-hours among them that are full.
+
+        Records of half-hours another request supplies (the boundary half-hour before the
+        window's start) are dropped here, so each half-hour is stored once.
+        """
+        by_day: dict[dt.date, list[PeriodRecord]] = {}
+        full: set[dt.datetime] = set()
+        for record in records:
+            start = period_start(record)
+            if self.plan.supplier.get(start) != window:
+                continue
+            by_day.setdefault(start.date(), []).append(record)
+            if is_full_period(record):
+                full.add(start)
+        return by_day, full
 
     async def _attempt(self, session: aiohttp.ClientSession, url: str) -> _Attempt:
         """One HTTP exchange, classified; never raises for a retryable failure."""
@@ -294,20 +316,12 @@ class _Fetch:
                 del self.pending_days[day]
                 ready.append(day)
         for day in ready:
-            failures = [r for w in self.plan.windows_of(day) if isinstance(r := self.results[w], str)]
+            windows = self.plan.windows_of(day)
+            failures = [r for w in windows if isinstance(r := self.results[w], str)]
             if failures:
                 self.lost_days[day] = failures[0]
                 continue
-            await asyncio.to_thread(self.on_day, day, self._day_sources(day))
-
-    def _day_sources(self, day: dt.date) -> list[dict[str, Any]]:
-        """For each window of the day, its records of the half-hours it supplies for that day."""
-        sources = []
-        for window in self.plan.windows_of(day):
-            records, source = self.results[window]
-            mine = [
-                r for r in records
-                if period_start(r).date() == day and self.plan.supplier.get(period_start(r)) == window
-            ]
-            sources.append({**source, "data": mine})
-        return sources
+            # pop: a window's parsed records are freed as soon as their days are stored.
+            sources = [{**source, "data": by_day.pop(day, [])}
+                       for by_day, source in (self.results[w] for w in windows)]
+            await asyncio.to_thread(self.on_day, day, sources)

@@ -15,6 +15,7 @@ half-hours that only an earlier fetch had.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,16 +31,20 @@ def period_start(record: PeriodRecord) -> dt.datetime:
     return parse_api_datetime(record["from"])
 
 
+_ALL_REGIONS, _ALL_FUELS = frozenset(REGION_IDS), frozenset(FUELS)
+# C-level getters: this runs for every region of every half-hour of years of data.
+_regionid_of, _fuel_of = operator.methodcaller("get", "regionid"), operator.methodcaller("get", "fuel")
+
+
 def is_full_period(record: PeriodRecord) -> bool:
     """A half-hour with all 18 regions, each with all 9 fuels."""
-    regions = record.get("regions") or []
-    region_ids = {region.get("regionid") for region in regions}
-    if not set(REGION_IDS) <= region_ids:
+    regions = record.get("regions") or ()
+    if not _ALL_REGIONS.issubset(map(_regionid_of, regions)):
         return False
-    return all(
-        {mix.get("fuel") for mix in (region.get("generationmix") or [])} >= set(FUELS)
-        for region in regions
-    )
+    for region in regions:
+        if not _ALL_FUELS.issubset(map(_fuel_of, region.get("generationmix") or ())):
+            return False
+    return True
 
 
 @dataclass(frozen=True)

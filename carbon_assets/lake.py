@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import orjson
 from dagster import ConfigurableResource
 
 from carbon_assets.bronze_days import DayDocument
@@ -73,9 +73,9 @@ class BronzeStore:
     def write(self, document: DayDocument) -> int:
         """Store a day document; returns the number of bytes written."""
         day = dt.date.fromisoformat(document["date"])
-        raw = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        raw = orjson.dumps(document)
         # mtime=0 keeps the gzip bytes a pure function of the document.
-        payload = gzip.compress(raw, compresslevel=6, mtime=0)
+        payload = gzip.compress(raw, compresslevel=3, mtime=0)
         atomic_write_bytes(self.path(day), payload)
         return len(payload)
 
@@ -84,7 +84,7 @@ class BronzeStore:
         if not path.exists():
             return None
         with gzip.open(path, "rb") as handle:
-            return json.loads(handle.read())
+            return orjson.loads(handle.read())
 
     def exists(self, day: dt.date) -> bool:
         return self.path(day).exists()
