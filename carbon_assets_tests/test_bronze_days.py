@@ -50,3 +50,18 @@ def test_store_writes_atomically_and_reads_back(tmp_path):
     assert store.read(DAY) == document
     assert size == store.path(DAY).stat().st_size
     assert [p.name for p in store.path(DAY).parent.iterdir()] == ["2019-08-25.json.gz"]
+
+
+def test_is_complete_reads_the_flag_from_the_head_of_the_file(tmp_path):
+    from carbon_assets.emulator import regional_period_records
+    from carbon_assets.request_plan import api_datetime, half_hours_of
+
+    store = BronzeStore(tmp_path)
+    day = dt.date(2024, 3, 1)
+    full = [{"from": api_datetime(s), "to": api_datetime(s + dt.timedelta(minutes=30)),
+             "regions": regional_period_records(s)} for s in half_hours_of(day)]
+    assert store.is_complete(day) is False  # no file
+    store.write(build_document(day, [source(full)]))
+    assert store.is_complete(day) is True
+    store.write(build_document(day, [source(full[:-1])]))
+    assert store.is_complete(day) is False
