@@ -18,7 +18,7 @@ WAREHOUSE_TABLE = "carbon_data.carbon_intensity_daily"
     io_manager_key="warehouse_io_manager",
     kinds={"postgres"},
     group_name="carbon_intensity",
-    metadata={"table": WAREHOUSE_TABLE},
+    metadata={"dagster/table_name": WAREHOUSE_TABLE},
 )
 def carbon_intensity_daily(
     context: AssetExecutionContext, gold_carbon_intensity_daily: pd.DataFrame

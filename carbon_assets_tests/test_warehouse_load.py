@@ -228,7 +228,7 @@ def test_rows_outside_the_partition_range_are_an_error(warehouse) -> None:
     store(manager, gold_rows("2024-01-01", 1), "2024-01-01")
     before = table_rows(url)
     with pytest.raises(
-        ValueError, match=r"18 input rows are outside the partition range 2024-01-01\.\.2024-01-02"
+        ValueError, match=r"18 input rows are outside the partition range 2024-01-01\.\.\.2024-01-02"
     ):
         store(manager, gold_rows("2024-01-01", 3, seed=1), "2024-01-01", "2024-01-02")
     assert table_rows(url) == before
@@ -340,7 +340,7 @@ def test_load_input_returns_exactly_the_rows_of_the_range(warehouse) -> None:
 def test_unpartitioned_output_uses_the_rows_own_date_span(warehouse) -> None:
     _, manager = warehouse
     meta = store(manager, gold_rows("2024-05-01", 2), None)
-    assert meta["partition_range"] == "2024-05-01..2024-05-02" and meta["inserted"] == 36
+    assert meta["partition_range"] == "2024-05-01...2024-05-02" and meta["inserted"] == 36
 
 
 # --- configuration and secrets ---------------------------------------------------------------

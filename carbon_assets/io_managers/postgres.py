@@ -118,7 +118,7 @@ def check_range(rows: pd.DataFrame, start: str, end: str) -> None:
             .itertuples(index=False)
         )
         raise ValueError(
-            f"{len(outside):,} input rows are outside the partition range {start}..{end} "
+            f"{len(outside):,} input rows are outside the partition range {start}...{end} "
             f"(e.g. {examples}); the asset must return only rows of the partitions it materializes"
         )
 
@@ -255,7 +255,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
                 f"unchanged. {mask_secrets(_describe(error), url or self.database_url)}"
             ) from None  # the chained original could show the URL unmasked
 
-        span = f"{day_range[0]}..{day_range[1]}" if day_range else "no dates"
+        span = f"{day_range[0]}...{day_range[1]}" if day_range else "no dates"
         context.log.info(f"Loaded {span} into {self.qualified_table} at {mask_url(url)}")
         context.log.info(f"Removed {counts.duplicates_removed:,} duplicate rows from input")
         context.log.info(f"Skipped {counts.skipped_unchanged:,} rows already in database")
