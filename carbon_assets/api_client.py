@@ -204,7 +204,9 @@ class _Fetch:
         expected = self.plan.expected_half_hours(window)
         url = self.api.base_url.rstrip("/") + window.path
         outcome: tuple[dict[dt.date, list[PeriodRecord]], dict[str, Any]] | str
-        for attempt in range(1, self.api.max_attempts + 1):
+        # Errors get max_attempts tries and answers without data empty_attempts: loop up to the
+        # larger, so that out_of_tries below is always what ends the loop.
+        for attempt in range(1, max(self.api.max_attempts, self.api.empty_attempts) + 1):
             result = await self._attempt(session, url)
             if result.status is not None and 400 <= result.status < 500 and result.status != 429:
                 raise ApiRequestRejected(f"{url} -> HTTP {result.status}: {result.detail}")
@@ -294,7 +296,8 @@ class _Fetch:
             return _Attempt(status=status, detail=api_error_message(body))
         # Parsing a 13-day answer takes tens of milliseconds: keep the event loop free meanwhile.
         records, cause = await asyncio.to_thread(parse_payload, body)
-        return _Attempt(status=status, records=records, retry_cause=cause, detail=cause or "")
+        detail = {"malformed": "the body is not the API's JSON", "empty": "no data in the answer"}.get(cause, "")
+        return _Attempt(status=status, records=records, retry_cause=cause, detail=detail)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter; never sooner than the server's Retry-After."""

@@ -18,7 +18,7 @@ from pydantic import Field
 from carbon_assets.api_client import ApiRequestRejected, CarbonIntensityApi, FetchIncomplete
 from carbon_assets.bronze_days import build_document, merge_with_previous
 from carbon_assets.lake import LakeResource, remove_leftovers
-from carbon_assets.partitions import daily_partitions, partition_dates
+from carbon_assets.partitions import daily_partitions, partition_dates, partition_range_problem
 
 # Scheduled runs and backfills share this pool (limit 1 in dagster.yaml): never two at the API.
 API_POOL = "carbon_api"
@@ -77,6 +77,8 @@ def bronze_carbon_intensity(
     still stored and the run fails listing the lost days; running it again fetches only those.
     """
     key_range = context.partition_key_range
+    if problem := partition_range_problem(key_range.start, key_range.end):
+        raise Failure(description=f"Nothing fetched: {problem}")
     days = partition_dates(key_range.start, key_range.end)
     store = lake.bronze
     for leftover in remove_leftovers(store.root):

@@ -91,13 +91,18 @@ def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
     else:
         days = partition_dates(date_range[0].isoformat(), date_range[1].isoformat())
     incomplete: dict[str, int] = {}
+    without_records: list[str] = []
     absent: list[str] = []
     for day in days:
+        if store.is_complete(day):
+            continue
         document = store.read(day)
         if document is None:
             absent.append(day.isoformat())
-        elif not document["complete"]:
-            incomplete[day.isoformat()] = document["half_hours"]
+            continue
+        incomplete[day.isoformat()] = document["half_hours"]
+        if document["region_records"] == 0:
+            without_records.append(day.isoformat())
     yield AssetCheckResult(
         check_name=BRONZE_DAYS_COMPLETE,
         passed=not incomplete and not absent,
@@ -107,7 +112,7 @@ def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
             "days_checked": len(days),
             "incomplete_days": len(incomplete),
             "incomplete_half_hours_by_date": MetadataValue.json(dict(list(incomplete.items())[:MAX_LISTED])),
-            "days_with_no_data": listed(d for d, n in incomplete.items() if n == 0),
+            "days_with_no_data": listed(without_records),
             "days_not_stored": listed(absent),
         },
     )
@@ -148,14 +153,15 @@ SILVER_CHECK_DESCRIPTIONS = {
     ),
     SILVER_INTENSITY_NON_NEGATIVE: (
         "Every carbon intensity is present and >= 0. A failure means impossible or missing "
-        "intensities on the listed dates."
+        "intensities on the listed dates; gold is not built from them."
     ),
     SILVER_INDEX_LABELS_KNOWN: (
         "Every intensity index is one of: very low, low, moderate, high, very high. A failure "
         "means the API changed its labels; index_mode on those dates may be wrong."
     ),
 }
-BLOCKING_SILVER_CHECKS = {SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS}
+# Bad silver must not reach gold: duplicates, fuels gold has no column for, impossible values.
+BLOCKING_SILVER_CHECKS = {SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS, SILVER_INTENSITY_NON_NEGATIVE}
 
 
 @multi_asset_check(

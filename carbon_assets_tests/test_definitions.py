@@ -34,7 +34,8 @@ def test_every_check_is_registered_with_a_description():
                  and key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_")) and key != "WAREHOUSE_TABLE"}
     assert names == constants and len(names) == 13
     assert all(spec.description for spec in specs)
-    assert {s.name for s in specs if s.blocking} == {checks.SILVER_UNIQUE_HALF_HOURS, checks.SILVER_NO_UNKNOWN_FUELS}
+    assert {s.name for s in specs if s.blocking} == {
+        checks.SILVER_UNIQUE_HALF_HOURS, checks.SILVER_NO_UNKNOWN_FUELS, checks.SILVER_INTENSITY_NON_NEGATIVE}
     resolved = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert resolved == names
 

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 import pandas as pd
+import psycopg2
 import sqlalchemy
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from psycopg2 import sql
@@ -149,6 +150,14 @@ def csv_buffer(rows: pd.DataFrame) -> io.StringIO:
 def _describe(error: BaseException) -> str:
     """'ErrorType: message' of the database's own error rather than SQLAlchemy's wrapper (which
     appends the whole statement)."""
+    # When the connection dies inside the transaction, leaving engine.begin() tries a rollback
+    # that fails with "connection already closed"; report the error that says what happened.
+    while (
+        isinstance(error, (sqlalchemy.exc.InterfaceError, psycopg2.InterfaceError))
+        and error.__context__ is not None
+    ):
+        error = error.__context__
+
     original = (
         getattr(error, "orig", None) if isinstance(error, sqlalchemy.exc.DBAPIError) else None
     )

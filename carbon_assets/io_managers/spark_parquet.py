@@ -48,6 +48,22 @@ def _date_range(context: OutputContext | InputContext) -> tuple[dt.date, dt.date
     return dt.date.fromisoformat(key_range.start), dt.date.fromisoformat(key_range.end)
 
 
+def spark_error_summary(message: str, line_limit: int = 400, lines: int = 12) -> str:
+    """The lines of a Spark error that say what went wrong, each cut short.
+
+    Spark's parse errors quote the whole offending record (a bronze day is ~350,000
+    characters); the error classes and their causes are what a reader needs.
+    """
+    telling = [
+        line.strip() for line in message.splitlines()
+        if line.strip().startswith("[") or "Caused by" in line or "Exception:" in line
+    ] or message.splitlines()[:1]
+    shown = []
+    for line in dict.fromkeys(telling):  # unique, in order
+        shown.append(line if len(line) <= line_limit else line[:line_limit] + f" ... [{len(line):,} characters]")
+    return "\n".join(shown[:lines])
+
+
 def write_days(folder: Path, table: pa.Table, days: list[dt.date]) -> dict[dt.date, int]:
     """Replace the files of `days` with the rows of `table`; returns the rows written per day."""
     table = table.sort_by(PARTITION_COLUMN)
@@ -98,7 +114,12 @@ class SparkParquetIOManager(ConfigurableIOManager):
         date_range = _date_range(context)
         if date_range is not None:
             obj = obj.where(F.col(PARTITION_COLUMN).between(F.lit(date_range[0]), F.lit(date_range[1])))
-        table = obj.toArrow()
+        try:
+            table = obj.toArrow()
+        except Exception as error:  # noqa: BLE001 - Spark quotes whole input files in its errors
+            raise RuntimeError(
+                f"Spark could not compute {context.asset_key.to_user_string()}:\n{spark_error_summary(str(error))}"
+            ) from None
         days = partition_dates(*(d.isoformat() for d in date_range)) if date_range else []
         rows_per_day = write_days(folder, table, days)
         without_rows = sorted(d.isoformat() for d in days if d not in rows_per_day)
