@@ -4,7 +4,7 @@
 from collections.abc import Sequence
 
 from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -71,6 +71,10 @@ def read_bronze(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     )
 
 
+def none_if_empty(collection: Column) -> Column:
+    return F.when(F.size(collection) > 0, collection)
+
+
 def flatten_bronze(bronze_days: DataFrame) -> DataFrame:
     """One row per (regionid, half-hour) with the nine fuels as columns.
 
@@ -107,9 +111,10 @@ def flatten_bronze(bronze_days: DataFrame) -> DataFrame:
         F.round("region.intensity.forecast").cast(IntegerType()).alias("intensity_forecast"),
         F.col("region.intensity.index").alias("intensity_index"),
         *(mix[fuel].alias(f"fuel_{fuel}") for fuel in FUELS),
-        # Schema drift is kept, never dropped: unknown fuels here, missing ones listed.
-        F.map_filter(mix, lambda fuel, _: ~F.array_contains(known, fuel)).alias("extra_fuels"),
-        F.filter(known, lambda fuel: ~F.map_contains_key(mix, fuel)).alias("missing_fuels"),
+        # Schema drift is kept, never dropped: unknown fuels here, missing ones listed. NULL
+        # when there are none (nearly always): empty maps cost a third of silver's time to move.
+        none_if_empty(F.map_filter(mix, lambda fuel, _: ~F.array_contains(known, fuel))).alias("extra_fuels"),
+        none_if_empty(F.filter(known, lambda fuel: ~F.map_contains_key(mix, fuel))).alias("missing_fuels"),
         "fetched_at", "file_date", "source_position", "record_position",
     ).where(F.col("date_recorded") == F.col("file_date"))
 
@@ -146,7 +151,8 @@ def silver_carbon_intensity(
 
     Columns: timestamp, date_recorded, regionid, shortname, dno, intensity_forecast,
     intensity_index, the nine fuel shares fuel_biomass .. fuel_wind (percent), extra_fuels
-    (any fuel the API adds, kept rather than dropped), missing_fuels and fetched_at (lineage).
+    (any fuel the API adds, kept rather than dropped; NULL when none), missing_fuels (NULL when
+    none) and fetched_at (lineage).
     A half-hour fetched twice keeps its latest fetch. Stored as Parquet partitioned by
     date_recorded; re-materializing a range replaces exactly those days.
     """

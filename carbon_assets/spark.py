@@ -64,7 +64,8 @@ def default_spark_config(master: str | None = None) -> dict[str, Any]:
         "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
         # Three years are ~1M rows: a handful of shuffle partitions beats the default 200.
         "spark.sql.shuffle.partitions": "8",
-        "spark.driver.memory": "2g",
+        # Three years of silver are ~150 MB as Arrow; 1.5 GB of heap leaves room to spare.
+        "spark.driver.memory": "1536m",
         "spark.ui.showConsoleProgress": "false",
         # The nested bronze schema has many fields; print whole plans when asked.
         "spark.sql.debug.maxToStringFields": "200",

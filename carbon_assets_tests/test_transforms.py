@@ -87,7 +87,7 @@ def test_real_2019_response_gives_864_silver_rows_and_gold_to_the_cent(spark, tm
     assert list(silver.columns) == list(SILVER_COLUMNS)
     assert not silver.duplicated(["regionid", "timestamp"]).any()
     assert str(silver["timestamp"].min()) == "2019-08-25 12:30:00"
-    assert all(silver["missing_fuels"].map(len) == 0) and all(silver["extra_fuels"].map(len) == 0)
+    assert silver["missing_fuels"].isna().all() and silver["extra_fuels"].isna().all()
 
     gold = aggregate_daily(silver_frame).toPandas().sort_values(["date_recorded", "regionid"], ignore_index=True)
     expected = pandas_gold(periods)

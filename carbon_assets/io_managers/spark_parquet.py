@@ -87,15 +87,17 @@ def write_days(folder: Path, table: pa.Table, days: list[dt.date]) -> dict[dt.da
     return rows_per_day
 
 
-def read_parquet_table(folder: Path, first: dt.date | None = None, last: dt.date | None = None) -> pd.DataFrame:
-    """A date-partitioned Parquet folder as pandas, optionally one date range."""
+def read_parquet_table(
+    folder: Path, first: dt.date | None = None, last: dt.date | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """A date-partitioned Parquet folder as pandas, optionally one date range and some columns."""
     if not folder.exists() or not any(folder.glob(f"{PARTITION_COLUMN}=*")):
         return pd.DataFrame()
     dataset = pa_ds.dataset(folder, format="parquet", partitioning=HIVE_DATES, exclude_invalid_files=True)
     condition = None
     if first is not None and last is not None:
         condition = (pa_ds.field(PARTITION_COLUMN) >= first) & (pa_ds.field(PARTITION_COLUMN) <= last)
-    return dataset.to_table(filter=condition).to_pandas()
+    return dataset.to_table(columns=columns, filter=condition).to_pandas()
 
 
 class SparkParquetIOManager(ConfigurableIOManager):
