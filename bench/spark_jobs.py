@@ -1,0 +1,158 @@
+"""Silver and gold from bronze files with Spark, ours or the original way, in this process.
+
+    python -m bench.spark_jobs {ours,original} --bronze-dir D --first F --last L --out-dir O --result R.json
+
+Run it in a fresh process so that the JVM start is part of what is measured. Both approaches
+use the project's Spark configuration, write silver and gold Parquet partitioned by
+date_recorded, and build gold from the silver Parquet they wrote (as the Dagster assets do).
+
+- ours: read_bronze (explicit schema) + flatten_bronze (map lookup per fuel) + aggregate_daily,
+  each layer collected through Arrow and written one file per day by the Parquet IO manager's
+  write_days, as the Dagster assets do.
+- original: spark.read.json with schema inference, then explode sources, periods, regions
+  and generation mixes (one row per region, half-hour and fuel), pivot the fuels back into
+  columns, and average per (regionid, date) in binary floating point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import psutil
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from carbon_assets.gold import aggregate_daily
+from carbon_assets.io_managers.spark_parquet import write_days
+from carbon_assets.lake import BronzeStore
+from carbon_assets.partitions import partition_dates
+from carbon_assets.schema import FUEL_COLUMNS, FUELS
+from carbon_assets.silver import flatten_bronze, read_bronze
+from carbon_assets.spark import default_spark_config, ensure_java_home
+
+PARTITION_COLUMN = "date_recorded"
+
+
+def start_spark() -> SparkSession:
+    """A local session with the project's configuration (this is where the JVM starts)."""
+    ensure_java_home()
+    builder = SparkSession.builder
+    for key, value in default_spark_config().items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def write_by_day(frame: DataFrame, folder: Path) -> None:
+    """The original way: Spark's own partitioned writer."""
+    frame.write.mode("overwrite").partitionBy(PARTITION_COLUMN).parquet(str(folder))
+
+
+def write_days_like_the_io_manager(frame: DataFrame, folder: Path, days: list[dt.date]) -> None:
+    """Our way: collect through Arrow, one file per day (SparkParquetIOManager.handle_output)."""
+    write_days(folder, frame.toArrow(), days)
+
+
+# --- the original approach ---------------------------------------------------------------
+
+def explode_original(raw: DataFrame) -> DataFrame:
+    """One row per (half-hour, region, fuel): ~8.7M rows for three years."""
+    periods = raw.select(F.explode("sources").alias("source")).select(
+        F.explode("source.data").alias("period")
+    )
+    regions = periods.select(F.col("period.from").alias("from"), F.explode("period.regions").alias("region"))
+    return regions.select(
+        "from",
+        F.col("region.regionid").alias("regionid"),
+        F.col("region.shortname").alias("shortname"),
+        F.col("region.dnoregion").alias("dno"),
+        F.col("region.intensity.forecast").alias("intensity_forecast"),
+        F.col("region.intensity.index").alias("intensity_index"),
+        F.explode("region.generationmix").alias("mix"),
+    ).select("*", F.col("mix.fuel").alias("fuel"), F.col("mix.perc").alias("perc")).drop("mix")
+
+
+def pivot_original(exploded: DataFrame) -> DataFrame:
+    """Back to one row per (region, half-hour), one column per fuel."""
+    keys = ["from", "regionid", "shortname", "dno", "intensity_forecast", "intensity_index"]
+    pivoted = exploded.groupBy(*keys).pivot("fuel").agg(F.first("perc"))
+    return pivoted.select(
+        F.to_timestamp("from", "yyyy-MM-dd'T'HH:mmX").alias("timestamp"),
+        F.to_date(F.substring("from", 1, 10)).alias(PARTITION_COLUMN),
+        *keys[1:],
+        *(F.col(fuel).alias(f"fuel_{fuel}") for fuel in FUELS),
+    )
+
+
+def average_original(silver: DataFrame) -> DataFrame:
+    return silver.groupBy("regionid", PARTITION_COLUMN).agg(
+        F.avg("intensity_forecast").alias("intensity_avg"),
+        *(F.avg(column).alias(column) for column in FUEL_COLUMNS),
+        F.count("*").cast("int").alias("half_hours"),
+    )
+
+
+# --- the two jobs: each returns its timings -----------------------------------------------
+
+def run_ours(spark: SparkSession, paths: list[str], out: Path, days: list[dt.date]) -> dict:
+    started = time.perf_counter()
+    write_days_like_the_io_manager(flatten_bronze(read_bronze(spark, paths)), out / "silver", days)
+    silver_done = time.perf_counter()
+    silver = spark.read.parquet(str(out / "silver"))
+    write_days_like_the_io_manager(aggregate_daily(silver), out / "gold", days)
+    return {"silver_seconds": silver_done - started, "gold_seconds": time.perf_counter() - silver_done}
+
+
+def run_original(spark: SparkSession, paths: list[str], out: Path, days: list[dt.date]) -> dict:
+    started = time.perf_counter()
+    exploded = explode_original(spark.read.option("multiLine", True).json(paths))
+    write_by_day(pivot_original(exploded), out / "silver")
+    silver_done = time.perf_counter()
+    write_by_day(average_original(spark.read.parquet(str(out / "silver"))), out / "gold")
+    timings = {"silver_seconds": silver_done - started, "gold_seconds": time.perf_counter() - silver_done}
+    counting = time.perf_counter()  # not part of the job: how big the exploded step is
+    timings["exploded_rows"] = exploded.count()
+    timings["exploded_count_seconds"] = time.perf_counter() - counting
+    return timings
+
+
+JOBS = {"ours": run_ours, "original": run_original}
+
+
+def bronze_paths(bronze_dir: Path, first: str, last: str) -> list[str]:
+    store = BronzeStore(bronze_dir)
+    return [str(store.path(day)) for day in partition_dates(first, last) if store.exists(day)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("approach", choices=sorted(JOBS))
+    for option in ("--bronze-dir", "--first", "--last", "--out-dir", "--result"):
+        parser.add_argument(option, required=True)
+    args = parser.parse_args(argv)
+    paths = bronze_paths(Path(args.bronze_dir), args.first, args.last)
+    # Python's start and imports (pyspark, dagster via carbon_assets) until now.
+    startup_seconds = time.time() - psutil.Process().create_time()
+    imported = time.perf_counter()
+    spark = start_spark()
+    session_ready = time.perf_counter()
+    days = partition_dates(args.first, args.last)
+    timings = JOBS[args.approach](spark, paths, Path(args.out_dir), days)
+    spark.stop()
+    result = {
+        "approach": args.approach,
+        "bronze_files": len(paths),
+        "startup_seconds": startup_seconds,
+        "jvm_start_seconds": session_ready - imported,
+        "job_seconds": timings["silver_seconds"] + timings["gold_seconds"],
+        **timings,
+    }
+    Path(args.result).write_text(json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                                             for k, v in result.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

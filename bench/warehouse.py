@@ -1,0 +1,78 @@
+"""The warehouse load alone: gold's real rows, first load and idempotent re-runs.
+
+bench_warehouse_load.timed_load is fixed to its own synthetic range, so the range is a
+parameter here; its run_benchmark (synthetic rows, own database) is run as a cross-check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import time
+from pathlib import Path
+
+import sqlalchemy
+from dagster import PartitionKeyRange, build_output_context
+
+from bench import bench_warehouse_load
+from carbon_assets.database import create_warehouse_engine, dispose_engines
+from carbon_assets.io_managers.postgres import PostgresWarehouseIOManager
+from carbon_assets.io_managers.spark_parquet import read_parquet_table
+from carbon_assets.partitions import daily_partitions
+from carbon_assets.schema import GOLD_COLUMNS
+from carbon_assets.warehouse import WAREHOUSE_TABLE
+
+
+def timed_load(manager: PostgresWarehouseIOManager, rows, first: str, last: str) -> tuple[float, dict]:
+    """Seconds handle_output took for first..last (context building excluded) and its metadata."""
+    with build_output_context(
+        asset_key="carbon_intensity_daily",
+        asset_partitions_def=daily_partitions,
+        asset_partition_key_range=PartitionKeyRange(first, last),
+    ) as context:
+        started = time.perf_counter()
+        manager.handle_output(context, rows)
+        elapsed = time.perf_counter() - started
+        metadata = {k: getattr(v, "value", v) for k, v in context.get_logged_metadata().items()}
+    return elapsed, metadata
+
+
+def warehouse_rows(database_url: str, first: str, last: str) -> int:
+    query = f"SELECT count(*) FROM {WAREHOUSE_TABLE} WHERE date_recorded BETWEEN :first AND :last"
+    with create_warehouse_engine(database_url).connect() as connection:
+        return connection.execute(sqlalchemy.text(query), {"first": first, "last": last}).scalar_one()
+
+
+def empty_range(database_url: str, first: str, last: str) -> None:
+    query = f"DELETE FROM {WAREHOUSE_TABLE} WHERE date_recorded BETWEEN :first AND :last"
+    with create_warehouse_engine(database_url).begin() as connection:
+        connection.execute(sqlalchemy.text(query), {"first": first, "last": last})
+
+
+def time_real_load(database_url: str, gold_dir: Path, first: str, last: str, repeats: int = 5) -> dict:
+    """Empty the range, load gold's rows on a new connection, then re-run the same load.
+
+    Destructive for the range: run it on the benchmark's scratch database only, last.
+    """
+    rows = read_parquet_table(gold_dir, dt.date.fromisoformat(first), dt.date.fromisoformat(last))[list(GOLD_COLUMNS)]
+    manager = PostgresWarehouseIOManager(database_url=database_url)
+    empty_range(database_url, first, last)
+    dispose_engines()  # the first load connects from scratch, like a new run process
+    first_seconds, first_meta = timed_load(manager, rows, first, last)
+    reruns = [timed_load(manager, rows, first, last) for _ in range(repeats)]
+    times = [seconds for seconds, _ in reruns]
+    return {
+        "rows": len(rows),
+        "first_load_seconds": round(first_seconds, 3),
+        "first_load_inserted": first_meta["inserted"],
+        "rerun_median_seconds": round(statistics.median(times), 3),
+        "rerun_min_seconds": round(min(times), 3),
+        "rerun_repeats": repeats,
+        "rerun_skipped_unchanged": reruns[-1][1]["skipped_unchanged"],
+        "rerun_written": reruns[-1][1]["inserted"] + reruns[-1][1]["updated"],
+    }
+
+
+def time_synthetic_load(admin_dsn: str) -> dict[str, float]:
+    """bench_warehouse_load's own benchmark: {step: seconds}."""
+    return {step: round(seconds, 3) for step, seconds, _ in bench_warehouse_load.run_benchmark(admin_dsn)}
