@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from bench.processes import bench_env, python_module
+from bench.processes import bench_env, die_with_parent, python_module
 
 READY_LINE = re.compile(r"emulator on (http://\S+)")
 
@@ -55,7 +55,8 @@ class EmulatorProcess:
         command = python_module("carbon_assets.cli", "emulate-api", *self.settings.arguments())
         self._log = open(self.log_path, "w")
         self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=bench_env(), start_new_session=True
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=bench_env(),
+            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         self.base_url = self._wait_until_listening()
         return self

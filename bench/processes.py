@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -96,6 +97,22 @@ class Measured:
         return asdict(self)
 
 
+# prctl(PR_SET_PDEATHSIG, SIGKILL), looked up now: the child calls it between fork and exec,
+# where importing or taking locks could deadlock.
+_PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_SIGKILL = int(signal.SIGKILL)
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: be killed when the benchmark dies, even by SIGKILL (Linux).
+
+    Without this, a benchmark killed from outside would leave its emulator serving forever.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, _SIGKILL)
+
+
 def bench_env() -> dict[str, str]:
     """The environment for bench subprocesses: the project importable, Python unbuffered."""
     env = dict(os.environ)
@@ -115,7 +132,7 @@ def run_measured(command: list[str], log_path: Path, cwd: Path, timeout: float) 
         started = time.perf_counter()
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=bench_env(),
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         sampler = PeakRssSampler(process.pid)
         sampler.start()

@@ -9,20 +9,24 @@
 4. rebuilds silver and gold from the same bronze files, ours and the original way, each in a
    fresh process, and compares the two gold tables;
 5. times the warehouse load alone on the real gold rows;
-then writes bench/results/latest.md and latest.json and drops the database.
+then writes bench/results/latest.md and latest.json (and each process's log under logs/) and
+drops the database. Only one benchmark runs at a time (bench/results/.lock).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.emulator_process import EmulatorProcess, EmulatorSettings
@@ -130,7 +134,11 @@ class Bench:
         """Last, because it empties and reloads the range of the scratch database."""
         log("warehouse load alone (real gold rows), then bench_warehouse_load.py (synthetic)")
         # The IO manager logs each load through Dagster's console logger: into the log file.
-        with open(self.logs_dir / "warehouse.log", "w") as output, redirect_stderr(output), redirect_stdout(output):
+        with (
+            open(self.logs_dir / "warehouse.log", "w") as output,
+            contextlib.redirect_stderr(output),
+            contextlib.redirect_stdout(output),
+        ):
             return {
                 "real": time_real_load(self.database_url, self.data_dir / "gold", first, last),
                 "synthetic": time_synthetic_load(admin_dsn),
@@ -163,23 +171,47 @@ def scenario(args: argparse.Namespace, settings: EmulatorSettings) -> dict:
     }  # fmt: skip
 
 
+@contextlib.contextmanager
+def only_benchmark(results_dir: Path) -> Iterator[None]:
+    """One benchmark at a time: two on the same cores would distort each other's numbers."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with open(results_dir / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchError(f"another benchmark is running ({results_dir / '.lock'} is locked)") from None
+        yield
+
+
+def keep_logs(logs_dir: Path, results_dir: Path) -> None:
+    """Replace results/logs with this run's logs (written in the temp folder meanwhile)."""
+    target = results_dir / "logs"
+    shutil.rmtree(target, ignore_errors=True)
+    if logs_dir.exists():
+        shutil.copytree(logs_dir, target)
+
+
 def run_stages(args: argparse.Namespace, results: dict, settings: EmulatorSettings) -> None:
     """Every stage, in order, adding to `results` as it goes (so a failure keeps the rest)."""
     day_after = (dt.date.fromisoformat(args.last) + dt.timedelta(days=1)).isoformat()
-    logs_dir = args.results_dir / "logs"
-    with (
-        tempfile.TemporaryDirectory(prefix="carbon-bench-") as work_dir,
-        EmulatorProcess(settings, logs_dir / "emulator.log") as emulator,
-        scratch_database(args.admin_dsn) as database_url,
-    ):
-        log(f"emulator {emulator.base_url} (pid {emulator.pid}); lake {work_dir}")
-        bench = Bench(Path(work_dir), emulator, database_url, logs_dir)
-        results["backfill"] = bench.backfill(args.first, args.last)
-        if not results["backfill"]["summary"]["success"]:
-            raise BenchError("the backfill failed; later stages need its data")
-        results["incremental"] = bench.incremental(day_after)
-        results["side_by_side"] = bench.side_by_side(args.first, args.last, args.skip_original)
-        results["warehouse"] = bench.warehouse_alone(args.first, args.last, args.admin_dsn)
+    with tempfile.TemporaryDirectory(prefix="carbon-bench-") as work:
+        work_dir = Path(work)
+        logs_dir = work_dir / "logs"
+        try:
+            with (
+                EmulatorProcess(settings, logs_dir / "emulator.log") as emulator,
+                scratch_database(args.admin_dsn) as database_url,
+            ):
+                log(f"emulator {emulator.base_url} (pid {emulator.pid}); lake {work_dir}")
+                bench = Bench(work_dir, emulator, database_url, logs_dir)
+                results["backfill"] = bench.backfill(args.first, args.last)
+                if not results["backfill"]["summary"]["success"]:
+                    raise BenchError("the backfill failed; later stages need its data")
+                results["incremental"] = bench.incremental(day_after)
+                results["side_by_side"] = bench.side_by_side(args.first, args.last, args.skip_original)
+                results["warehouse"] = bench.warehouse_alone(args.first, args.last, args.admin_dsn)
+        finally:
+            keep_logs(logs_dir, args.results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{args.first}..{args.last} ({results['scenario']['days']:,} days); results in {args.results_dir}")
     failure = None
     try:
-        run_stages(args, results, settings)
+        with only_benchmark(args.results_dir):
+            run_stages(args, results, settings)
     except BenchError as error:
         failure = str(error)
         results["error"] = failure
