@@ -64,8 +64,12 @@ def default_spark_config(master: str | None = None) -> dict[str, Any]:
         "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
         # Three years are ~1M rows: a handful of shuffle partitions beats the default 200.
         "spark.sql.shuffle.partitions": "8",
-        # Three years of silver are ~150 MB as Arrow; 1.5 GB of heap leaves room to spare.
-        "spark.driver.memory": "1536m",
+        # Three years of silver are ~150 MB as Arrow: measured as fast with 1 GB as with 2 GB,
+        # and 0.9 GB less resident memory.
+        "spark.driver.memory": "1g",
+        # A range run reads one folder per day; below this many paths the driver lists them
+        # itself instead of launching a Spark job (13.5 s -> 2 s to plan three years).
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "10000",
         "spark.ui.showConsoleProgress": "false",
         # The nested bronze schema has many fields; print whole plans when asked.
         "spark.sql.debug.maxToStringFields": "200",
