@@ -16,14 +16,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import orjson
+import msgspec
 from dagster import ConfigurableResource
 
-from carbon_assets.bronze_days import DayDocument
+from carbon_assets.bronze_days import DayDocument, Period
 
 TEMP_PREFIX = ".tmp-"
 COMPLETE_FLAG = re.compile(rb'^\{"date":"[0-9-]+","complete":(true|false)')
 COMPLETE_FLAG_WITHIN = 64
+
+
+def _period_as_sent(value: object) -> msgspec.Raw:
+    """Periods are written as the bytes the API sent them in, not re-encoded."""
+    if isinstance(value, Period):
+        return msgspec.Raw(value.raw)
+    raise TypeError(f"a day document cannot hold a {type(value).__name__}")
+
+
+_DOCUMENT_ENCODER = msgspec.json.Encoder(enc_hook=_period_as_sent)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -76,18 +86,19 @@ class BronzeStore:
     def write(self, document: DayDocument) -> int:
         """Store a day document; returns the number of bytes written."""
         day = dt.date.fromisoformat(document["date"])
-        raw = orjson.dumps(document)
+        raw = _DOCUMENT_ENCODER.encode(document)
         # mtime=0 keeps the gzip bytes a pure function of the document.
         payload = gzip.compress(raw, compresslevel=3, mtime=0)
         atomic_write_bytes(self.path(day), payload)
         return len(payload)
 
     def read(self, day: dt.date) -> DayDocument | None:
+        """The day's file as plain JSON data (its records are dicts), or None if absent."""
         path = self.path(day)
         if not path.exists():
             return None
         with gzip.open(path, "rb") as handle:
-            return orjson.loads(handle.read())
+            return msgspec.json.decode(handle.read())
 
     def exists(self, day: dt.date) -> bool:
         return self.path(day).exists()

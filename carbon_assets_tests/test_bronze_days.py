@@ -1,10 +1,20 @@
 """Day documents: completeness and merging a re-fetch without losing half-hours."""
 
 import datetime as dt
+import gzip
 import json
 from pathlib import Path
 
-from carbon_assets.bronze_days import assess, build_document, day_records, merge_with_previous
+import pytest
+
+from carbon_assets.bronze_days import (
+    Period,
+    assess,
+    build_document,
+    day_periods,
+    merge_with_previous,
+    periods_in_response,
+)
 from carbon_assets.lake import BronzeStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -17,12 +27,13 @@ def real_periods():
 
 
 def source(records, fetched_at="2024-01-01T00:00:00+00:00"):
-    return {"url": "u", "status": 200, "attempts": 1, "fetched_at": fetched_at, "data": records}
+    return {"url": "u", "status": 200, "attempts": 1, "fetched_at": fetched_at,
+            "data": [Period.from_record(record) for record in records]}
 
 
 def test_a_half_day_is_incomplete_with_its_missing_half_hours_listed():
     records = [r for r in real_periods() if r["from"].startswith("2019-08-25")]
-    completeness = assess(DAY, records)
+    completeness = assess(DAY, map(Period.from_record, records))
     assert completeness.half_hours == 23  # 12:30 .. 23:30
     assert not completeness.complete
     assert completeness.missing[0] == dt.datetime(2019, 8, 25, tzinfo=dt.timezone.utc)
@@ -31,23 +42,26 @@ def test_a_half_day_is_incomplete_with_its_missing_half_hours_listed():
 def test_a_region_short_of_a_fuel_makes_its_half_hour_incomplete():
     records = [r for r in real_periods() if r["from"].startswith("2019-08-25")]
     records[0]["regions"][3]["generationmix"].pop()
-    assert assess(DAY, records).half_hours == 22
+    assert assess(DAY, map(Period.from_record, records)).half_hours == 22
 
 
-def test_merge_keeps_half_hours_only_the_previous_fetch_had():
+def test_merge_keeps_half_hours_only_the_previous_fetch_had(tmp_path):
     records = [r for r in real_periods() if r["from"].startswith("2019-08-25")]
-    previous = build_document(DAY, [source(records[:10], "2024-01-01T00:00:00+00:00")])
+    store = BronzeStore(tmp_path)
+    store.write(build_document(DAY, [source(records[:10], "2024-01-01T00:00:00+00:00")]))
     new = build_document(DAY, [source(records[5:], "2024-02-01T00:00:00+00:00")])
-    merged = merge_with_previous(new, previous)
+    merged = merge_with_previous(new, store.read(DAY))
     assert merged["half_hours"] == 23
-    assert len(day_records(merged)) == 23  # 18 new + the 5 only the previous fetch had
+    assert len(day_periods(merged)) == 23  # 18 new + the 5 only the previous fetch had
 
 
 def test_store_writes_atomically_and_reads_back(tmp_path):
     store = BronzeStore(tmp_path)
     document = build_document(DAY, [source(real_periods()[:3])])
     size = store.write(document)
-    assert store.read(DAY) == document
+    stored = store.read(DAY)
+    assert stored["sources"][0]["data"] == real_periods()[:3]
+    assert {**stored, "sources": None} == {**document, "sources": None}
     assert size == store.path(DAY).stat().st_size
     assert [p.name for p in store.path(DAY).parent.iterdir()] == ["2019-08-25.json.gz"]
 
@@ -65,3 +79,26 @@ def test_is_complete_reads_the_flag_from_the_head_of_the_file(tmp_path):
     assert store.is_complete(day) is True
     store.write(build_document(day, [source(full[:-1])]))
     assert store.is_complete(day) is False
+
+
+def test_records_are_stored_as_the_exact_bytes_the_api_sent(tmp_path):
+    body = (FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json").read_bytes()
+    periods = periods_in_response(body)
+    assert len(periods) == 48 and all(period.full and period.regions == 18 for period in periods)
+    store = BronzeStore(tmp_path)
+    store.write(build_document(DAY, [{**source([]), "data": [p for p in periods if p.start.date() == DAY]}]))
+    with gzip.open(store.path(DAY), "rb") as handle:
+        written = handle.read()
+    first = periods[0].raw
+    assert first in body and first in written  # not re-encoded: key order, spacing, numbers as sent
+
+
+@pytest.mark.parametrize("body", [b"[]", b'{"data": {}}', b'{"data": [{"to": "x"}]}', b'{"data": [1]}', b"{"])
+def test_malformed_answers_are_rejected(body):
+    with pytest.raises(ValueError):
+        periods_in_response(body)
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"data": null}', b'{"data": []}'])
+def test_answers_without_data_have_no_periods(body):
+    assert periods_in_response(body) is None

@@ -26,7 +26,7 @@ from carbon_assets.emulator import EmulatorConfig, draw_fault, start_emulator
 from carbon_assets.io_managers.bronze_json import BronzeJsonIOManager
 from carbon_assets.lake import BronzeStore, LakeResource
 from carbon_assets.partitions import partition_dates
-from carbon_assets.request_plan import plan_requests
+from carbon_assets.request_plan import api_datetime, plan_requests
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAST = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
@@ -42,7 +42,7 @@ def fetch(base_url, days, **options):
 
 
 def half_hours(sources) -> set[str]:
-    return {record["from"] for source in sources for record in source["data"]}
+    return {api_datetime(period.start) for source in sources for period in source["data"]}
 
 
 def materialize_bronze(data_dir, base_url, first, last, refetch=False, **options):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carbon_assets.bronze_days import build_document
+from carbon_assets.bronze_days import Period, build_document
 from carbon_assets.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
 from carbon_assets.gold import aggregate_daily
 from carbon_assets.lake import BronzeStore
@@ -30,7 +30,8 @@ def real_periods() -> list[dict]:
 
 
 def source(records, fetched_at="2024-01-01T00:00:00+00:00"):
-    return {"url": "test", "status": 200, "attempts": 1, "fetched_at": fetched_at, "data": records}
+    return {"url": "test", "status": 200, "attempts": 1, "fetched_at": fetched_at,
+            "data": [Period.from_record(record) for record in records]}
 
 
 def write_days(tmp_path: Path, periods: list[dict], fetched_at="2024-01-01T00:00:00+00:00") -> list[str]:
