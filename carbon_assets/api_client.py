@@ -11,24 +11,25 @@ few times, then accepted as "the API has no data"; a 4xx fails at once with the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import gc
+import itertools
 import json
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import orjson
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from carbon_assets.bronze_days import PeriodRecord, is_full_period, period_start
+from carbon_assets.bronze_days import Period, periods_in_response
 from carbon_assets.request_plan import MAX_DAYS_PER_REQUEST, RequestPlan, Window, plan_requests
 from carbon_assets.settings import DEFAULT_API_BASE_URL, DEFAULT_API_MAX_CONCURRENCY
 
@@ -75,7 +76,7 @@ class _Attempt:
     """What one HTTP exchange produced."""
 
     status: int | None = None
-    records: list[PeriodRecord] | None = None
+    periods: list[Period] | None = None
     retry_cause: str | None = None
     detail: str = ""
     retry_after: float | None = None
@@ -98,25 +99,13 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, moment.timestamp() - now)
 
 
-def parse_payload(body: bytes) -> tuple[list[PeriodRecord] | None, str | None]:
-    """(records, None) for a usable payload, or (None, cause) with cause 'malformed'/'empty'."""
+def parse_payload(body: bytes) -> tuple[list[Period] | None, str | None]:
+    """(periods, None) for a usable payload, or (None, cause) with cause 'malformed'/'empty'."""
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        periods = periods_in_response(body)
+    except ValueError:
         return None, "malformed"
-    if not isinstance(payload, dict):
-        return None, "malformed"
-    data = payload.get("data")
-    if not data:  # {} or {"data": null} or {"data": []}
-        return None, "empty"
-    if not isinstance(data, list):
-        return None, "malformed"
-    try:
-        for record in data:
-            period_start(record)
-    except (TypeError, KeyError, ValueError):
-        return None, "malformed"
-    return data, None
+    return (periods, None) if periods else (None, "empty")
 
 
 def api_error_message(body: bytes) -> str:
@@ -138,7 +127,7 @@ class CarbonIntensityApi(ConfigurableResource):
     empty_attempts: int = Field(
         default=3, ge=1, description="attempts before an empty or short answer is accepted"
     )
-    backoff_base_seconds: float = 1.0
+    backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 60.0
     max_retry_after_seconds: float = 900.0
     connect_timeout_seconds: float = 10.0
@@ -158,7 +147,10 @@ class CarbonIntensityApi(ConfigurableResource):
         Raises ApiRequestRejected at the first 4xx, and FetchIncomplete at the end when some
         days exhausted their retries; in both cases every finished day was handed over first.
         """
-        plan = self.plan(days)
+        return self.fetch_plan(self.plan(days), on_day, log)
+
+    def fetch_plan(self, plan: RequestPlan, on_day: DayHandler, log: logging.Logger | None = None) -> FetchStats:
+        """fetch_days for a plan already made (see `plan`)."""
         fetch = _Fetch(self, plan, on_day, log or logging.getLogger(__name__))
         # Parsed answers are millions of small acyclic objects: the cyclic garbage collector
         # only rescans them (measured at a third of the client's CPU), so pause it meanwhile.
@@ -171,6 +163,53 @@ class CarbonIntensityApi(ConfigurableResource):
                 gc.enable()
 
 
+class _RequestSlots:
+    """Who sends next: at most `limit` requests at once (an asyncio.Semaphore), retries first.
+
+    A bare semaphore serves waiters in arrival order, and every window's first attempt queues
+    as a backfill starts, so a retry would wait behind all of them and then run alone at the
+    end while the other slots sit idle. Here a dispatcher hands each freed slot to the waiting
+    request with the lowest (priority, arrival) instead.
+    """
+
+    RETRY, FIRST_ATTEMPT = 0, 1
+
+    def __init__(self, limit: int):
+        self.semaphore = asyncio.Semaphore(limit)
+        self.waiting: asyncio.PriorityQueue = asyncio.PriorityQueue()
+        self.arrivals = itertools.count()
+        self.dispatcher = asyncio.create_task(self._dispatch())
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self.semaphore.acquire()
+            _, _, granted = await self.waiting.get()
+            if granted.cancelled():  # its request was cancelled meanwhile: next one
+                self.semaphore.release()
+            else:
+                granted.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, priority: int) -> AsyncIterator[None]:
+        granted = asyncio.get_running_loop().create_future()
+        self.waiting.put_nowait((priority, next(self.arrivals), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():  # cancelled just as the slot came
+                self.semaphore.release()
+            raise
+        try:
+            yield
+        finally:
+            self.semaphore.release()
+
+    async def close(self) -> None:
+        self.dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.dispatcher
+
+
 class _Fetch:
     """The state of one fetch: in-flight accounting, the shared pause, finished windows."""
 
@@ -179,7 +218,7 @@ class _Fetch:
         self.stats = FetchStats(requests_planned=len(plan.windows))
         self.in_flight = 0
         self.resume_at = 0.0  # monotonic time before which nobody sends (after a 429/503)
-        self.results: dict[Window, tuple[list[PeriodRecord], dict[str, Any]] | str] = {}
+        self.results: dict[Window, tuple[list[Period], dict[str, Any]] | str] = {}
         self.pending_days = {day: set(plan.windows_of(day)) for day in plan.days}
         self.lost_days: dict[dt.date, str] = {}
         self.random = random.Random()
@@ -191,7 +230,7 @@ class _Fetch:
             total=None, sock_connect=api.connect_timeout_seconds, sock_read=api.read_timeout_seconds
         )
         connector = aiohttp.TCPConnector(limit=api.max_concurrency, limit_per_host=api.max_concurrency)
-        self.semaphore = asyncio.Semaphore(api.max_concurrency)
+        self.slots = _RequestSlots(api.max_concurrency)
         headers = {"Accept": "application/json", "User-Agent": "carbon-assets (research backfill)"}
         async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers=headers) as session:
             tasks = [asyncio.create_task(self._fetch_window(session, w)) for w in self.plan.windows]
@@ -204,6 +243,7 @@ class _Fetch:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
             finally:
+                await self.slots.close()
                 self.stats.wall_seconds = time.monotonic() - started
         if self.lost_days:
             raise FetchIncomplete(self.lost_days, self.stats)
@@ -212,20 +252,19 @@ class _Fetch:
     async def _fetch_window(self, session: aiohttp.ClientSession, window: Window) -> None:
         expected = self.plan.expected_half_hours(window)
         url = self.api.base_url.rstrip("/") + window.path
-        outcome: tuple[dict[dt.date, list[PeriodRecord]], dict[str, Any]] | str
+        outcome: tuple[dict[dt.date, list[Period]], dict[str, Any]] | str
         # Errors get max_attempts tries and answers without data empty_attempts: loop up to the
         # larger, so that out_of_tries below is always what ends the loop.
         for attempt in range(1, max(self.api.max_attempts, self.api.empty_attempts) + 1):
-            result = await self._attempt(session, url)
+            result = await self._attempt(session, url, retry=attempt > 1)
             if result.status is not None and 400 <= result.status < 500 and result.status != 429:
                 raise ApiRequestRejected(f"{url} -> HTTP {result.status}: {result.detail}")
-            supplied: dict[dt.date, list[PeriodRecord]] = {}
+            supplied: dict[dt.date, list[Period]] = {}
             if result.retry_cause is None:
-                # Grouping years of records is CPU work: keep the event loop free meanwhile.
-                supplied, got = await asyncio.to_thread(self._supplied_by, window, result.records or [])
+                supplied, got = self._supplied_by(window, result.periods or [])
                 missing = [start for start in expected if start not in got]
                 if missing:
-                    result.retry_cause = "empty" if not result.records else "incomplete"
+                    result.retry_cause = "empty" if not result.periods else "incomplete"
                     result.detail = f"{len(missing)} of {len(expected)} half-hours missing"
             no_data = result.retry_cause in ("empty", "incomplete")
             out_of_tries = attempt >= (self.api.empty_attempts if no_data else self.api.max_attempts)
@@ -250,29 +289,29 @@ class _Fetch:
         await self._finish(window, outcome)
 
     def _supplied_by(
-        self, window: Window, records: list[PeriodRecord]
-    ) -> tuple[dict[dt.date, list[PeriodRecord]], set[dt.datetime]]:
-        """The records this window supplies, by day, and the half-hours among them that are full.
+        self, window: Window, periods: list[Period]
+    ) -> tuple[dict[dt.date, list[Period]], set[dt.datetime]]:
+        """The periods this window supplies, by day, and the half-hours among them that are full.
 
-        Records of half-hours another request supplies (the boundary half-hour before the
+        Periods of half-hours another request supplies (the boundary half-hour before the
         window's start) are dropped here, so each half-hour is stored once.
         """
-        by_day: dict[dt.date, list[PeriodRecord]] = {}
+        by_day: dict[dt.date, list[Period]] = {}
         full: set[dt.datetime] = set()
-        for record in records:
-            start = period_start(record)
-            if self.plan.supplier.get(start) != window:
+        for period in periods:
+            if self.plan.supplier.get(period.start) != window:
                 continue
-            by_day.setdefault(start.date(), []).append(record)
-            if is_full_period(record):
-                full.add(start)
+            by_day.setdefault(period.start.date(), []).append(period)
+            if period.full:
+                full.add(period.start)
         return by_day, full
 
-    async def _attempt(self, session: aiohttp.ClientSession, url: str) -> _Attempt:
+    async def _attempt(self, session: aiohttp.ClientSession, url: str, retry: bool) -> _Attempt:
         """One HTTP exchange, classified; never raises for a retryable failure."""
-        while (wait := self.resume_at - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
-        async with self.semaphore:
+        async with self.slots.turn(_RequestSlots.RETRY if retry else _RequestSlots.FIRST_ATTEMPT):
+            # Checked once the slot is ours, so a pause that began while we queued holds too.
+            while (wait := self.resume_at - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
             self.in_flight += 1
             self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.in_flight)
             self.stats.http_requests += 1
@@ -304,9 +343,9 @@ class _Fetch:
         if status != 200:
             return _Attempt(status=status, detail=api_error_message(body))
         # Parsing a 13-day answer takes tens of milliseconds: keep the event loop free meanwhile.
-        records, cause = await asyncio.to_thread(parse_payload, body)
+        periods, cause = await asyncio.to_thread(parse_payload, body)
         detail = {"malformed": "the body is not the API's JSON", "empty": "no data in the answer"}.get(cause, "")
-        return _Attempt(status=status, records=records, retry_cause=cause, detail=detail)
+        return _Attempt(status=status, periods=periods, retry_cause=cause, detail=detail)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter; never sooner than the server's Retry-After."""
@@ -333,7 +372,7 @@ class _Fetch:
             if failures:
                 self.lost_days[day] = failures[0]
                 continue
-            # pop: a window's parsed records are freed as soon as their days are stored.
+            # pop: a window's periods are freed as soon as their days are stored.
             sources = [{**source, "data": by_day.pop(day, [])}
                        for by_day, source in (self.results[w] for w in windows)]
             await asyncio.to_thread(self.on_day, day, sources)

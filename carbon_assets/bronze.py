@@ -100,7 +100,7 @@ def bronze_carbon_intensity(
     started = time.monotonic()
     lost: dict[dt.date, str] = {}
     try:
-        stats = carbon_api.fetch_days(to_fetch, store_day, log=context.log) if to_fetch else None
+        stats = carbon_api.fetch_plan(plan, store_day, log=context.log) if to_fetch else None
     except ApiRequestRejected as error:
         raise Failure(
             description=f"The Carbon Intensity API rejected a request: {error}",

@@ -81,23 +81,25 @@ class RequestPlan:
     days: tuple[dt.date, ...]
     windows: list[Window] = field(default_factory=list)
     supplier: dict[dt.datetime, Window] = field(default_factory=dict)
+    # Derived from `supplier` as it is filled in, for lookups once per window and per day.
+    _supplied: dict[Window, list[dt.datetime]] = field(default_factory=dict, repr=False)
+    _day_windows: dict[dt.date, list[Window]] = field(default_factory=dict, repr=False)
+
+    def assign(self, starts: list[dt.datetime], window: Window) -> None:
+        """Make `window` the supplier of `starts`, half-hours of one day in time order."""
+        self.supplier.update(dict.fromkeys(starts, window))
+        self._supplied.setdefault(window, []).extend(starts)
+        day_windows = self._day_windows.setdefault(starts[0].date(), [])
+        if window not in day_windows:
+            day_windows.append(window)
 
     def expected_half_hours(self, window: Window) -> list[dt.datetime]:
-        """The half-hours this window must deliver (those it is the supplier of)."""
-        if not hasattr(self, "_expected"):
-            self._expected: dict[Window, list[dt.datetime]] = {}
-            for start, supplier in sorted(self.supplier.items(), key=lambda item: item[0]):
-                self._expected.setdefault(supplier, []).append(start)
-        return self._expected.get(window, [])
+        """The half-hours this window must deliver (those it is the supplier of), in order."""
+        return self._supplied.get(window, [])
 
     def windows_of(self, day: dt.date) -> list[Window]:
         """The windows a day's half-hours come from (one, or two at a year end)."""
-        found: list[Window] = []
-        for start in half_hours_of(day):
-            window = self.supplier[start]
-            if window not in found:
-                found.append(window)
-        return found
+        return self._day_windows.get(day, [])
 
 
 def _chunks(days: list[dt.date], days_per_request: int) -> Iterable[list[dt.date]]:
@@ -137,12 +139,13 @@ def plan_requests(days: Iterable[dt.date], days_per_request: int = MAX_DAYS_PER_
         owner.update({day: window for day in chunk})
 
     for day in wanted:
-        for start in half_hours_of(day):
-            supplier = owner[day] if owner[day].returns(start) else None
-            supplier = supplier or next((w for w in plan.windows if w.returns(start)), None)
-            if supplier is None:
-                # Only 31 Dec 23:30 gets here: fetch it as the boundary half-hour of 1 Jan.
+        starts = half_hours_of(day)
+        plan.assign([start for start in starts if owner[day].returns(start)], owner[day])
+        # Only 31 Dec 23:30 is left over: the boundary half-hour of the request for 1 Jan.
+        for start in (start for start in starts if not owner[day].returns(start)):
+            supplier = next((w for w in plan.windows if w.returns(start)), None)
+            if supplier is None:  # 1 Jan is not being fetched: a small request of its own
                 supplier = Window(start=start + HALF_HOUR, end=start + 2 * HALF_HOUR)
                 plan.windows.append(supplier)
-            plan.supplier[start] = supplier
+            plan.assign([start], supplier)
     return plan
