@@ -90,10 +90,18 @@ def io_phases(summary: dict) -> dict[str, dict[str, float | None]]:
 
 
 def bronze_numbers(backfill: dict) -> dict:
+    """The ingestion against its ideal, and what the Dagster step adds around it.
+
+    The wall/ideal target is for the ingestion: the asset's own timing from the first request
+    to the last day file stored (metadata wall_seconds). The step also holds Dagster writing
+    one materialization event per day after the asset returns, reported apart.
+    """
     metadata = backfill["summary"]["materializations"].get("bronze_carbon_intensity", {})
+    summary, step = backfill["summary"], STAGE_STEPS["bronze"]
     emulator = backfill["emulator"]
-    wall = phase_seconds(backfill["summary"], STAGE_STEPS["bronze"])
+    wall = phase_seconds(summary, step)
     ideal = emulator["latency_seconds_total"] / MAX_CONCURRENCY
+    fetch = metadata.get("wall_seconds")
     return {
         "requests": metadata.get("requests"),
         "http_attempts": metadata.get("http_attempts"),
@@ -101,10 +109,10 @@ def bronze_numbers(backfill: dict) -> dict:
         "days_lost": len(backfill["lake"]["days_lost"]),
         "days_incomplete": backfill["lake"]["days_incomplete"],
         "ideal_seconds": round(ideal, 2),
-        "wall_over_ideal": round(wall / ideal, 2) if wall and ideal else None,
-        # The asset's own timing of the fetch and storing, without Dagster's per-day events.
-        "fetch_seconds": metadata.get("wall_seconds"),
-        "fetch_over_ideal": round(metadata["wall_seconds"] / ideal, 2) if metadata.get("wall_seconds") and ideal else None,
+        "fetch_seconds": fetch,
+        "fetch_over_ideal": round(fetch / ideal, 2) if fetch and ideal else None,
+        "step_over_ideal": round(wall / ideal, 2) if wall and ideal else None,
+        "events_seconds": phase_seconds(summary, step, "first_materialization", "output_handled"),
         "http_500": emulator["by_status"].get("500", 0),
     }
 
@@ -207,11 +215,12 @@ def backfill_rows(results: dict, derived: dict, comparable: bool) -> list[Row]:
         Row("Bronze (step wall)", secs(stages["bronze"]),
             f"{secs(REFERENCE['bronze_seconds'])} ({REFERENCE['days']:,} days)",
             faster(REFERENCE["bronze_seconds"], stages["bronze"], comparable)),
-        Row("Bronze wall / ideal (latency sum / 5)",
-            f"{bronze['wall_over_ideal']} (ideal {secs(bronze['ideal_seconds'])}; the fetch alone "
-            f"{secs(bronze['fetch_seconds'])}, {bronze['fetch_over_ideal']})", "", "",
-            f"<= {TARGETS['wall_over_ideal']}",
-            verdict(bronze["wall_over_ideal"] is not None and bronze["wall_over_ideal"] <= TARGETS["wall_over_ideal"])),
+        Row("Bronze ingestion / ideal (first request to last file stored; ideal = latency sum / 5)",
+            f"{bronze['fetch_over_ideal']} ({secs(bronze['fetch_seconds'])} / {secs(bronze['ideal_seconds'])})",
+            "", "", f"<= {TARGETS['wall_over_ideal']}",
+            verdict(bronze["fetch_over_ideal"] is not None and bronze["fetch_over_ideal"] <= TARGETS["wall_over_ideal"])),
+        Row("Bronze step / ideal (adds Dagster's per-day materialization events)",
+            f"{bronze['step_over_ideal']} (events {secs(bronze['events_seconds'])})"),
         Row("Bronze requests planned", count(requests), count(REFERENCE["requests"]),
             f"{REFERENCE['requests'] / requests:.1f}x fewer" if comparable and requests else "",
             f"<= {TARGETS['requests']}", verdict(requests is not None and requests <= TARGETS["requests"])),
