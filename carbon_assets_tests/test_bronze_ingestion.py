@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -94,6 +95,26 @@ def test_in_flight_requests_never_exceed_the_limit():
         server_peak = emulator.stats()["peak_in_flight"]
     assert len(stored) == 30
     assert server_peak == stats.peak_in_flight == 3
+
+
+def test_a_retry_takes_the_next_free_slot_before_requests_queued_earlier():
+    days = partition_dates("2024-06-01", "2024-06-04")
+    paths = [window.path for window in plan_requests(days, days_per_request=1).windows]
+    base = EmulatorConfig(rate_500=0.3, latency_min=0.1, latency_max=0.1)
+    # A seed where only the first day's first request fails.
+    config = next(
+        candidate
+        for seed in range(1000)
+        if [draw_fault(candidate := dataclasses.replace(base, seed=seed), path, 0).fault for path in paths]
+        == ["500", None, None, None]
+        and draw_fault(candidate, paths[0], 1).fault is None
+    )
+    with start_emulator(config) as emulator:
+        stats, stored = fetch(emulator.base_url, days, max_concurrency=1, days_per_request=1)
+    assert stats.retries["5xx"] == 1
+    # One slot: day 2 was already sent when the retry became due; the retry goes next,
+    # ahead of days 3 and 4 that had queued from the start.
+    assert list(stored) == [days[1], days[0], days[2], days[3]]
 
 
 def _seed_where_first_request_gets(fault: str, config: EmulatorConfig, path: str) -> EmulatorConfig:
