@@ -6,7 +6,7 @@ Run it in a fresh process so that the JVM start is part of what is measured. Bot
 use the project's Spark configuration, write silver and gold Parquet partitioned by
 date_recorded, and build gold from the silver Parquet they wrote (as the Dagster assets do).
 
-- ours: read_bronze (explicit schema) + flatten_bronze (map lookup per fuel) + aggregate_daily,
+- ours: silver_from_bronze (explicit schema, map lookup per fuel) + aggregate_daily,
   each layer collected through Arrow and written one file per day by the Parquet IO manager's
   write_days, as the Dagster assets do.
 - original: spark.read.json with schema inference, then explode sources, periods, regions
@@ -31,7 +31,7 @@ from carbon_assets.io_managers.spark_parquet import write_days
 from carbon_assets.lake import BronzeStore
 from carbon_assets.partitions import partition_dates
 from carbon_assets.schema import FUEL_COLUMNS, FUELS
-from carbon_assets.silver import flatten_bronze, read_bronze
+from carbon_assets.silver import silver_from_bronze
 from carbon_assets.spark import default_spark_config, ensure_java_home
 
 PARTITION_COLUMN = "date_recorded"
@@ -99,7 +99,7 @@ def average_original(silver: DataFrame) -> DataFrame:
 
 def run_ours(spark: SparkSession, paths: list[str], out: Path, days: list[dt.date]) -> dict:
     started = time.perf_counter()
-    write_days_like_the_io_manager(flatten_bronze(read_bronze(spark, paths)), out / "silver", days)
+    write_days_like_the_io_manager(silver_from_bronze(spark, paths), out / "silver", days)
     silver_done = time.perf_counter()
     silver = spark.read.parquet(str(out / "silver"))
     write_days_like_the_io_manager(aggregate_daily(silver), out / "gold", days)

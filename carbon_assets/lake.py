@@ -14,16 +14,19 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 from dagster import ConfigurableResource
 
 from carbon_assets.bronze_days import DayDocument, Period
+from carbon_assets.schema import RECORDS_PER_COMPLETE_DAY
 
 TEMP_PREFIX = ".tmp-"
-COMPLETE_FLAG = re.compile(rb'^\{"date":"[0-9-]+","complete":(true|false)')
-COMPLETE_FLAG_WITHIN = 64
+# Every document we write starts with these keys, in this order (see bronze_days.build_document).
+DOCUMENT_HEAD = re.compile(rb'^\{"date":"[0-9-]+","complete":(true|false),"half_hours":(\d+),"region_records":(\d+)')
+DOCUMENT_HEAD_WITHIN = 128
 
 
 def _period_as_sent(value: object) -> msgspec.Raw:
@@ -104,17 +107,37 @@ class BronzeStore:
         return self.path(day).exists()
 
     def is_complete(self, day: dt.date) -> bool:
-        """Read from the head of the file: the flag is the second key of every document we write,
-        so checking years of days does not decompress and parse years of records."""
+        """Read from the head of the file, so checking years of days does not decompress
+        and parse years of records."""
         path = self.path(day)
         if not path.exists():
             return False
-        with gzip.open(path, "rb") as handle:
-            head = handle.read(COMPLETE_FLAG_WITHIN)
-        if match := COMPLETE_FLAG.search(head):
-            return match.group(1) == b"true"
+        if (head := read_head(path)) is not None:
+            return head.complete
         document = self.read(day)
         return bool(document and document.get("complete"))
+
+
+@dataclass(frozen=True)
+class DocumentHead:
+    complete: bool
+    half_hours: int
+    region_records: int
+
+    @property
+    def holds_each_half_hour_once(self) -> bool:
+        """Complete with exactly 48 x 18 region records: each of the 48 full half-hours has
+        its 18 regions, so no (region, half-hour) can be there twice."""
+        return self.complete and self.region_records == RECORDS_PER_COMPLETE_DAY
+
+
+def read_head(path: Path) -> DocumentHead | None:
+    """The counts at the head of a bronze day file, or None if it does not start as ours do."""
+    with gzip.open(path, "rb") as handle:
+        match = DOCUMENT_HEAD.search(handle.read(DOCUMENT_HEAD_WITHIN))
+    if match is None:
+        return None
+    return DocumentHead(match.group(1) == b"true", int(match.group(2)), int(match.group(3)))
 
 
 class LakeResource(ConfigurableResource):

@@ -2,6 +2,8 @@
 
 
 from collections.abc import Sequence
+from functools import reduce
+from pathlib import Path
 
 from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -16,6 +18,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from carbon_assets.lake import read_head
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.schema import FUELS
 from carbon_assets.spark import CarbonSparkResource
@@ -75,7 +78,7 @@ def none_if_empty(collection: Column) -> Column:
     return F.when(F.size(collection) > 0, collection)
 
 
-def flatten_bronze(bronze_days: DataFrame) -> DataFrame:
+def flatten_bronze(bronze_days: DataFrame, deduplicate: bool = True) -> DataFrame:
     """One row per (regionid, half-hour) with the nine fuels as columns.
 
     The mix becomes a map and each fuel is one lookup in it, instead of exploding every
@@ -84,6 +87,7 @@ def flatten_bronze(bronze_days: DataFrame) -> DataFrame:
     Each half-hour appears once even when bronze holds it twice (a re-fetch kept alongside an
     earlier one, or the API repeating a period with other values): the latest fetch wins,
     then the record that comes later in the stored order (later source, later position).
+    `deduplicate=False` skips that step, for files known to hold each half-hour once.
     """
     sources = bronze_days.select(
         F.to_date("date").alias("file_date"),
@@ -117,6 +121,8 @@ def flatten_bronze(bronze_days: DataFrame) -> DataFrame:
         none_if_empty(F.filter(known, lambda fuel: ~F.map_contains_key(mix, fuel))).alias("missing_fuels"),
         "fetched_at", "file_date", "source_position", "record_position",
     ).where(F.col("date_recorded") == F.col("file_date"))
+    if not deduplicate:
+        return rows.select(*SILVER_COLUMNS)
 
     # Repartition by day first: the window below and the partitioned write reuse it.
     latest_first = Window.partitionBy("date_recorded", "regionid", "timestamp").orderBy(
@@ -130,6 +136,25 @@ def flatten_bronze(bronze_days: DataFrame) -> DataFrame:
         .where(F.col("_rank") == 1)
         .select(*SILVER_COLUMNS)
     )
+
+
+def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
+    """Silver rows from the bronze day files at `paths`.
+
+    Deduplicating shuffles and sorts every row. A file that says (in its head) it is complete
+    with exactly 48 x 18 region records cannot hold a (region, half-hour) twice, so its rows
+    skip that step; the others (incomplete days, re-fetches kept side by side, periods the API
+    repeated) go through it. Each file is read once, in one of the two groups.
+    """
+    once, maybe_twice = [], []
+    for path in paths:
+        head = read_head(Path(path))
+        (once if head is not None and head.holds_each_half_hour_once else maybe_twice).append(path)
+    parts = [flatten_bronze(read_bronze(spark, group), deduplicate=group is maybe_twice)
+             for group in (once, maybe_twice) if group]
+    if not parts:
+        return flatten_bronze(read_bronze(spark, []))
+    return reduce(DataFrame.unionByName, parts)
 
 
 @asset(
@@ -159,4 +184,4 @@ def silver_carbon_intensity(
     spark = pyspark.spark_session
     paths = [bronze_carbon_intensity[key] for key in sorted(bronze_carbon_intensity)]
     context.log.info(f"Flattening {len(paths)} bronze day files with Spark")
-    return flatten_bronze(read_bronze(spark, paths))
+    return silver_from_bronze(spark, paths)

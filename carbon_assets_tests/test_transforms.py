@@ -14,9 +14,9 @@ import pytest
 from carbon_assets.bronze_days import Period, build_document
 from carbon_assets.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
 from carbon_assets.gold import aggregate_daily
-from carbon_assets.lake import BronzeStore
+from carbon_assets.lake import BronzeStore, read_head
 from carbon_assets.schema import FUEL_COLUMNS, FUELS, GOLD_COLUMNS, INDEX_LABELS
-from carbon_assets.silver import SILVER_COLUMNS, flatten_bronze, read_bronze
+from carbon_assets.silver import SILVER_COLUMNS, flatten_bronze, read_bronze, silver_from_bronze
 
 pytestmark = pytest.mark.spark
 
@@ -148,3 +148,34 @@ def test_a_corrupt_bronze_file_stops_silver_with_its_name(spark, tmp_path):
     with pytest.raises(Exception) as raised:
         flatten_bronze(read_bronze(spark, paths)).count()
     assert "2019-08-25" in str(raised.value)
+
+
+def full_day_periods(day: dt.date) -> list[dict]:
+    from carbon_assets.emulator import regional_period_records
+    from carbon_assets.request_plan import api_datetime, half_hours_of
+
+    return [{"from": api_datetime(s), "to": api_datetime(s + dt.timedelta(minutes=30)),
+             "regions": regional_period_records(s)} for s in half_hours_of(day)]
+
+
+def test_only_days_that_may_repeat_a_half_hour_are_deduplicated_and_both_kinds_agree(spark, tmp_path):
+    store = BronzeStore(tmp_path / "bronze")
+    clean_day, repeating_day = dt.date(2024, 3, 1), dt.date(2024, 3, 2)
+    store.write(build_document(clean_day, [source(full_day_periods(clean_day))]))
+    periods = full_day_periods(repeating_day)
+    repeated = copy.deepcopy(periods[10])
+    repeated["regions"][4]["intensity"]["forecast"] = 999  # the API repeating a period, changed
+    store.write(build_document(repeating_day, [source([*periods, repeated])]))
+    assert read_head(store.path(clean_day)).holds_each_half_hour_once
+    assert not read_head(store.path(repeating_day)).holds_each_half_hour_once
+
+    paths = [str(store.path(clean_day)), str(store.path(repeating_day))]
+    silver = silver_from_bronze(spark, paths).toPandas()
+    everything_deduplicated = flatten_bronze(read_bronze(spark, paths)).toPandas()
+    key = ["date_recorded", "regionid", "timestamp"]
+    assert len(silver) == 2 * 864 and not silver.duplicated(key).any()
+    region = periods[10]["regions"][4]["regionid"]
+    at = pd.Timestamp(periods[10]["from"].replace("Z", ""))
+    assert silver.loc[(silver.regionid == region) & (silver.timestamp == at), "intensity_forecast"].item() == 999
+    pd.testing.assert_frame_equal(silver.sort_values(key).reset_index(drop=True),
+                                  everything_deduplicated.sort_values(key).reset_index(drop=True))
