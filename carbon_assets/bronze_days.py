@@ -61,7 +61,7 @@ class Period:
     number of regions and whether every region has every fuel are decoded.
     """
 
-    __slots__ = ("raw", "start", "regions", "full")
+    __slots__ = ("full", "raw", "regions", "start")
 
     def __init__(self, raw: bytes):
         """Raises ValueError when `raw` is not a period record of the API's shape."""
