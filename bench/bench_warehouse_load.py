@@ -65,12 +65,14 @@ def gold_rows(seed: int = 1) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
 
 
-def timed_load(manager: PostgresWarehouseIOManager, rows: pd.DataFrame) -> tuple[float, dict]:
-    """Seconds handle_output took (context building excluded) and the metadata it reported."""
+def timed_load(
+    manager: PostgresWarehouseIOManager, rows: pd.DataFrame, first: str = FIRST_DAY, last: str = LAST_DAY
+) -> tuple[float, dict]:
+    """Seconds handle_output took for first..last (context building excluded) and its metadata."""
     with build_output_context(
         asset_key="carbon_intensity_daily",
         asset_partitions_def=PARTITIONS,
-        asset_partition_key_range=PartitionKeyRange(FIRST_DAY, LAST_DAY),
+        asset_partition_key_range=PartitionKeyRange(first, last),
     ) as context:
         started = time.perf_counter()
         manager.handle_output(context, rows)

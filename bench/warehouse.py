@@ -1,40 +1,23 @@
 """The warehouse load alone: gold's real rows, first load and idempotent re-runs.
 
-bench_warehouse_load.timed_load is fixed to its own synthetic range, so the range is a
-parameter here; its run_benchmark (synthetic rows, own database) is run as a cross-check.
+The timing is bench_warehouse_load.timed_load on the real range; that module's run_benchmark
+(synthetic rows, own database) is run as a cross-check.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
-import time
 from pathlib import Path
 
 import sqlalchemy
-from dagster import PartitionKeyRange, build_output_context
 
 from bench import bench_warehouse_load
 from carbon_assets.database import create_warehouse_engine, dispose_engines
 from carbon_assets.io_managers.postgres import PostgresWarehouseIOManager
 from carbon_assets.io_managers.spark_parquet import read_parquet_table
-from carbon_assets.partitions import daily_partitions
 from carbon_assets.schema import GOLD_COLUMNS
 from carbon_assets.warehouse import WAREHOUSE_TABLE
-
-
-def timed_load(manager: PostgresWarehouseIOManager, rows, first: str, last: str) -> tuple[float, dict]:
-    """Seconds handle_output took for first..last (context building excluded) and its metadata."""
-    with build_output_context(
-        asset_key="carbon_intensity_daily",
-        asset_partitions_def=daily_partitions,
-        asset_partition_key_range=PartitionKeyRange(first, last),
-    ) as context:
-        started = time.perf_counter()
-        manager.handle_output(context, rows)
-        elapsed = time.perf_counter() - started
-        metadata = {k: getattr(v, "value", v) for k, v in context.get_logged_metadata().items()}
-    return elapsed, metadata
 
 
 def warehouse_rows(database_url: str, first: str, last: str) -> int:
@@ -58,8 +41,8 @@ def time_real_load(database_url: str, gold_dir: Path, first: str, last: str, rep
     manager = PostgresWarehouseIOManager(database_url=database_url)
     empty_range(database_url, first, last)
     dispose_engines()  # the first load connects from scratch, like a new run process
-    first_seconds, first_meta = timed_load(manager, rows, first, last)
-    reruns = [timed_load(manager, rows, first, last) for _ in range(repeats)]
+    first_seconds, first_meta = bench_warehouse_load.timed_load(manager, rows, first, last)
+    reruns = [bench_warehouse_load.timed_load(manager, rows, first, last) for _ in range(repeats)]
     times = [seconds for seconds, _ in reruns]
     return {
         "rows": len(rows),
