@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey
 
-from carbon_assets.checks import ALL_CHECKS
-from carbon_assets.definitions import ALL_ASSETS, build_resources
+from carbon_assets.definitions import build_resources
 from carbon_assets.schema import FUELS, GOLD_COLUMNS, INDEX_LABELS
+from carbon_assets_tests.faults.common import materialize_range
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -28,14 +28,6 @@ FIRST, LAST = "2024-03-30", "2024-04-01"
 CENT = Decimal("0.01")
 
 
-def materialize_range(resources, first=FIRST, last=LAST, selection=None):
-    return materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        resources=resources,
-        selection=selection,
-        instance=DagsterInstance.ephemeral(),
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-    )
 
 
 def independent_daily_rows(bronze_dir: Path) -> pd.DataFrame:
@@ -108,7 +100,7 @@ def test_three_days_end_to_end_then_rerun_changes_nothing(tmp_path, emulator, sp
     resources = build_resources(
         data_dir=str(tmp_path / "data"), api_base_url=emulator.base_url, database_url=warehouse_url
     )
-    first = materialize_range(resources)
+    first = materialize_range(resources, FIRST, LAST, raise_on_error=True)
     assert first.success
     assert load_metadata(first)["inserted"] == 3 * 18
 
@@ -123,7 +115,7 @@ def test_three_days_end_to_end_then_rerun_changes_nothing(tmp_path, emulator, sp
         assert check.passed, check.check_name
 
     before = warehouse_rows(warehouse_url)
-    second = materialize_range(resources)
+    second = materialize_range(resources, FIRST, LAST, raise_on_error=True)
     assert second.success
     metadata = load_metadata(second)
     assert (metadata["inserted"], metadata["updated"]) == (0, 0)

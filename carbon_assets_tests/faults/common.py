@@ -30,7 +30,7 @@ FAST_API = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
 # --- running the pipeline ----------------------------------------------------------------
 
 
-def materialize_range(resources, first: str, last: str, selection=None, run_config=None):
+def materialize_range(resources, first: str, last: str, selection=None, run_config=None, raise_on_error=False):
     """All four assets and their checks (or `selection`) for first..last, in this process."""
     return materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
@@ -39,7 +39,7 @@ def materialize_range(resources, first: str, last: str, selection=None, run_conf
         instance=DagsterInstance.ephemeral(),
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
         run_config=run_config,
-        raise_on_error=False,
+        raise_on_error=raise_on_error,
     )
 
 
