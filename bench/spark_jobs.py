@@ -6,9 +6,9 @@ Run it in a fresh process so that the JVM start is part of what is measured. Bot
 use the project's Spark configuration, write silver and gold Parquet partitioned by
 date_recorded, and build gold from the silver Parquet they wrote (as the Dagster assets do).
 
-- ours: silver_from_bronze (explicit schema, map lookup per fuel) + aggregate_daily,
-  each layer collected through Arrow and written one file per day by the Parquet IO manager's
-  write_days, as the Dagster assets do.
+- ours: silver_from_bronze then gold_from_silver on silver's day files (each parsed or
+  aggregated per file in Spark's Python workers), each layer collected through Arrow and
+  written one file per day by the Parquet IO manager's write_days, as the Dagster assets do.
 - original: spark.read.json with schema inference, then explode sources, periods, regions
   and generation mixes (one row per region, half-hour and fuel), pivot the fuels back into
   columns, and average per (regionid, date) in binary floating point.
@@ -26,24 +26,20 @@ import psutil
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from carbon_assets.gold import aggregate_daily
-from carbon_assets.io_managers.spark_parquet import write_days
+from carbon_assets.gold import gold_from_silver
+from carbon_assets.io_managers.spark_parquet import day_files, write_days
 from carbon_assets.lake import BronzeStore
 from carbon_assets.partitions import partition_dates
 from carbon_assets.schema import FUEL_COLUMNS, FUELS
 from carbon_assets.silver import silver_from_bronze
-from carbon_assets.spark import default_spark_config, ensure_java_home
+from carbon_assets.spark import default_spark_config, start_session
 
 PARTITION_COLUMN = "date_recorded"
 
 
 def start_spark() -> SparkSession:
     """A local session with the project's configuration (this is where the JVM starts)."""
-    ensure_java_home()
-    builder = SparkSession.builder
-    for key, value in default_spark_config().items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return start_session(default_spark_config())
 
 
 def write_by_day(frame: DataFrame, folder: Path) -> None:
@@ -101,8 +97,8 @@ def run_ours(spark: SparkSession, paths: list[str], out: Path, days: list[dt.dat
     started = time.perf_counter()
     write_days_like_the_io_manager(silver_from_bronze(spark, paths), out / "silver", days)
     silver_done = time.perf_counter()
-    silver = spark.read.parquet(str(out / "silver"))
-    write_days_like_the_io_manager(aggregate_daily(silver), out / "gold", days)
+    silver_day_files = list(day_files(out / "silver").values())
+    write_days_like_the_io_manager(gold_from_silver(spark, silver_day_files), out / "gold", days)
     return {"silver_seconds": silver_done - started, "gold_seconds": time.perf_counter() - silver_done}
 
 

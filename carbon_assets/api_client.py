@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import email.utils
-import gc
 import itertools
 import json
 import logging
@@ -30,6 +29,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from carbon_assets.bronze_days import Period, periods_in_response
+from carbon_assets.gc_pause import paused_gc
 from carbon_assets.request_plan import MAX_DAYS_PER_REQUEST, RequestPlan, Window, plan_requests
 from carbon_assets.settings import DEFAULT_API_BASE_URL, DEFAULT_API_MAX_CONCURRENCY
 
@@ -152,15 +152,8 @@ class CarbonIntensityApi(ConfigurableResource):
     def fetch_plan(self, plan: RequestPlan, on_day: DayHandler, log: logging.Logger | None = None) -> FetchStats:
         """fetch_days for a plan already made (see `plan`)."""
         fetch = _Fetch(self, plan, on_day, log or logging.getLogger(__name__))
-        # Parsed answers are millions of small acyclic objects: the cyclic garbage collector
-        # only rescans them (measured at a third of the client's CPU), so pause it meanwhile.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with paused_gc():
             return asyncio.run(fetch.run())
-        finally:
-            if gc_was_enabled:
-                gc.enable()
 
 
 class _RequestSlots:

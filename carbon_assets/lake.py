@@ -21,7 +21,6 @@ import msgspec
 from dagster import ConfigurableResource
 
 from carbon_assets.bronze_days import DayDocument, Period
-from carbon_assets.schema import RECORDS_PER_COMPLETE_DAY
 
 TEMP_PREFIX = ".tmp-"
 # Every document we write starts with these keys, in this order (see bronze_days.build_document).
@@ -123,12 +122,6 @@ class DocumentHead:
     complete: bool
     half_hours: int
     region_records: int
-
-    @property
-    def holds_each_half_hour_once(self) -> bool:
-        """Complete with exactly 48 x 18 region records: each of the 48 full half-hours has
-        its 18 regions, so no (region, half-hour) can be there twice."""
-        return self.complete and self.region_records == RECORDS_PER_COMPLETE_DAY
 
 
 def read_head(path: Path) -> DocumentHead | None:

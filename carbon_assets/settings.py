@@ -22,6 +22,8 @@ API_MAX_CONCURRENCY = "CARBON_API_MAX_CONCURRENCY"
 DATABASE_URL = "CARBON_DATABASE_URL"
 DATA_DIR = "CARBON_DATA_DIR"
 SPARK_MASTER = "CARBON_SPARK_MASTER"
+# A Spark Connect server (sc://host:15002): Spark then runs there, not in this process.
+SPARK_REMOTE = "CARBON_SPARK_REMOTE"
 # Extra Spark settings, "key=value" pairs separated by newlines or semicolons.
 SPARK_CONF = "CARBON_SPARK_CONF"
 

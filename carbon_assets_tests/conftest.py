@@ -31,16 +31,9 @@ def spark():
     Created with the project's own configuration, so the resource's getOrCreate() reuses it
     rather than silently keeping some other session's settings.
     """
-    from pyspark.sql import SparkSession
+    from carbon_assets.spark import default_spark_config, start_session
 
-    from carbon_assets.spark import default_spark_config, ensure_java_home
-
-    ensure_java_home()
-    builder = SparkSession.builder
-    config = default_spark_config(master="local[2]") | {"spark.ui.enabled": "false"}
-    for key, value in config.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    session = start_session(default_spark_config(master="local[2]") | {"spark.ui.enabled": "false"})
     yield session
     session.stop()
 

@@ -2,8 +2,6 @@
 
 import datetime as dt
 import gzip
-import json
-from pathlib import Path
 
 import pytest
 
@@ -16,19 +14,9 @@ from carbon_assets.bronze_days import (
     periods_in_response,
 )
 from carbon_assets.lake import BronzeStore
+from carbon_assets_tests.bronze_files import REAL_2019, real_periods, source
 
-FIXTURES = Path(__file__).parent / "fixtures"
 DAY = dt.date(2019, 8, 25)
-
-
-def real_periods():
-    """The real 2019 response: 48 periods from 2019-08-25T12:30Z (24 of them start on the 25th)."""
-    return json.loads((FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json").read_text())["data"]
-
-
-def source(records, fetched_at="2024-01-01T00:00:00+00:00"):
-    return {"url": "u", "status": 200, "attempts": 1, "fetched_at": fetched_at,
-            "data": [Period.from_record(record) for record in records]}
 
 
 def test_a_half_day_is_incomplete_with_its_missing_half_hours_listed():
@@ -82,7 +70,7 @@ def test_is_complete_reads_the_flag_from_the_head_of_the_file(tmp_path):
 
 
 def test_records_are_stored_as_the_exact_bytes_the_api_sent(tmp_path):
-    body = (FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json").read_bytes()
+    body = REAL_2019.read_bytes()
     periods = periods_in_response(body)
     assert len(periods) == 48 and all(period.full and period.regions == 18 for period in periods)
     store = BronzeStore(tmp_path)

@@ -38,3 +38,11 @@ def test_bad_extra_spark_settings_are_refused_clearly(monkeypatch):
     with pytest.raises(ValueError, match="expected key=value"):
         default_spark_config()
     assert os.environ[settings.SPARK_CONF] == "spark.executor.memory"
+
+
+def test_a_spark_connect_server_replaces_the_master_and_keeps_the_sql_settings(monkeypatch):
+    monkeypatch.setenv(settings.SPARK_MASTER, "spark://ignored:7077")
+    monkeypatch.setenv(settings.SPARK_REMOTE, "sc://spark-connect:15002")
+    conf = default_spark_config()
+    assert conf["spark.remote"] == "sc://spark-connect:15002" and "spark.master" not in conf
+    assert conf["spark.sql.session.timeZone"] == "UTC"

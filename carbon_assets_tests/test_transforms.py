@@ -4,51 +4,30 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from carbon_assets.bronze_days import Period, build_document
+from carbon_assets.bronze_days import build_document
 from carbon_assets.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
-from carbon_assets.gold import aggregate_daily
-from carbon_assets.lake import BronzeStore, read_head
+from carbon_assets.gold import gold_from_silver
+from carbon_assets.io_managers.spark_parquet import day_files
+from carbon_assets.io_managers.spark_parquet import write_days as write_parquet_days
+from carbon_assets.lake import BronzeStore
 from carbon_assets.schema import FUEL_COLUMNS, FUELS, GOLD_COLUMNS, INDEX_LABELS
-from carbon_assets.silver import SILVER_COLUMNS, flatten_bronze, read_bronze, silver_from_bronze
+from carbon_assets.silver import silver_from_bronze
+from carbon_assets.silver_rows import SILVER_COLUMNS
+from carbon_assets_tests.bronze_files import real_periods, source, write_days
 
 pytestmark = pytest.mark.spark
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REAL_2019 = FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json"
 CENT = Decimal("0.01")
 
 
-def real_periods() -> list[dict]:
-    return json.loads(REAL_2019.read_text())["data"]
-
-
-def source(records, fetched_at="2024-01-01T00:00:00+00:00"):
-    return {"url": "test", "status": 200, "attempts": 1, "fetched_at": fetched_at,
-            "data": [Period.from_record(record) for record in records]}
-
-
-def write_days(tmp_path: Path, periods: list[dict], fetched_at="2024-01-01T00:00:00+00:00") -> list[str]:
-    """Bronze day files from API period records, split by the UTC date of their start."""
-    store = BronzeStore(tmp_path / "bronze")
-    by_day: dict[str, list] = {}
-    for period in periods:
-        by_day.setdefault(period["from"][:10], []).append(period)
-    paths = []
-    for day, records in sorted(by_day.items()):
-        store.write(build_document(dt.date.fromisoformat(day), [source(records, fetched_at)]))
-        paths.append(str(store.path(dt.date.fromisoformat(day))))
-    return paths
-
-
 def silver_of(spark, paths) -> pd.DataFrame:
-    return flatten_bronze(read_bronze(spark, paths)).toPandas()
+    return silver_from_bronze(spark, paths).toPandas()
 
 
 def pandas_gold(periods: list[dict]) -> pd.DataFrame:
@@ -79,18 +58,26 @@ def pandas_gold(periods: list[dict]) -> pd.DataFrame:
     return out[list(GOLD_COLUMNS)].sort_values(["date_recorded", "regionid"], ignore_index=True)
 
 
+def gold_of(spark, tmp_path: Path, bronze_paths: list[str]) -> pd.DataFrame:
+    """Silver from bronze, stored as the IO manager stores it, then gold from its day files."""
+    silver = silver_from_bronze(spark, bronze_paths).toArrow()
+    folder = tmp_path / "silver"
+    write_parquet_days(folder, silver, sorted(set(silver.column("date_recorded").to_pylist())))
+    gold = gold_from_silver(spark, list(day_files(folder).values())).toPandas()
+    return gold.sort_values(["date_recorded", "regionid"], ignore_index=True)
+
+
 def test_real_2019_response_gives_864_silver_rows_and_gold_to_the_cent(spark, tmp_path):
     periods = real_periods()
     paths = write_days(tmp_path, periods)
-    silver_frame = flatten_bronze(read_bronze(spark, paths))
-    silver = silver_frame.toPandas()
+    silver = silver_from_bronze(spark, paths).toPandas()
     assert len(silver) == 48 * 18 == 864
     assert list(silver.columns) == list(SILVER_COLUMNS)
     assert not silver.duplicated(["regionid", "timestamp"]).any()
     assert str(silver["timestamp"].min()) == "2019-08-25 12:30:00"
     assert silver["missing_fuels"].isna().all() and silver["extra_fuels"].isna().all()
 
-    gold = aggregate_daily(silver_frame).toPandas().sort_values(["date_recorded", "regionid"], ignore_index=True)
+    gold = gold_of(spark, tmp_path, paths)
     expected = pandas_gold(periods)
     assert len(gold) == 36 and sorted(gold["half_hours"].unique()) == [23, 25]
     pd.testing.assert_frame_equal(gold.astype(object), expected.astype(object), check_exact=True)
@@ -129,7 +116,7 @@ def test_unknown_fuel_is_kept_and_flagged_and_missing_fuel_is_null(spark, tmp_pa
 
 def test_a_day_with_few_half_hours_counts_them(spark, tmp_path):
     periods = [p for p in real_periods() if p["from"].startswith("2019-08-26")][:5]
-    gold = aggregate_daily(flatten_bronze(read_bronze(spark, write_days(tmp_path, periods)))).toPandas()
+    gold = gold_of(spark, tmp_path, write_days(tmp_path, periods))
     assert set(gold["half_hours"]) == {5} and len(gold) == 18
 
 
@@ -138,7 +125,7 @@ def test_index_mode_tie_goes_to_the_dirtier_label(spark, tmp_path):
     for period, label in zip(periods, ("low", "high")):
         for region in period["regions"]:
             region["intensity"]["index"] = label
-    gold = aggregate_daily(flatten_bronze(read_bronze(spark, write_days(tmp_path, periods)))).toPandas()
+    gold = gold_of(spark, tmp_path, write_days(tmp_path, periods))
     assert set(gold["index_mode"]) == {"high"}
 
 
@@ -146,36 +133,7 @@ def test_a_corrupt_bronze_file_stops_silver_with_its_name(spark, tmp_path):
     paths = write_days(tmp_path, real_periods()[:2])
     Path(paths[0]).write_bytes(b"not gzip at all")
     with pytest.raises(Exception) as raised:
-        flatten_bronze(read_bronze(spark, paths)).count()
+        silver_from_bronze(spark, paths).count()
     assert "2019-08-25" in str(raised.value)
 
 
-def full_day_periods(day: dt.date) -> list[dict]:
-    from carbon_assets.emulator import regional_period_records
-    from carbon_assets.request_plan import api_datetime, half_hours_of
-
-    return [{"from": api_datetime(s), "to": api_datetime(s + dt.timedelta(minutes=30)),
-             "regions": regional_period_records(s)} for s in half_hours_of(day)]
-
-
-def test_only_days_that_may_repeat_a_half_hour_are_deduplicated_and_both_kinds_agree(spark, tmp_path):
-    store = BronzeStore(tmp_path / "bronze")
-    clean_day, repeating_day = dt.date(2024, 3, 1), dt.date(2024, 3, 2)
-    store.write(build_document(clean_day, [source(full_day_periods(clean_day))]))
-    periods = full_day_periods(repeating_day)
-    repeated = copy.deepcopy(periods[10])
-    repeated["regions"][4]["intensity"]["forecast"] = 999  # the API repeating a period, changed
-    store.write(build_document(repeating_day, [source([*periods, repeated])]))
-    assert read_head(store.path(clean_day)).holds_each_half_hour_once
-    assert not read_head(store.path(repeating_day)).holds_each_half_hour_once
-
-    paths = [str(store.path(clean_day)), str(store.path(repeating_day))]
-    silver = silver_from_bronze(spark, paths).toPandas()
-    everything_deduplicated = flatten_bronze(read_bronze(spark, paths)).toPandas()
-    key = ["date_recorded", "regionid", "timestamp"]
-    assert len(silver) == 2 * 864 and not silver.duplicated(key).any()
-    region = periods[10]["regions"][4]["regionid"]
-    at = pd.Timestamp(periods[10]["from"].replace("Z", ""))
-    assert silver.loc[(silver.regionid == region) & (silver.timestamp == at), "intensity_forecast"].item() == 999
-    pd.testing.assert_frame_equal(silver.sort_values(key).reset_index(drop=True),
-                                  everything_deduplicated.sort_values(key).reset_index(drop=True))

@@ -15,7 +15,9 @@ the whole table to {data_dir}/exports as CSV.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
+import typing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,6 +38,8 @@ from carbon_assets.spark import CarbonSparkResource
 PARTITION_COLUMN = "date_recorded"
 DAY_FILE = "part-0.parquet"
 WRITER_THREADS = 4
+# "...Exception: ..." from the JVM, "...Error: ..." ending a Python worker's traceback.
+TELLING_EXCEPTION = re.compile(r"(Exception|Error): ")
 HIVE_DATES = pa_ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
@@ -53,12 +57,12 @@ def _date_range(context: OutputContext | InputContext) -> tuple[dt.date, dt.date
 def spark_error_summary(message: str, line_limit: int = 400, lines: int = 12) -> str:
     """The lines of a Spark error that say what went wrong, each cut short.
 
-    Spark's parse errors quote the whole offending record (a bronze day is ~350,000
-    characters); the error classes and their causes are what a reader needs.
+    Spark's errors can quote whole input records and carry long stack traces; the error
+    classes, their causes and the exception lines are what a reader needs.
     """
     telling = [
         line.strip() for line in message.splitlines()
-        if line.strip().startswith("[") or "Caused by" in line or "Exception:" in line
+        if line.strip().startswith("[") or "Caused by" in line or TELLING_EXCEPTION.search(line)
     ] or message.splitlines()[:1]
     shown = []
     for line in dict.fromkeys(telling):  # unique, in order
@@ -109,6 +113,16 @@ def read_parquet_table(
     if first is not None and last is not None:
         condition = (pa_ds.field(PARTITION_COLUMN) >= first) & (pa_ds.field(PARTITION_COLUMN) <= last)
     return dataset.to_table(columns=columns, filter=condition).to_pandas()
+
+
+def day_files(folder: Path, date_range: tuple[dt.date, dt.date] | None = None) -> dict[str, str]:
+    """{date: path of its Parquet file} for the days of the range that have rows (all if None)."""
+    if date_range is None:
+        files = sorted(folder.glob(f"{PARTITION_COLUMN}=*/{DAY_FILE}"))
+        return {path.parent.name.partition("=")[2]: str(path) for path in files}
+    days = partition_dates(*(d.isoformat() for d in date_range))
+    files = {day.isoformat(): day_folder(folder, day) / DAY_FILE for day in days}
+    return {day: str(path) for day, path in files.items() if path.exists()}
 
 
 class SparkParquetIOManager(ConfigurableIOManager):
@@ -163,11 +177,15 @@ class SparkParquetIOManager(ConfigurableIOManager):
         return len(table)
 
     def load_input(self, context: InputContext):
-        """A Spark DataFrame, or pandas when the input is annotated as a pandas DataFrame."""
+        """By the input's annotation: pandas for a pandas DataFrame, {date: day file} for a
+        dict[str, str], else a Spark DataFrame."""
         folder = self._folder(context)
         date_range = _date_range(context)
-        if context.dagster_type.typing_type is pd.DataFrame:
+        wanted = context.dagster_type.typing_type
+        if wanted is pd.DataFrame:
             return read_parquet_table(folder, *(date_range or (None, None)))
+        if typing.get_origin(wanted) is dict:
+            return day_files(folder, date_range)
         reader = self.pyspark.spark_session.read.option("basePath", str(folder))
         if date_range is None:
             return reader.parquet(str(folder))
