@@ -16,7 +16,8 @@ setup(
         # Bronze decodes only what it checks in each API record and stores the record's bytes
         # as sent (msgspec.Raw): a fifth of the CPU of building dicts and encoding them again.
         "msgspec>=0.19,<0.23",
-        "pyspark>=4.0,<4.4",
+        # [connect]: the client for a Spark Connect server (CARBON_SPARK_REMOTE).
+        "pyspark[connect]>=4.0,<4.4",
         "pandas>=2.2,<3",
         "pyarrow>=17,<27",
         "SQLAlchemy>=2.0.30,<2.1",
