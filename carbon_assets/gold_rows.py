@@ -2,8 +2,8 @@
 
 Spark runs this inside its Python workers (gold.py), one silver day file at a time: a day's
 aggregates need only that day's rows, and silver keeps each day in one file. In a fresh JVM,
-Spark SQL spent ~10 s scanning 1,096 small Parquet files and aggregating them; here the
-workers silver has already started take ~3 s (README, Benchmark).
+Spark SQL spent 10.5-15 s scanning 1,096 small Parquet files and aggregating them; the
+workers silver has already started take 3.9-5.5 s (README, Gold).
 
 Averages are exact: each value becomes an integer count of thousandths (the API sends whole
 numbers and one-decimal shares, so nothing is lost), sums are integers, and the mean is rounded

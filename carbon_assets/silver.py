@@ -15,8 +15,9 @@ def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     """Silver rows from the bronze day files at `paths` (see silver_rows.silver_rows).
 
     Each file holds every version of its day's half-hours, so workers flatten and deduplicate
-    whole files and nothing is shuffled. We measured this plan against Spark's own JSON reader with a map lookup per fuel and a
-    window to deduplicate: 12 s against 26 s for three years on two cores (README, Benchmark).
+    whole files and nothing is shuffled. We measured this plan against Spark's own JSON
+    reader with a map lookup per fuel and a window to deduplicate: 11.5-14.4 s against 26.5 s for
+    three years on two cores, JVM start aside (README, Silver).
     """
     return map_files_in_python(spark, paths, silver_batches, SILVER_SCHEMA)
 

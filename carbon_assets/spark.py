@@ -116,7 +116,8 @@ def map_files_in_python(
     shared mount: the IO managers write it with plain file operations), and why executors
     need this project and its dependencies installed. Handing over paths rather than
     Spark's binaryFile rows skips listing 1,096 files and copying their bytes through the
-    JVM: 25 s instead of 27-37 s for three years of silver and gold (README, Benchmark).
+    JVM: 24.5-26 s instead of 27-37 s for a fresh process making three years of silver and
+    gold.
     """
     spark_schema = from_arrow_schema(schema)
     if not paths:
