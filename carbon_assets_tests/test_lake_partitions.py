@@ -74,3 +74,19 @@ def test_a_range_run_equals_day_by_day_runs(tmp_path, emulator, spark):
     )
     exported = pd.read_csv(ranged / "exports" / "gold_carbon_intensity_daily.csv")
     assert len(exported) == 3 * 18
+
+
+def test_gold_before_any_silver_fails_saying_so_and_writes_nothing(tmp_path, spark):
+    data = tmp_path / "data"
+    result = materialize(
+        ALL_ASSETS,
+        selection=AssetSelection.assets("gold_carbon_intensity_daily"),
+        resources=build_resources(data_dir=str(data), api_base_url="http://127.0.0.1:9"),
+        instance=DagsterInstance.ephemeral(),
+        tags={"dagster/asset_partition_range_start": "2024-05-01", "dagster/asset_partition_range_end": "2024-05-02"},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "holds no data yet: materialize silver_carbon_intensity first" in str(failure.event_specific_data.error)
+    assert not (data / "gold").exists() or not any((data / "gold").iterdir())

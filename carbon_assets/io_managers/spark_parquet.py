@@ -184,16 +184,15 @@ class SparkParquetIOManager(ConfigurableIOManager):
         wanted = context.dagster_type.typing_type
         if wanted is pd.DataFrame:
             return read_parquet_table(folder, *(date_range or (None, None)))
+        if not any(folder.glob(f"{PARTITION_COLUMN}=*")):  # never materialized: say so, not "no rows"
+            upstream = context.upstream_output.asset_key.to_user_string()
+            raise FileNotFoundError(f"{folder} holds no data yet: materialize {upstream} first")
         if typing.get_origin(wanted) is dict:
-            return day_files(folder, date_range)
+            return day_files(folder, date_range)  # a day without rows has no file
         reader = self.pyspark.spark_session.read.option("basePath", str(folder))
         if date_range is None:
             return reader.parquet(str(folder))
         # Only the range's day folders: listing all of them costs more than a day's work.
         days = partition_dates(*(d.isoformat() for d in date_range))
         paths = [str(day_folder(folder, day)) for day in days if day_folder(folder, day).exists()]
-        if paths:
-            return reader.parquet(*paths)
-        if any(folder.glob(f"{PARTITION_COLUMN}=*")):  # a range with no data at all: no rows
-            return reader.parquet(str(folder)).where(F.lit(False))
-        raise FileNotFoundError(f"{folder} holds no data yet: materialize {context.upstream_output.asset_key.to_user_string()} first")
+        return reader.parquet(*paths) if paths else reader.parquet(str(folder)).where(F.lit(False))
