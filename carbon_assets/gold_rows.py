@@ -65,34 +65,41 @@ def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
     missing values and is NULL when there are none.
     """
     day = silver_day.select(list(SILVER_INPUT)).sort_by([("regionid", "ascending"), ("timestamp", "ascending")])
-    thousandths = [
-        pc.round(pc.multiply(day.column(column).cast(pa.float64()), SCALE), round_mode="half_towards_infinity").cast(pa.int64())
-        for column in AVERAGED
-    ]
-    scaled = pa.table({"regionid": day.column("regionid"), **dict(zip(AVERAGED, thousandths))})
-    totals = scaled.group_by("regionid", use_threads=False).aggregate(
-        [("regionid", "count", pc.CountOptions(mode="all")), *((column, "sum") for column in AVERAGED), *((column, "count") for column in AVERAGED)]
-    ).to_pydict()
-    names = day.group_by("regionid", use_threads=False).aggregate([("shortname", "last"), ("dno", "last")]).to_pydict()
-    label_counts: dict[int, dict[str, int]] = {}
-    labels = day.group_by(["regionid", "intensity_index"], use_threads=False).aggregate([("intensity_index", "count")])
-    for region, label, count in zip(*labels.to_pydict().values()):
-        if label is not None:
-            label_counts.setdefault(region, {})[label] = count
-    last_names = dict(zip(names["regionid"], zip(names["shortname_last"], names["dno_last"])))
+    for column in AVERAGED:
+        day = day.set_column(day.schema.get_field_index(column), column, _thousandths(day.column(column)))
+    # Without threads, Arrow aggregates in row order: "last" is the day's last half-hour.
+    regions = day.group_by("regionid", use_threads=False).aggregate([
+        ("regionid", "count", pc.CountOptions(mode="all")), ("shortname", "last"), ("dno", "last"),
+        *((column, "sum") for column in AVERAGED), *((column, "count") for column in AVERAGED),
+    ]).to_pylist()
+    labels = _label_counts(day)
+    return pa.Table.from_pylist([
+        {
+            "regionid": region["regionid"], "date_recorded": date,
+            "shortname": region["shortname_last"], "dno": region["dno_last"],
+            "index_mode": index_mode(labels.get(region["regionid"], {})),
+            **{AVERAGE_NAMES.get(column, column): mean_to_the_cent(region[f"{column}_sum"] or 0, region[f"{column}_count"])
+               for column in AVERAGED},
+            "half_hours": region["regionid_count"],
+        }
+        for region in regions
+    ], schema=GOLD_SCHEMA)  # fmt: skip
 
-    rows: dict[str, list] = {field.name: [] for field in GOLD_SCHEMA}
-    for position, region in enumerate(totals["regionid"]):
-        rows["regionid"].append(region)
-        rows["date_recorded"].append(date)
-        rows["shortname"].append(last_names[region][0])
-        rows["dno"].append(last_names[region][1])
-        rows["index_mode"].append(index_mode(label_counts.get(region, {})))
-        for column in AVERAGED:
-            total, count = totals[f"{column}_sum"][position], totals[f"{column}_count"][position]
-            rows[AVERAGE_NAMES.get(column, column)].append(mean_to_the_cent(total or 0, count))
-        rows["half_hours"].append(totals["regionid_count"][position])
-    return pa.Table.from_pydict(rows, schema=GOLD_SCHEMA)
+
+def _thousandths(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Values as whole thousandths (exact for the API's integers and one-decimal shares)."""
+    scaled = pc.multiply(values.cast(pa.float64()), SCALE)
+    return pc.round(scaled, round_mode="half_towards_infinity").cast(pa.int64())
+
+
+def _label_counts(day: pa.Table) -> dict[int, dict[str, int]]:
+    """{regionid: {index label: half-hours with it}}."""
+    counted = day.group_by(["regionid", "intensity_index"], use_threads=False).aggregate([("intensity_index", "count")])
+    counts: dict[int, dict[str, int]] = {}
+    for row in counted.to_pylist():
+        if row["intensity_index"] is not None:
+            counts.setdefault(row["regionid"], {})[row["intensity_index"]] = row["intensity_index_count"]
+    return counts
 
 
 def date_of_day_file(path: str) -> dt.date:
