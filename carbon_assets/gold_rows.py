@@ -54,7 +54,8 @@ def index_mode(counts: dict[str, int]) -> str | None:
     """The most frequent label; a tie goes to the dirtier label (the conservative reading)."""
     if not counts:
         return None
-    return max(counts, key=lambda label: (counts[label], INDEX_LABELS.index(label) if label in INDEX_LABELS else -1))
+    dirtiness = {label: rank for rank, label in enumerate(INDEX_LABELS)}
+    return max(counts, key=lambda label: (counts[label], dirtiness.get(label, -1)))
 
 
 def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
@@ -64,9 +65,11 @@ def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
     years); half_hours counts the region's half-hours (48 on a complete day); a mean skips
     missing values and is NULL when there are none.
     """
-    day = silver_day.select(list(SILVER_INPUT)).sort_by([("regionid", "ascending"), ("timestamp", "ascending")])
+    day = silver_day.select(list(SILVER_INPUT))
+    day = day.sort_by([("regionid", "ascending"), ("timestamp", "ascending")])
     for column in AVERAGED:
-        day = day.set_column(day.schema.get_field_index(column), column, _thousandths(day.column(column)))
+        position = day.schema.get_field_index(column)
+        day = day.set_column(position, column, _thousandths(day.column(column)))
     # Without threads, Arrow aggregates in row order: "last" is the day's last half-hour.
     regions = day.group_by("regionid", use_threads=False).aggregate([
         ("regionid", "count", pc.CountOptions(mode="all")), ("shortname", "last"), ("dno", "last"),
@@ -78,7 +81,8 @@ def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
             "regionid": region["regionid"], "date_recorded": date,
             "shortname": region["shortname_last"], "dno": region["dno_last"],
             "index_mode": index_mode(labels.get(region["regionid"], {})),
-            **{AVERAGE_NAMES.get(column, column): mean_to_the_cent(region[f"{column}_sum"] or 0, region[f"{column}_count"])
+            **{AVERAGE_NAMES.get(column, column):
+               mean_to_the_cent(region[f"{column}_sum"] or 0, region[f"{column}_count"])
                for column in AVERAGED},
             "half_hours": region["regionid_count"],
         }
@@ -94,16 +98,16 @@ def _thousandths(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _label_counts(day: pa.Table) -> dict[int, dict[str, int]]:
     """{regionid: {index label: half-hours with it}}."""
-    counted = day.group_by(["regionid", "intensity_index"], use_threads=False).aggregate([("intensity_index", "count")])
+    counted = day.group_by(["regionid", "intensity_index"], use_threads=False)
     counts: dict[int, dict[str, int]] = {}
-    for row in counted.to_pylist():
-        if row["intensity_index"] is not None:
-            counts.setdefault(row["regionid"], {})[row["intensity_index"]] = row["intensity_index_count"]
+    for row in counted.aggregate([("intensity_index", "count")]).to_pylist():
+        if (label := row["intensity_index"]) is not None:
+            counts.setdefault(row["regionid"], {})[label] = row["intensity_index_count"]
     return counts
 
 
 def date_of_day_file(path: str) -> dt.date:
-    """The date of a silver day file, from its folder: .../date_recorded=2024-01-01/part-0.parquet."""
+    """The date in a silver day file's folder: .../date_recorded=2024-01-01/part-0.parquet."""
     folder = path.rstrip("/").rsplit("/", 2)[-2]
     key, _, value = folder.partition("=")
     if key != "date_recorded":

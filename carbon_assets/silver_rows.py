@@ -159,7 +159,8 @@ def _table(file_date: dt.date, versions: list[tuple[int, int | None, _Region]]) 
         **_fuel_columns([region.generationmix or () for region in regions]),
         "fetched_at": [fetched_at for _, fetched_at, _ in versions],
     }
-    return pa.Table.from_arrays([_array(columns[field.name], field.type) for field in SILVER_SCHEMA], schema=SILVER_SCHEMA)
+    arrays = [_array(columns[field.name], field.type) for field in SILVER_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=SILVER_SCHEMA)
 
 
 def _array(values: list, arrow_type: pa.DataType) -> pa.Array:
@@ -177,10 +178,14 @@ def _fuel_columns(mixes: list[Sequence[_Mix]]) -> dict[str, list]:
             "extra_fuels": [None] * len(mixes),
             "missing_fuels": [None] * len(mixes),
         }
-    by_fuel = [{entry.fuel: entry.perc for entry in mix} for mix in mixes]  # a fuel twice: the last wins
+    # A fuel given twice in one mix: the last share wins.
+    by_fuel = [{entry.fuel: entry.perc for entry in mix} for mix in mixes]
     return {
         **{f"fuel_{fuel}": [shares.get(fuel) for shares in by_fuel] for fuel in FUELS},
-        "extra_fuels": [[(f, p) for f, p in shares.items() if f not in KNOWN_FUELS] or None for shares in by_fuel],
+        "extra_fuels": [
+            [(fuel, perc) for fuel, perc in shares.items() if fuel not in KNOWN_FUELS] or None
+            for shares in by_fuel
+        ],
         "missing_fuels": [[f for f in FUELS if f not in shares] or None for shares in by_fuel],
     }
 

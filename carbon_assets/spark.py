@@ -21,7 +21,12 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from carbon_assets.settings import DEFAULT_SPARK_MASTER, SPARK_MASTER, SPARK_REMOTE, spark_conf_from_env
+from carbon_assets.settings import (
+    DEFAULT_SPARK_MASTER,
+    SPARK_MASTER,
+    SPARK_REMOTE,
+    spark_conf_from_env,
+)
 
 SUPPORTED_JAVA = (17, 21)
 
@@ -122,7 +127,8 @@ def map_files_in_python(
     spark_schema = from_arrow_schema(schema)
     if not paths:
         return spark.createDataFrame([], spark_schema)
-    return spark.createDataFrame([(path,) for path in paths], "path string").mapInArrow(per_batch, spark_schema)
+    files = spark.createDataFrame([(path,) for path in paths], "path string")
+    return files.mapInArrow(per_batch, spark_schema)
 
 
 def start_session(config: dict[str, Any]) -> SparkSession:

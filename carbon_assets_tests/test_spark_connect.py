@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyspark
 import pytest
 
-import pyspark
 from carbon_assets.gold_rows import daily_rows
 from carbon_assets.io_managers.spark_parquet import read_parquet_table
 from carbon_assets.settings import DATA_DIR, SPARK_MASTER, SPARK_REMOTE
