@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -23,9 +22,8 @@ from dagster import ConfigurableResource
 from carbon_assets.bronze_days import DayDocument, Period
 
 TEMP_PREFIX = ".tmp-"
-# Every document we write starts with these keys, in this order (see bronze_days.build_document).
-DOCUMENT_HEAD = re.compile(rb'^\{"date":"[0-9-]+","complete":(true|false),"half_hours":(\d+),"region_records":(\d+)')
-DOCUMENT_HEAD_WITHIN = 128
+COMPLETE_FLAG = re.compile(rb'^\{"date":"[0-9-]+","complete":(true|false)')
+COMPLETE_FLAG_WITHIN = 64
 
 
 def _period_as_sent(value: object) -> msgspec.Raw:
@@ -106,31 +104,17 @@ class BronzeStore:
         return self.path(day).exists()
 
     def is_complete(self, day: dt.date) -> bool:
-        """Read from the head of the file, so checking years of days does not decompress
-        and parse years of records."""
+        """Read from the head of the file: the flag is the second key of every document we write,
+        so checking years of days does not decompress and parse years of records."""
         path = self.path(day)
         if not path.exists():
             return False
-        if (head := read_head(path)) is not None:
-            return head.complete
+        with gzip.open(path, "rb") as handle:
+            head = handle.read(COMPLETE_FLAG_WITHIN)
+        if match := COMPLETE_FLAG.search(head):
+            return match.group(1) == b"true"
         document = self.read(day)
         return bool(document and document.get("complete"))
-
-
-@dataclass(frozen=True)
-class DocumentHead:
-    complete: bool
-    half_hours: int
-    region_records: int
-
-
-def read_head(path: Path) -> DocumentHead | None:
-    """The counts at the head of a bronze day file, or None if it does not start as ours do."""
-    with gzip.open(path, "rb") as handle:
-        match = DOCUMENT_HEAD.search(handle.read(DOCUMENT_HEAD_WITHIN))
-    if match is None:
-        return None
-    return DocumentHead(match.group(1) == b"true", int(match.group(2)), int(match.group(3)))
 
 
 class LakeResource(ConfigurableResource):
