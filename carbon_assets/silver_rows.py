@@ -22,6 +22,7 @@ import msgspec
 import pyarrow as pa
 
 from carbon_assets.gc_pause import paused_gc
+from carbon_assets.request_plan import parse_api_datetime
 from carbon_assets.schema import FUELS
 
 UTC = dt.UTC
@@ -91,12 +92,9 @@ class BronzeFileError(ValueError):
     """A bronze day file that is not a day document of the expected shape."""
 
 
-def _utc_micros(text: str, what: str) -> int:
+def _utc_micros(text: str) -> int:
     """Microseconds since the epoch (UTC), as Arrow stores timestamps."""
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"{what} without a zone: {text!r}")
-    return (moment - EPOCH) // MICROSECOND
+    return (parse_api_datetime(text) - EPOCH) // MICROSECOND
 
 
 def _whole(forecast: int | float | None) -> int | None:  # noqa: PYI041
@@ -131,9 +129,9 @@ def _latest_versions(day: _Day, file_date: dt.date) -> list[tuple[int, int | Non
     last_micros = first_micros + DAY // MICROSECOND
     chosen: dict[tuple[int | None, int], tuple] = {}
     for source_position, source in enumerate(day.sources or ()):
-        fetched_at = _utc_micros(source.fetched_at, "fetched_at") if source.fetched_at else None
+        fetched_at = _utc_micros(source.fetched_at) if source.fetched_at else None
         for record_position, period in enumerate(source.data or ()):
-            start = _utc_micros(period.start, "a period start")
+            start = _utc_micros(period.start)
             if not first_micros <= start < last_micros:
                 continue
             rank = (fetched_at is not None, fetched_at or 0, source_position, record_position)
