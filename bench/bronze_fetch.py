@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 from bench.emulator_process import EmulatorProcess, EmulatorSettings
-from carbon_assets.api_client import CarbonIntensityApi
-from carbon_assets.bronze_days import build_document
-from carbon_assets.lake import BronzeStore
-from carbon_assets.partitions import partition_dates
+from carbon_assets.bronze.client import CarbonIntensityApi
+from carbon_assets.bronze.day_assembly import whole_days
+from carbon_assets.bronze.day_files import build_document
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.partitions import DayRange
 
 
 def fetch_once(emulator: EmulatorProcess, days: list[dt.date], lake_dir: Path, concurrency: int) -> dict:
@@ -29,8 +30,11 @@ def fetch_once(emulator: EmulatorProcess, days: list[dt.date], lake_dir: Path, c
     api = CarbonIntensityApi(base_url=emulator.base_url, max_concurrency=concurrency)
     emulator.reset_stats()
     started = time.monotonic()
-    stats = api.fetch_days(days, lambda day, sources: store.write(build_document(day, sources)),
-                           log=logging.getLogger("bronze_fetch"))
+    plan = api.plan(days)
+    requests = api.fetch(plan, log=logging.getLogger("bronze_fetch"))
+    for day, sources in whole_days(plan, requests):
+        store.write(build_document(day, sources))
+    stats = requests.stats
     wall = time.monotonic() - started
     served = emulator.stats()
     ideal = served["latency_seconds_total"] / concurrency
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=5)
     parser.add_argument("--seed", type=int, default=EmulatorSettings.seed)
     args = parser.parse_args(argv)
-    days = partition_dates(args.first, args.last)
+    days = DayRange.from_keys(args.first, args.last).days()
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="carbon-fetch-") as work:
         work_dir = Path(work)

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, materialize
 
-from carbon_assets.checks import ALL_CHECKS
-from carbon_assets.definitions import ALL_ASSETS, build_resources
+from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS, build_resources
 
 MAX_CONCURRENCY = 5
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")

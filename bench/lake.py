@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pyarrow.dataset as pa_ds
 
-from carbon_assets.io_managers.spark_parquet import HIVE_DATES, PARTITION_COLUMN, read_parquet_table
-from carbon_assets.lake import BronzeStore
-from carbon_assets.partitions import partition_dates
-from carbon_assets.schema import FUEL_COLUMNS
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.grid import FUEL_COLUMNS
+from carbon_assets.lake import HIVE_DATES, PARTITION_COLUMN, read_parquet_table
+from carbon_assets.partitions import DayRange
 
 VALUE_COLUMNS = ("intensity_avg", *FUEL_COLUMNS)
 CENT = Decimal("0.01")
@@ -21,7 +21,7 @@ HALF_CENT = Decimal("0.005") + Decimal("1e-9")
 def bronze_counts(bronze_dir: Path, first: str, last: str) -> dict:
     """Day files present, missing (= days lost) and incomplete, and raw region-records."""
     store = BronzeStore(bronze_dir)
-    documents = {day: store.read(day) for day in partition_dates(first, last)}
+    documents = {day: store.read(day) for day in DayRange.from_keys(first, last).days()}
     stored = [doc for doc in documents.values() if doc is not None]
     return {
         "day_files": len(stored),

@@ -30,7 +30,7 @@ def scratch_database(admin_dsn: str = ADMIN_DSN, prefix: str = "carbon_bench") -
     try:
         yield f"postgresql+psycopg2://{user}@{host}:{port}/{name}"
     finally:
-        from carbon_assets.database import dispose_engines
+        from carbon_assets.warehouse.resource import dispose_engines
 
         dispose_engines()
         admin = _admin(admin_dsn)

@@ -26,12 +26,12 @@ import psutil
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from carbon_assets.gold import gold_from_silver
-from carbon_assets.io_managers.spark_parquet import day_files, write_days
-from carbon_assets.lake import BronzeStore
-from carbon_assets.partitions import partition_dates
-from carbon_assets.schema import FUEL_COLUMNS, FUELS
-from carbon_assets.silver import silver_from_bronze
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.gold.assets import gold_from_silver
+from carbon_assets.grid import FUEL_COLUMNS, FUELS
+from carbon_assets.lake import day_files, write_days
+from carbon_assets.partitions import DayRange
+from carbon_assets.silver.assets import silver_from_bronze
 from carbon_assets.spark import default_spark_config, start_session
 
 PARTITION_COLUMN = "date_recorded"
@@ -120,7 +120,7 @@ JOBS = {"ours": run_ours, "original": run_original}
 
 def bronze_paths(bronze_dir: Path, first: str, last: str) -> list[str]:
     store = BronzeStore(bronze_dir)
-    return [str(store.path(day)) for day in partition_dates(first, last) if store.exists(day)]
+    return [str(store.path(day)) for day in DayRange.from_keys(first, last).days() if store.exists(day)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     imported = time.perf_counter()
     spark = start_spark()
     session_ready = time.perf_counter()
-    days = partition_dates(args.first, args.last)
+    days = DayRange.from_keys(args.first, args.last).days()
     timings = JOBS[args.approach](spark, paths, Path(args.out_dir), days)
     spark.stop()
     result = {

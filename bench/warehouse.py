@@ -13,11 +13,13 @@ from pathlib import Path
 import sqlalchemy
 
 from bench import bench_warehouse_load
-from carbon_assets.database import create_warehouse_engine, dispose_engines
-from carbon_assets.io_managers.postgres import PostgresWarehouseIOManager
-from carbon_assets.io_managers.spark_parquet import read_parquet_table
-from carbon_assets.schema import GOLD_COLUMNS
-from carbon_assets.warehouse import WAREHOUSE_TABLE
+from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets.partitions import DayRange
+from carbon_assets.lake import read_parquet_table
+from carbon_assets.warehouse.assets import WAREHOUSE_TABLE
+from carbon_assets.warehouse.resource import WarehouseDatabase
+from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
+from carbon_assets.warehouse.resource import create_warehouse_engine, dispose_engines
 
 
 def warehouse_rows(database_url: str, first: str, last: str) -> int:
@@ -37,8 +39,8 @@ def time_real_load(database_url: str, gold_dir: Path, first: str, last: str, rep
 
     Destructive for the range: run it on the benchmark's scratch database only, last.
     """
-    rows = read_parquet_table(gold_dir, dt.date.fromisoformat(first), dt.date.fromisoformat(last))[list(GOLD_COLUMNS)]
-    manager = PostgresWarehouseIOManager(database_url=database_url)
+    rows = read_parquet_table(gold_dir, DayRange.from_keys(first, last))[list(GOLD_COLUMNS)]
+    manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=database_url))
     empty_range(database_url, first, last)
     dispose_engines()  # the first load connects from scratch, like a new run process
     first_seconds, first_meta = bench_warehouse_load.timed_load(manager, rows, first, last)

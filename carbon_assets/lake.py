@@ -1,39 +1,63 @@
-"""The lake on disk: where each layer lives, and crash-safe bronze day files.
+"""The lake on disk: where each layer lives, and how its files are written without tearing.
 
-    {data_dir}/bronze/2024/2024-01-01.json.gz     one gzip JSON day document per UTC day
-    {data_dir}/silver/date_recorded=2024-01-01/   Parquet, partitioned by day (Spark)
-    {data_dir}/gold/date_recorded=2024-01-01/     Parquet, partitioned by day (Spark)
+    {data_dir}/bronze/2024/2024-01-01.json.gz                        bronze/day_files.py
+    {data_dir}/silver/date_recorded=2024-01-01/part-0.parquet        one Parquet file per day
+    {data_dir}/gold/date_recorded=2024-01-01/part-0.parquet          one Parquet file per day
     {data_dir}/exports/gold_carbon_intensity_daily.csv
+
+Every file is replaced by an atomic rename, so a reader (or a run killed half-way) sees a
+day's old file or its new one, never a part of either.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import os
-import re
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import msgspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pa_ds
+import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 
-from carbon_assets.bronze_days import DayDocument, Period
+from carbon_assets.partitions import DayRange
 
 TEMP_PREFIX = ".tmp-"
-COMPLETE_FLAG = re.compile(rb'^\{"date":"[0-9-]+","complete":(true|false)')
-COMPLETE_FLAG_WITHIN = 64
+PARTITION_COLUMN = "date_recorded"
+DAY_FILE = "part-0.parquet"
+WRITER_THREADS = 4
+HIVE_DATES = pa_ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
-def _period_as_sent(value: object) -> msgspec.Raw:
-    """Periods are written as the bytes the API sent them in, not re-encoded."""
-    if isinstance(value, Period):
-        return msgspec.Raw(value.raw)
-    raise TypeError(f"a day document cannot hold a {type(value).__name__}")
+class LakeResource(ConfigurableResource):
+    """The lake's root folder (CARBON_DATA_DIR, default ./data) and its layer folders."""
 
+    data_dir: str
 
-_DOCUMENT_ENCODER = msgspec.json.Encoder(enc_hook=_period_as_sent)
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    @property
+    def bronze_dir(self) -> Path:
+        return self.root / "bronze"
+
+    @property
+    def silver_dir(self) -> Path:
+        return self.root / "silver"
+
+    @property
+    def gold_dir(self) -> Path:
+        return self.root / "gold"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -61,83 +85,78 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
 
 
 def remove_leftovers(root: Path) -> list[Path]:
-    """Delete temporary files and Spark staging folders that a killed run left behind."""
+    """Delete the temporary files that a run killed mid-write left behind."""
     removed: list[Path] = []
     if not root.exists():
         return removed
-    for path in list(root.rglob("*")):
-        name = path.name
-        leftover = name.startswith(TEMP_PREFIX) or name.startswith(".spark-staging") or name == "_temporary"
-        if leftover and path.exists():
+    for path in list(root.rglob(f"{TEMP_PREFIX}*")):
+        if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(path)
     return removed
 
 
-class BronzeStore:
-    """One gzip-compressed JSON document per UTC day, written atomically."""
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def path(self, day: dt.date) -> Path:
-        return self.root / f"{day.year:04d}" / f"{day.isoformat()}.json.gz"
-
-    def write(self, document: DayDocument) -> int:
-        """Store a day document; returns the number of bytes written."""
-        day = dt.date.fromisoformat(document["date"])
-        raw = _DOCUMENT_ENCODER.encode(document)
-        # mtime=0 keeps the gzip bytes a pure function of the document.
-        payload = gzip.compress(raw, compresslevel=3, mtime=0)
-        atomic_write_bytes(self.path(day), payload)
-        return len(payload)
-
-    def read(self, day: dt.date) -> DayDocument | None:
-        """The day's file as plain JSON data (its records are dicts), or None if absent."""
-        path = self.path(day)
-        if not path.exists():
-            return None
-        with gzip.open(path, "rb") as handle:
-            return msgspec.json.decode(handle.read())
-
-    def exists(self, day: dt.date) -> bool:
-        return self.path(day).exists()
-
-    def is_complete(self, day: dt.date) -> bool:
-        """Read from the head of the file: the flag is the second key of every document we write,
-        so checking years of days does not decompress and parse years of records."""
-        path = self.path(day)
-        if not path.exists():
-            return False
-        with gzip.open(path, "rb") as handle:
-            head = handle.read(COMPLETE_FLAG_WITHIN)
-        if match := COMPLETE_FLAG.search(head):
-            return match.group(1) == b"true"
-        document = self.read(day)
-        return bool(document and document.get("complete"))
+# --- Parquet, one file per day -----------------------------------------------------------
 
 
-class LakeResource(ConfigurableResource):
-    """The lake's root folder (CARBON_DATA_DIR, default ./data) and its layer folders."""
+def day_folder(folder: Path, day: dt.date) -> Path:
+    return folder / f"{PARTITION_COLUMN}={day.isoformat()}"
 
-    data_dir: str
 
-    @property
-    def root(self) -> Path:
-        return Path(self.data_dir).resolve()
+def _replace_day_file(folder: Path, day: dt.date, rows: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows.drop_columns([PARTITION_COLUMN]), sink, compression="snappy")
+    target = day_folder(folder, day) / DAY_FILE
+    atomic_write_bytes(target, sink.getvalue().to_pybytes())
+    for other in target.parent.iterdir():  # files of another layout or an older writer
+        if other.name != DAY_FILE:
+            shutil.rmtree(other) if other.is_dir() else other.unlink()
 
-    @property
-    def bronze(self) -> BronzeStore:
-        return BronzeStore(self.root / "bronze")
 
-    @property
-    def silver_dir(self) -> Path:
-        return self.root / "silver"
+def write_days(folder: Path, table: pa.Table, days: list[dt.date]) -> dict[dt.date, int]:
+    """Replace the files of `days` with the rows of `table`; returns the rows written per day."""
+    table = table.sort_by(PARTITION_COLUMN)
+    rows_per_day: dict[dt.date, int] = {}
+    slices: list[tuple[dt.date, pa.Table]] = []
+    start = 0
+    for run in pc.value_counts(table.column(PARTITION_COLUMN)).to_pylist():  # one run per day
+        day, count = run["values"], run["counts"]
+        rows_per_day[day] = count
+        slices.append((day, table.slice(start, count)))
+        start += count
+    # Encoding and fsync release the GIL, so a few threads write days side by side. Each file
+    # is still replaced atomically on its own.
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
+        for written in [pool.submit(_replace_day_file, folder, day, rows) for day, rows in slices]:
+            written.result()
+    for day in days:
+        if day not in rows_per_day and day_folder(folder, day).exists():
+            shutil.rmtree(day_folder(folder, day))
+    return rows_per_day
 
-    @property
-    def gold_dir(self) -> Path:
-        return self.root / "gold"
 
-    @property
-    def exports_dir(self) -> Path:
-        return self.root / "exports"
+def read_parquet_table(
+    folder: Path, days: DayRange | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """A date-partitioned Parquet folder as pandas: the days of a range (all if None), some
+    columns (all if None)."""
+    if not folder.exists() or not any(folder.glob(f"{PARTITION_COLUMN}=*")):
+        return pd.DataFrame()
+    dataset = pa_ds.dataset(
+        folder, format="parquet", partitioning=HIVE_DATES, exclude_invalid_files=True
+    )
+    condition = None
+    if days is not None:
+        date = pa_ds.field(PARTITION_COLUMN)
+        condition = (date >= days.first) & (date <= days.last)
+    return dataset.to_table(columns=columns, filter=condition).to_pandas()
+
+
+def day_files(folder: Path, days: DayRange | None = None) -> dict[str, str]:
+    """{date: path of its Parquet file} for the days of the range that have rows (all if None)."""
+    if days is None:
+        files = sorted(folder.glob(f"{PARTITION_COLUMN}=*/{DAY_FILE}"))
+        return {path.parent.name.partition("=")[2]: str(path) for path in files}
+    files = {day.isoformat(): day_folder(folder, day) / DAY_FILE for day in days.days()}
+    return {day: str(path) for day, path in files.items() if path.exists()}

@@ -1,14 +1,75 @@
-"""The one partitioning scheme of every asset: a UTC day, from the first full day of data."""
+"""The one partitioning scheme of every asset: a UTC day, from the first full day of data.
+
+A run over a range of partitions becomes a `DayRange` in one way, `day_range(context)`, for
+assets, asset checks and IO managers alike.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from dagster import DailyPartitionsDefinition
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetExecutionContext,
+    DailyPartitionsDefinition,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+)
 
-from carbon_assets.schema import FIRST_FULL_DAY
+# The first full UTC day of regional data (the earliest period starts 2018-05-10T23:30Z).
+FIRST_FULL_DAY = dt.date(2018, 5, 11)
 
-daily_partitions = DailyPartitionsDefinition(start_date=FIRST_FULL_DAY, timezone="UTC")
+daily_partitions = DailyPartitionsDefinition(start_date=FIRST_FULL_DAY.isoformat(), timezone="UTC")
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """The UTC days first..last, both included."""
+
+    first: dt.date
+    last: dt.date
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError(f"partition range ends before it starts: {self}")
+
+    @classmethod
+    def from_keys(cls, start_key: str, end_key: str) -> DayRange:
+        """From partition keys (YYYY-MM-DD)."""
+        return cls(dt.date.fromisoformat(start_key), dt.date.fromisoformat(end_key))
+
+    def days(self) -> list[dt.date]:
+        return [self.first + dt.timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+    def __len__(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, dt.date) and self.first <= day <= self.last
+
+    def __str__(self) -> str:
+        return f"{self.first}...{self.last}"
+
+
+PartitionedContext = AssetExecutionContext | AssetCheckExecutionContext | InputContext | OutputContext
+
+
+def day_range(context: PartitionedContext) -> DayRange | None:
+    """The days of the run's partition range, or None when the run has no partitions (an asset
+    check launched on its own, an unpartitioned output)."""
+    if isinstance(context, InputContext | OutputContext):
+        if not context.has_asset_partitions:
+            return None
+        key_range = context.asset_partition_key_range
+    else:
+        op_context = context.op_execution_context
+        if not op_context.has_partition_key_range:
+            return None
+        key_range = op_context.partition_key_range
+    return DayRange.from_keys(key_range.start, key_range.end)
 
 
 def partition_range_problem(start_key: str, end_key: str) -> str | None:
@@ -26,9 +87,16 @@ def partition_range_problem(start_key: str, end_key: str) -> str | None:
     return None
 
 
-def partition_dates(start_key: str, end_key: str) -> list[dt.date]:
-    """Every date from start_key to end_key inclusive (keys are YYYY-MM-DD)."""
-    start, end = dt.date.fromisoformat(start_key), dt.date.fromisoformat(end_key)
-    if end < start:
-        raise ValueError(f"partition range ends before it starts: {start_key}...{end_key}")
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+MAX_LISTED = 50  # dates listed in metadata before "... and N more"
+
+
+def listed(dates: Iterable) -> MetadataValue:
+    """Dates for a metadata entry: sorted, unique, at most MAX_LISTED of them."""
+    values = sorted({str(d) for d in dates})
+    more = [f"... and {len(values) - MAX_LISTED} more"] if len(values) > MAX_LISTED else []
+    return MetadataValue.json(values[:MAX_LISTED] + more)
+
+
+def scope(days: DayRange | None) -> str:
+    """What a check looked at: a run's range, or the whole asset when it ran on its own."""
+    return "whole asset" if days is None else str(days)

@@ -38,8 +38,8 @@ def env_int_or_default(name: str, default: int) -> Any:
 
 
 def data_dir() -> str:
-    """The lake's root folder, as an absolute path (Dagster's processes may change directory)."""
-    return os.path.abspath(os.environ.get(DATA_DIR) or DEFAULT_DATA_DIR)
+    """CARBON_DATA_DIR, else `data` (relative to the working directory)."""
+    return os.environ.get(DATA_DIR) or DEFAULT_DATA_DIR
 
 
 def spark_conf_from_env() -> dict[str, str]:

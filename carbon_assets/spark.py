@@ -1,8 +1,9 @@
 """The Spark session: found Java, sensible local defaults, and the same code on a cluster.
 
-The session starts lazily, the first time a step or IO manager asks for it, never at import.
-In one process (the in-process executor runs a whole run in one) every step shares it, so a
-run pays for one JVM start.
+The resource is dagster-pyspark's LazyPySparkResource: the session starts the first time a
+step asks for it through `spark_session(resource)`, never at import. In one process (the
+in-process executor runs a whole run in one) every step shares it, so a run pays for one JVM
+start.
 """
 
 from __future__ import annotations
@@ -91,11 +92,10 @@ def default_spark_config(master: str | None = None) -> dict[str, Any]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         # Three years are ~1M rows: a handful of shuffle partitions beats the default 200.
         "spark.sql.shuffle.partitions": "8",
-        # Three years of silver are ~150 MB as Arrow: measured as fast with 1 GB as with 2 GB,
-        # and 0.9 GB less resident memory.
+        # Measured as fast as 2 GB for three years, with much less resident memory (README).
         "spark.driver.memory": "1g",
         # A range run reads one folder per day; below this many paths the driver lists them
-        # itself instead of launching a Spark job (13.5 s -> 2 s to plan three years).
+        # itself, which is much faster than launching a Spark job to list them.
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "10000",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
@@ -120,9 +120,8 @@ def map_files_in_python(
     why the lake must be a folder every executor sees at the same path (it is local or a
     shared mount: the IO managers write it with plain file operations), and why executors
     need this project and its dependencies installed. Handing over paths rather than
-    Spark's binaryFile rows skips listing 1,096 files and copying their bytes through the
-    JVM: 24.5-26 s instead of 27-37 s for a fresh process making three years of silver and
-    gold.
+    Spark's binaryFile rows skips listing the files and copying their bytes through the JVM
+    (README, benchmarks).
     """
     spark_schema = from_arrow_schema(schema)
     if not paths:
@@ -140,11 +139,9 @@ def start_session(config: dict[str, Any]) -> SparkSession:
     return builder.getOrCreate()
 
 
-class CarbonSparkResource(LazyPySparkResource):
-    """dagster-pyspark's lazy session, with Java found before the JVM is launched; a Spark
-    Connect session when the config holds spark.remote (CARBON_SPARK_REMOTE)."""
-
-    def _init_session(self) -> None:
-        if self._spark_session is None:
-            prepare_to_launch(self.spark_config)
-        super()._init_session()
+def spark_session(pyspark: LazyPySparkResource) -> SparkSession:
+    """The resource's session, with Java found and the Python workers' interpreter set before
+    its JVM starts; a Spark Connect session when the config holds spark.remote
+    (CARBON_SPARK_REMOTE)."""
+    prepare_to_launch(pyspark.spark_config)
+    return pyspark.spark_session

@@ -6,8 +6,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from carbon_assets.bronze_days import Period, build_document
-from carbon_assets.lake import BronzeStore
+from carbon_assets.bronze.day_files import build_document
+from carbon_assets.bronze.records import Period
+from carbon_assets.bronze.store import BronzeStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_2019 = FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json"

@@ -18,13 +18,12 @@ import psycopg2
 import sqlalchemy
 from sqlalchemy.pool import NullPool
 
-from carbon_assets.database import (
-    dispose_engines,
+from carbon_assets.warehouse.embedded import (
     embedded_database_url,
     embedded_server,
-    sqlalchemy_url,
     stop_embedded_server,
 )
+from carbon_assets.warehouse.resource import dispose_engines, sqlalchemy_url
 
 SERVICE_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 SERVERS = ("service", "embedded")

@@ -29,16 +29,18 @@ import pandas as pd
 import pydantic
 import pytest
 
-from carbon_assets import checks
-from carbon_assets.api_client import CarbonIntensityApi
-from carbon_assets.database import dispose_engines
+from carbon_assets.bronze.checks import BRONZE_DAYS_COMPLETE
+from carbon_assets.bronze.client import CarbonIntensityApi
+from carbon_assets.bronze.day_assembly import whole_days
+from carbon_assets.bronze.request_plan import RANGE_TOO_LONG_MESSAGE, plan_requests
+from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.definitions import build_resources
 from carbon_assets.emulator import EmulatorConfig, regional_period_records, start_emulator
-from carbon_assets.io_managers.spark_parquet import read_parquet_table
-from carbon_assets.lake import BronzeStore
-from carbon_assets.partitions import partition_dates
-from carbon_assets.request_plan import plan_requests
-from carbon_assets.schema import RANGE_TOO_LONG_MESSAGE
+from carbon_assets.gold.checks import GOLD_REGIONS_PER_DATE
+from carbon_assets.lake import read_parquet_table
+from carbon_assets.partitions import DayRange
+from carbon_assets.silver.checks import SILVER_INTENSITY_NON_NEGATIVE, SILVER_NO_UNKNOWN_FUELS
+from carbon_assets.warehouse.resource import dispose_engines
 from carbon_assets_tests.faults.common import (
     FAST_API,
     REPO,
@@ -54,7 +56,6 @@ from carbon_assets_tests.faults.common import (
     leftovers,
     materialize_range,
     materialized_assets,
-    output_metadata,
     report_matrix,
     rows_lost,
     step_failures,
@@ -141,7 +142,7 @@ def stored(tmp_path, baseline):
 
 def silver_rows(data_dir: Path, day: str):
     d = dt.date.fromisoformat(day)
-    return read_parquet_table(data_dir / "silver", d, d)
+    return read_parquet_table(data_dir / "silver", DayRange(d, d))
 
 
 # --- what the API sends ------------------------------------------------------------------
@@ -159,7 +160,7 @@ def test_malformed_json_loses_the_days_naming_the_cause_and_keeps_what_is_stored
     assert list(failures) == ["bronze_carbon_intensity"]
     message = failures["bronze_carbon_intensity"]
     assert "5 day(s) could not be fetched; every other day was stored" in message
-    for day in partition_dates(BASE_FIRST, NEW_DAY_2):
+    for day in DayRange.from_keys(BASE_FIRST, NEW_DAY_2).days():
         assert f"{day.isoformat()}: malformed" in message, message
     assert stored.bronze_unchanged(), "a failed re-fetch must leave the stored files as they were"
     assert stored.layer_unchanged("silver") and stored.layer_unchanged("gold")
@@ -187,13 +188,13 @@ def test_a_missing_region_fails_the_bronze_check_and_a_missing_region_day_fails_
         result = materialize_range(stored.resources(emulator.base_url, empty_attempts=1), BASE_FIRST, NEW_DAY_2)
     assert result.success, step_failures(result)  # neither check blocks: the run carries on
     found = check_results(result)
-    bronze = found[checks.BRONZE_DAYS_COMPLETE]
+    bronze = found[BRONZE_DAYS_COMPLETE]
     assert not bronze.passed
     assert bronze.metadata["incomplete_half_hours_by_date"].value == {NEW_DAY: 47, NEW_DAY_2: 0}
-    assert failing_dates(found[checks.GOLD_REGIONS_PER_DATE]) == [NEW_DAY_2]
-    assert not found[checks.GOLD_REGIONS_PER_DATE].passed
+    assert failing_dates(found[GOLD_REGIONS_PER_DATE]) == [NEW_DAY_2]
+    assert not found[GOLD_REGIONS_PER_DATE].passed
     passed = {name for name, check in found.items() if check.passed}
-    assert passed == set(found) - {checks.BRONZE_DAYS_COMPLETE, checks.GOLD_REGIONS_PER_DATE}
+    assert passed == set(found) - {BRONZE_DAYS_COMPLETE, GOLD_REGIONS_PER_DATE}
     store = BronzeStore(stored.data_dir / "bronze")
     assert store.read(dt.date(2024, 3, 4))["missing_half_hours"] == ["2024-03-04T10:00Z"]
 
@@ -235,7 +236,7 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
     assert dict(zip(at_ten["regionid"], at_ten["intensity_forecast"])) == {
         regionid: forecast + 7 for regionid, forecast in first_copy.items()  # the later copy won
     }
-    gold = read_parquet_table(stored.data_dir / "gold", dt.date(2024, 3, 4), dt.date(2024, 3, 4))
+    gold = read_parquet_table(stored.data_dir / "gold", DayRange(dt.date(2024, 3, 4), dt.date(2024, 3, 4)))
     assert set(gold["half_hours"]) == {48}
     assert stored.warehouse_lost() == 0
     BAD_INPUT_MATRIX.append(FaultRecord(
@@ -253,7 +254,8 @@ def test_no_data_with_max_attempts_below_empty_attempts_is_stored_incomplete_not
     with start_emulator(EmulatorConfig(seed=SEED, empty_dates={dt.date(2024, 3, 6)})) as emulator:
         api = CarbonIntensityApi(base_url=emulator.base_url, max_attempts=2, **FAST_API)
         try:
-            api.fetch_days([dt.date(2024, 3, 6)], lambda day, sources: handed_over.__setitem__(day, sources))
+            plan = api.plan([dt.date(2024, 3, 6)])
+            handed_over.update(whole_days(plan, api.fetch(plan)))
             observed = "the day is handed over to be stored incomplete"
         except Exception as error:  # noqa: BLE001 - recorded, then judged below
             observed = f"{type(error).__name__}: {error}"
@@ -305,7 +307,7 @@ def test_a_negative_intensity_fails_the_silver_check_naming_the_date(how_much, s
     edit_bronze_day(stored.data_dir, BAD_DAY, negative)
     result = materialize_range(stored.resources(), BASE_FIRST, BASE_LAST)
     found = check_results(result)
-    check = found[checks.SILVER_INTENSITY_NON_NEGATIVE]
+    check = found[SILVER_INTENSITY_NON_NEGATIVE]
     assert not check.passed
     assert failing_dates(check) == [BAD_DAY]
     assert check.metadata["failing_rows"].value == (1 if how_much == "one half-hour" else 48)
@@ -334,7 +336,7 @@ def test_an_unknown_fuel_blocks_gold_and_the_warehouse(stored):
     edit_bronze_day(stored.data_dir, BAD_DAY, storage)
     result = materialize_range(stored.resources(), BASE_FIRST, BASE_LAST)
     found = check_results(result)
-    check = found[checks.SILVER_NO_UNKNOWN_FUELS]
+    check = found[SILVER_NO_UNKNOWN_FUELS]
     assert not check.passed and failing_dates(check) == [BAD_DAY]
     assert not result.success
     assert materialized_assets(result) == {"bronze_carbon_intensity", "silver_carbon_intensity"}

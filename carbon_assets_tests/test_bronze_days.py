@@ -5,15 +5,9 @@ import gzip
 
 import pytest
 
-from carbon_assets.bronze_days import (
-    Period,
-    assess,
-    build_document,
-    day_periods,
-    merge_with_previous,
-    periods_in_response,
-)
-from carbon_assets.lake import BronzeStore
+from carbon_assets.bronze.day_files import assess, build_document, day_periods, merge_with_previous
+from carbon_assets.bronze.records import Period, periods_in_response
+from carbon_assets.bronze.store import BronzeStore
 from carbon_assets_tests.bronze_files import REAL_2019, real_periods, source
 
 DAY = dt.date(2019, 8, 25)
@@ -55,8 +49,9 @@ def test_store_writes_atomically_and_reads_back(tmp_path):
 
 
 def test_is_complete_reads_the_flag_from_the_head_of_the_file(tmp_path):
+    from carbon_assets.bronze.records import api_datetime
+    from carbon_assets.bronze.request_plan import half_hours_of
     from carbon_assets.emulator import regional_period_records
-    from carbon_assets.request_plan import api_datetime, half_hours_of
 
     store = BronzeStore(tmp_path)
     day = dt.date(2024, 3, 1)

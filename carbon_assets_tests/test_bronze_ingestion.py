@@ -21,13 +21,16 @@ import pytest
 from aiohttp import web
 from dagster import DagsterInstance, materialize
 
-from carbon_assets.api_client import ApiRequestRejected, CarbonIntensityApi, FetchIncomplete
-from carbon_assets.bronze import bronze_carbon_intensity
+from carbon_assets.bronze.assets import bronze_carbon_intensity
+from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi
+from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
+from carbon_assets.bronze.io_manager import BronzeJsonIOManager
+from carbon_assets.bronze.records import api_datetime
+from carbon_assets.bronze.request_plan import plan_requests
+from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.emulator import EmulatorConfig, draw_fault, start_emulator
-from carbon_assets.io_managers.bronze_json import BronzeJsonIOManager
-from carbon_assets.lake import BronzeStore, LakeResource
-from carbon_assets.partitions import partition_dates
-from carbon_assets.request_plan import api_datetime, plan_requests
+from carbon_assets.lake import LakeResource
+from carbon_assets.partitions import DayRange
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAST = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
@@ -36,10 +39,11 @@ D = dt.date.fromisoformat
 
 def fetch(base_url, days, **options):
     """Run the client; return (stats, {day: sources})."""
-    stored = {}
     api = CarbonIntensityApi(base_url=base_url, **(FAST | options))
-    stats = api.fetch_days(days, lambda day, sources: stored.__setitem__(day, sources))
-    return stats, stored
+    plan = api.plan(days)
+    requests = api.fetch(plan)
+    stored = dict(whole_days(plan, requests))
+    return requests.stats, stored
 
 
 def half_hours(sources) -> set[str]:
@@ -76,7 +80,7 @@ CAUSE_OF = {"503": "5xx"}
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_each_fault_is_retried_until_every_day_is_complete(fault):
-    days = partition_dates("2024-01-01", "2024-04-09")  # 8 requests
+    days = DayRange.from_keys("2024-01-01", "2024-04-09").days()  # 8 requests
     with start_emulator(EmulatorConfig(seed=3, **FAULTS[fault])) as emulator:
         # Only the slow-answer fault needs a short read timeout; elsewhere it would turn a busy
         # machine's ordinary slowness into spurious timeouts.
@@ -89,7 +93,7 @@ def test_each_fault_is_retried_until_every_day_is_complete(fault):
 
 
 def test_in_flight_requests_never_exceed_the_limit():
-    days = partition_dates("2024-01-01", "2024-01-30")
+    days = DayRange.from_keys("2024-01-01", "2024-01-30").days()
     with start_emulator(EmulatorConfig(latency_min=0.05, latency_max=0.1)) as emulator:
         stats, stored = fetch(emulator.base_url, days, max_concurrency=3, days_per_request=1)
         server_peak = emulator.stats()["peak_in_flight"]
@@ -98,7 +102,7 @@ def test_in_flight_requests_never_exceed_the_limit():
 
 
 def test_a_retry_takes_the_next_free_slot_before_requests_queued_earlier():
-    days = partition_dates("2024-06-01", "2024-06-04")
+    days = DayRange.from_keys("2024-06-01", "2024-06-04").days()
     paths = [window.path for window in plan_requests(days, days_per_request=1).windows]
     base = EmulatorConfig(rate_500=0.3, latency_min=0.1, latency_max=0.1)
     # A seed where only the first day's first request fails.
@@ -173,7 +177,7 @@ def always_400_server():
 def test_a_400_fails_fast_with_the_apis_message():
     with always_400_server() as (base_url, hits):
         with pytest.raises(ApiRequestRejected, match="Please enter a valid datetime in ISO8601"):
-            fetch(base_url, partition_dates("2024-01-01", "2024-01-05"))
+            fetch(base_url, DayRange.from_keys("2024-01-01", "2024-01-05").days())
     assert len(hits) == 1, "a 400 must not be retried"
 
 
@@ -208,7 +212,7 @@ def test_lost_days_fail_the_run_after_storing_the_rest_and_a_rerun_fetches_only_
         failed = materialize_bronze(tmp_path, emulator.base_url, *days, days_per_request=5, max_attempts=1)
     assert not failed.success
     store = BronzeStore(tmp_path / "bronze")
-    all_days = partition_dates(*days)
+    all_days = DayRange.from_keys(*days).days()
     lost = [day for day in all_days if not store.exists(day)]
     assert 0 < len(lost) < len(all_days)
     failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
@@ -265,7 +269,7 @@ def test_a_killed_run_leaves_no_partial_file_and_a_rerun_fetches_only_missing_da
         requested = emulator.stats()["by_path"]
     assert not [p for p in bronze.rglob("*") if p.name.startswith(".tmp-")]
     assert len(list(bronze.rglob("*.json.gz"))) == 91
-    missing = [D(p) for p in (d.isoformat() for d in partition_dates("2024-01-01", "2024-03-31"))
+    missing = [D(p) for p in (d.isoformat() for d in DayRange.from_keys("2024-01-01", "2024-03-31").days())
                if (bronze / p[:4] / f"{p}.json.gz") not in stored_before]
     assert len(requested) == len(plan_requests(missing).windows)
 

@@ -5,9 +5,30 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy
 
-from carbon_assets import checks
-from carbon_assets.database import apply_schema, create_warehouse_engine
-from carbon_assets.schema import FUEL_COLUMNS, FUELS, REGIONS
+from carbon_assets.gold.checks import (
+    GOLD_COMPLETE_DAYS,
+    GOLD_REGIONS_PER_DATE,
+    GOLD_UNIQUE_KEY,
+    gold_problems,
+)
+from carbon_assets.grid import FUEL_COLUMNS, FUELS, REGIONS
+from carbon_assets.silver.checks import (
+    SILVER_FUEL_MIX_SUMS_TO_100,
+    SILVER_INDEX_LABELS_KNOWN,
+    SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_NO_UNKNOWN_FUELS,
+    SILVER_UNIQUE_HALF_HOURS,
+    silver_problems,
+)
+from carbon_assets.warehouse.checks import (
+    WAREHOUSE_NO_NULLS,
+    WAREHOUSE_REGIONS_KNOWN,
+    WAREHOUSE_ROWS_MATCH_GOLD,
+    WAREHOUSE_UNIQUE_KEY,
+    warehouse_problems,
+)
+from carbon_assets.warehouse.migrations import apply_schema
+from carbon_assets.warehouse.resource import create_warehouse_engine
 
 DAY, OTHER = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
 
@@ -26,7 +47,7 @@ def silver_rows(day=DAY, regions=range(1, 19), half_hours=48):
 
 
 def test_clean_silver_passes_every_check():
-    assert all(found.empty for found in checks.silver_problems(silver_rows()).values())
+    assert all(found.empty for found in silver_problems(silver_rows()).values())
 
 
 def test_each_silver_problem_names_its_date():
@@ -37,13 +58,13 @@ def test_each_silver_problem_names_its_date():
     bad.loc[at_other[1], "intensity_forecast"] = -5
     bad.loc[at_other[2], "intensity_index"] = "extreme"
     bad.at[at_other[3], "extra_fuels"] = [("storage", 1.0)]
-    problems = {name: sorted(set(found)) for name, found in checks.silver_problems(bad).items()}
+    problems = {name: sorted(set(found)) for name, found in silver_problems(bad).items()}
     assert problems == {
-        checks.SILVER_UNIQUE_HALF_HOURS: [DAY],
-        checks.SILVER_FUEL_MIX_SUMS_TO_100: [OTHER],
-        checks.SILVER_INTENSITY_NON_NEGATIVE: [OTHER],
-        checks.SILVER_INDEX_LABELS_KNOWN: [OTHER],
-        checks.SILVER_NO_UNKNOWN_FUELS: [OTHER],
+        SILVER_UNIQUE_HALF_HOURS: [DAY],
+        SILVER_FUEL_MIX_SUMS_TO_100: [OTHER],
+        SILVER_INTENSITY_NON_NEGATIVE: [OTHER],
+        SILVER_INDEX_LABELS_KNOWN: [OTHER],
+        SILVER_NO_UNKNOWN_FUELS: [OTHER],
     }
 
 
@@ -54,11 +75,11 @@ def gold_rows(day, regions=range(1, 19), half_hours=48):
 def test_gold_problems_name_short_days_missing_regions_and_duplicates():
     gold = pd.concat([gold_rows(DAY, half_hours=47), gold_rows(OTHER, regions=range(1, 18)),
                       gold_rows(OTHER, regions=[5])], ignore_index=True)
-    problems = checks.gold_problems(gold, complete_days={str(DAY), str(OTHER)})
-    assert problems[checks.GOLD_COMPLETE_DAYS] == [str(DAY)]
-    assert problems[checks.GOLD_UNIQUE_KEY] == [str(OTHER)]
-    assert problems[checks.GOLD_REGIONS_PER_DATE] == [str(OTHER)]  # 17 distinct regions (5 twice)
-    assert checks.gold_problems(gold_rows(DAY, half_hours=10), complete_days=set())[checks.GOLD_COMPLETE_DAYS] == []
+    problems = gold_problems(gold, complete_days={str(DAY), str(OTHER)})
+    assert problems[GOLD_COMPLETE_DAYS] == [str(DAY)]
+    assert problems[GOLD_UNIQUE_KEY] == [str(OTHER)]
+    assert problems[GOLD_REGIONS_PER_DATE] == [str(OTHER)]  # 17 distinct regions (5 twice)
+    assert gold_problems(gold_rows(DAY, half_hours=10), complete_days=set())[GOLD_COMPLETE_DAYS] == []
 
 
 def test_warehouse_checks_measure_the_table_not_its_constraints(service_database_url):
@@ -81,10 +102,10 @@ def test_warehouse_checks_measure_the_table_not_its_constraints(service_database
         run(f"INSERT INTO carbon_data.carbon_intensity_daily (regionid, date_recorded, shortname, dno, "
             f"intensity_avg, half_hours) VALUES (1, '{DAY}', 'x', 'y', 1, 48)")
     with engine.connect() as connection:
-        problems = checks.warehouse_problems(connection, {str(DAY): 18, str(OTHER): 18}, DAY, OTHER)
+        problems = warehouse_problems(connection, {str(DAY): 18, str(OTHER): 18}, DAY, OTHER)
     assert problems == {
-        checks.WAREHOUSE_UNIQUE_KEY: [str(DAY)],
-        checks.WAREHOUSE_NO_NULLS: [],
-        checks.WAREHOUSE_REGIONS_KNOWN: [str(DAY), str(OTHER)],  # region 18 is not in dim_region
-        checks.WAREHOUSE_ROWS_MATCH_GOLD: [str(DAY)],
+        WAREHOUSE_UNIQUE_KEY: [str(DAY)],
+        WAREHOUSE_NO_NULLS: [],
+        WAREHOUSE_REGIONS_KNOWN: [str(DAY), str(OTHER)],  # region 18 is not in dim_region
+        WAREHOUSE_ROWS_MATCH_GOLD: [str(DAY)],
     }

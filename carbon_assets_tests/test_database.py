@@ -21,6 +21,23 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 from carbon_assets import cli
+from carbon_assets.warehouse.embedded import (
+    embedded_database_url,
+    embedded_server,
+    stop_embedded_server,
+)
+from carbon_assets.warehouse.migrations import (
+    SQL_DIR,
+    applied_migrations,
+    apply_schema,
+    discover_migrations,
+)
+from carbon_assets.warehouse.resource import (
+    create_warehouse_engine,
+    resolve_warehouse_url,
+    sqlalchemy_url,
+)
+from carbon_assets.warehouse.secrets import mask_secrets, mask_url
 from carbon_assets_tests.postgres_helpers import (
     SERVERS,
     create_database,
@@ -29,20 +46,6 @@ from carbon_assets_tests.postgres_helpers import (
     query,
     role_with_password,
     server_data_dir,
-)
-from carbon_assets.database import (
-    SQL_DIR,
-    applied_migrations,
-    apply_schema,
-    create_warehouse_engine,
-    discover_migrations,
-    embedded_database_url,
-    embedded_server,
-    mask_secrets,
-    mask_url,
-    resolve_warehouse_url,
-    sqlalchemy_url,
-    stop_embedded_server,
 )
 
 

@@ -7,8 +7,16 @@ from pathlib import Path
 
 from dagster import AssetKey, BackfillPolicy
 
-from carbon_assets import checks
-from carbon_assets.definitions import defs
+from carbon_assets.bronze import checks as bronze_checks
+from carbon_assets.definitions import ALL_CHECKS, defs
+from carbon_assets.gold import checks as gold_checks
+from carbon_assets.silver.checks import (
+    SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_NO_UNKNOWN_FUELS,
+    SILVER_UNIQUE_HALF_HOURS,
+)
+from carbon_assets.silver import checks as silver_checks
+from carbon_assets.warehouse import checks as warehouse_checks
 
 ROOT = Path(__file__).parent.parent
 ASSETS = ["bronze_carbon_intensity", "silver_carbon_intensity", "gold_carbon_intensity_daily", "carbon_intensity_daily"]
@@ -28,14 +36,19 @@ def test_every_asset_is_daily_partitioned_single_run_and_described():
 
 
 def test_every_check_is_registered_with_a_description():
-    specs = [spec for check in checks.ALL_CHECKS for spec in check.check_specs]
+    specs = [spec for check in ALL_CHECKS for spec in check.check_specs]
     names = {spec.name for spec in specs}
-    constants = {value for key, value in vars(checks).items() if key.isupper() and isinstance(value, str)
-                 and key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_")) and key != "WAREHOUSE_TABLE"}
+    constants = {
+        value
+        for module in (bronze_checks, silver_checks, gold_checks, warehouse_checks)
+        for key, value in vars(module).items()
+        if key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_")) and key != "WAREHOUSE_TABLE"
+        and isinstance(value, str)
+    }
     assert names == constants and len(names) == 13
     assert all(spec.description for spec in specs)
     assert {s.name for s in specs if s.blocking} == {
-        checks.SILVER_UNIQUE_HALF_HOURS, checks.SILVER_NO_UNKNOWN_FUELS, checks.SILVER_INTENSITY_NON_NEGATIVE}
+        SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS, SILVER_INTENSITY_NON_NEGATIVE}
     resolved = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert resolved == names
 
@@ -55,7 +68,7 @@ def test_importing_definitions_starts_no_spark_and_no_database():
         "import carbon_assets.definitions, sys;"
         "assert 'pyspark.sql.session' not in sys.modules or "
         "__import__('pyspark.sql').sql.SparkSession.getActiveSession() is None;"
-        "from carbon_assets import database; assert not database._known_databases; print('ok')"
+        "from carbon_assets.warehouse import embedded; assert not embedded._known_databases; print('ok')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr

@@ -27,8 +27,10 @@ import numpy as np
 import pytest
 
 from carbon_assets import emulator
+from carbon_assets.emulator.data import FUEL_FACTORS
+from carbon_assets.bronze.request_plan import RANGE_TOO_LONG_MESSAGE
 from carbon_assets.emulator import EmulatorConfig, regional_period_records, start_emulator
-from carbon_assets.schema import FUELS, INDEX_LABELS, RANGE_TOO_LONG_MESSAGE, REGIONS
+from carbon_assets.grid import FUELS, INDEX_LABELS, REGIONS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_2019 = FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json"
@@ -181,7 +183,7 @@ def test_index_follows_the_year_bands(day_2019):
 
 
 def test_intensity_is_consistent_with_the_mix(day_2019):
-    factors = np.array(emulator.FUEL_FACTORS)
+    factors = np.array(FUEL_FACTORS)
     shares, forecasts, fossil = [], [], []
     for period in day_2019:
         for region in period["regions"]:

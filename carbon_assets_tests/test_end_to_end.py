@@ -19,7 +19,8 @@ import sqlalchemy
 from dagster import AssetKey
 
 from carbon_assets.definitions import build_resources
-from carbon_assets.schema import FUELS, GOLD_COLUMNS, INDEX_LABELS
+from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets.grid import FUELS, INDEX_LABELS
 from carbon_assets_tests.faults.common import materialize_range
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -36,15 +36,15 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetSelection
 
-from carbon_assets.database import (
+from carbon_assets.definitions import build_resources
+from carbon_assets.emulator import EmulatorConfig, start_emulator
+from carbon_assets.lake import read_parquet_table
+from carbon_assets.partitions import DayRange
+from carbon_assets.warehouse.embedded import (
     embedded_database_url,
     embedded_server,
     stop_embedded_server,
 )
-from carbon_assets.definitions import build_resources
-from carbon_assets.emulator import EmulatorConfig, start_emulator
-from carbon_assets.io_managers.spark_parquet import read_parquet_table
-from carbon_assets.partitions import partition_dates
 from carbon_assets_tests.faults.common import (
     FAST_API,
     FaultRecord,
@@ -76,7 +76,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SEED = 7  # emulator data depend only on (seed, half-hour): every run below sees the same values
 FIRST, LAST = "2024-02-01", "2024-02-07"
-DAYS = len(partition_dates(FIRST, LAST))
+DAYS = len(DayRange.from_keys(FIRST, LAST).days())
 PRELOADED_LAST = "2024-02-03"  # the part of the range loaded before a warehouse fault
 ROWS_PER_DAY = 18
 WAREHOUSE = AssetSelection.assets("carbon_intensity_daily")
@@ -493,7 +493,7 @@ def test_api_down_for_a_whole_run_fails_naming_the_cause_writes_nothing_and_a_la
     assert list(failures) == ["bronze_carbon_intensity"], failures
     message = failures["bronze_carbon_intensity"]
     assert f"{DAYS} day(s) could not be fetched" in message
-    for day in partition_dates(FIRST, LAST):
+    for day in DayRange.from_keys(FIRST, LAST).days():
         assert f"{day.isoformat()}: {expected_cause}" in message, message
     if requests is not None:
         assert requests == 2, "one 7-day request, tried max_attempts=2 times"

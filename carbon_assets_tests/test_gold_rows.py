@@ -10,9 +10,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from carbon_assets.gold_rows import GOLD_SCHEMA, daily_rows, date_of_day_file, mean_to_the_cent
-from carbon_assets.schema import GOLD_COLUMNS
-from carbon_assets.silver_rows import silver_rows
+from carbon_assets.gold.rows import (
+    GOLD_COLUMNS,
+    GOLD_SCHEMA,
+    daily_rows,
+    date_of_day_file,
+    mean_to_the_cent,
+)
+from carbon_assets.silver.rows import silver_rows
 from carbon_assets_tests.bronze_files import real_periods, write_days
 
 DAY = dt.date(2019, 8, 25)

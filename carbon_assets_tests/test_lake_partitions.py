@@ -9,7 +9,7 @@ import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from carbon_assets.definitions import ALL_ASSETS, build_resources
-from carbon_assets.io_managers.spark_parquet import read_parquet_table
+from carbon_assets.lake import read_parquet_table
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

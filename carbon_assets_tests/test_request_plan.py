@@ -4,14 +4,14 @@ import datetime as dt
 
 import pytest
 
-from carbon_assets.partitions import partition_dates
-from carbon_assets.request_plan import HALF_HOUR, half_hours_of, plan_requests
+from carbon_assets.bronze.request_plan import HALF_HOUR, half_hours_of, plan_requests
+from carbon_assets.partitions import DayRange
 
 D = dt.date.fromisoformat
 
 
 def test_three_years_take_about_ninety_requests():
-    plan = plan_requests(partition_dates("2022-01-01", "2024-12-31"))
+    plan = plan_requests(DayRange.from_keys("2022-01-01", "2024-12-31").days())
     assert len(plan.windows) <= 90
     for window in plan.windows:
         assert window.end - window.start < dt.timedelta(days=14)
@@ -19,7 +19,7 @@ def test_three_years_take_about_ninety_requests():
 
 
 def test_every_half_hour_has_one_supplier_that_returns_it():
-    days = partition_dates("2023-12-20", "2024-01-10")
+    days = DayRange.from_keys("2023-12-20", "2024-01-10").days()
     plan = plan_requests(days)
     for day in days:
         for start in half_hours_of(day):
@@ -55,7 +55,7 @@ def test_year_end_alone_gets_a_small_extra_request():
 def test_gaps_split_windows_and_one_day_per_request_reproduces_the_original():
     days = [D("2024-03-01"), D("2024-03-02"), D("2024-03-05")]
     assert len(plan_requests(days).windows) == 2
-    assert len(plan_requests(partition_dates("2024-01-01", "2024-01-31"), days_per_request=1).windows) == 31
+    assert len(plan_requests(DayRange.from_keys("2024-01-01", "2024-01-31").days(), days_per_request=1).windows) == 31
 
 
 @pytest.mark.parametrize("bad", [0, 14, 30])

@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from carbon_assets.bronze_days import build_document
-from carbon_assets.lake import BronzeStore
-from carbon_assets.schema import FUELS
-from carbon_assets.silver_rows import SILVER_COLUMNS, BronzeFileError, silver_rows
+from carbon_assets.bronze.day_files import build_document
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.grid import FUELS
+from carbon_assets.silver.rows import SILVER_COLUMNS, BronzeFileError, silver_rows
 from carbon_assets_tests.bronze_files import real_periods, source, write_days
 
 DAY = dt.date(2019, 8, 25)

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyspark
 import pytest
 
-from carbon_assets.gold_rows import daily_rows
-from carbon_assets.io_managers.spark_parquet import read_parquet_table
+from carbon_assets.gold.rows import daily_rows
+from carbon_assets.lake import read_parquet_table
 from carbon_assets.settings import DATA_DIR, SPARK_MASTER, SPARK_REMOTE
-from carbon_assets.silver_rows import silver_rows
+from carbon_assets.silver.rows import silver_rows
 from carbon_assets.spark import find_java_home
 from carbon_assets_tests.bronze_files import real_periods, write_days
 

@@ -10,15 +10,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carbon_assets.bronze_days import build_document
-from carbon_assets.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
-from carbon_assets.gold import gold_from_silver
-from carbon_assets.io_managers.spark_parquet import day_files
-from carbon_assets.io_managers.spark_parquet import write_days as write_parquet_days
-from carbon_assets.lake import BronzeStore
-from carbon_assets.schema import FUEL_COLUMNS, FUELS, GOLD_COLUMNS, INDEX_LABELS
-from carbon_assets.silver import silver_from_bronze
-from carbon_assets.silver_rows import SILVER_COLUMNS
+from carbon_assets.bronze.day_files import build_document
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.gold.assets import gold_from_silver
+from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets.grid import FUEL_COLUMNS, FUELS, INDEX_LABELS
+from carbon_assets.lake import day_files
+from carbon_assets.lake import write_days as write_parquet_days
+from carbon_assets.silver.assets import silver_from_bronze
+from carbon_assets.silver.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
+from carbon_assets.silver.rows import SILVER_COLUMNS
 from carbon_assets_tests.bronze_files import real_periods, source, write_days
 
 pytestmark = pytest.mark.spark

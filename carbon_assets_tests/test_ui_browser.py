@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from carbon_assets.checks import ALL_CHECKS
+from carbon_assets.definitions import ALL_CHECKS
 from carbon_assets_tests.postgres_helpers import drop_database
 from carbon_assets_tests.ui.dagster_dev import REPO_ROOT, DagsterDev
 
@@ -126,7 +126,7 @@ def dagster_ui(chromium_path, emulator, embedded_dir, output_dir):
     Its DAGSTER_HOME and lake live in a temp dir of their own, not under pytest's basetemp,
     which a concurrent pytest session may prune while dagster dev still uses it.
     """
-    from carbon_assets.database import embedded_database_url
+    from carbon_assets.warehouse.embedded import embedded_database_url
 
     work = Path(tempfile.mkdtemp(prefix="carbon-ui-test-"))
     home = work / "dagster_home"

@@ -29,9 +29,11 @@ from dagster import (
     materialize,
 )
 
-from carbon_assets.database import embedded_server, stop_embedded_server
-from carbon_assets.io_managers.postgres import PostgresWarehouseIOManager, WarehouseError
-from carbon_assets.schema import FUEL_COLUMNS, GOLD_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets.warehouse.embedded import embedded_server, stop_embedded_server
+from carbon_assets.warehouse.resource import WarehouseDatabase
+from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
 from carbon_assets_tests.postgres_helpers import (
     SERVERS,
     admin_sql,
@@ -143,7 +145,7 @@ def warehouse(
     """(url, io manager) for a fresh database on `server`, dropped after the test."""
     data_dir = request.getfixturevalue("embedded_dir") if server == "embedded" else None
     name, url = create_database(server, data_dir)
-    yield url, PostgresWarehouseIOManager(database_url=url)
+    yield url, PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url))
     drop_database(server, data_dir, name)
 
 
@@ -277,7 +279,7 @@ def test_a_restarted_server_does_not_break_the_next_load(warehouse, server, requ
 
 
 def test_concurrent_loads_of_one_range_queue_up_and_count_exactly(service_database_url) -> None:
-    manager = PostgresWarehouseIOManager(database_url=service_database_url)
+    manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=service_database_url))
     rows = gold_rows("2024-01-01", 30)
     results: list[dict] = []
     threads = [
@@ -346,30 +348,9 @@ def test_unpartitioned_output_uses_the_rows_own_date_span(warehouse) -> None:
 # --- configuration and secrets ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field", ["schema_name", "table_name"])
-@pytest.mark.parametrize("bad", ["Carbon", "carbon-data", "x; DROP TABLE y", "1table", "", 'a"b'])
-def test_invalid_identifiers_are_rejected(field: str, bad: str) -> None:
-    with pytest.raises(Exception, match="Invalid schema or table name"):
-        PostgresWarehouseIOManager(**{field: bad})
-
-
-def test_another_table_is_created_like_the_canonical_one(warehouse) -> None:
-    url, _ = warehouse
-    manager = PostgresWarehouseIOManager(
-        database_url=url, schema_name="scratch", table_name="daily_copy"
-    )
-    assert store(manager, gold_rows("2024-01-01", 1), "2024-01-01")["table"] == "scratch.daily_copy"
-    assert len(table_rows(url, "scratch.daily_copy")) == 18
-    checks = query(
-        url,
-        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'scratch.daily_copy'::regclass AND contype = 'c'",
-    )
-    assert checks == [(12,)]
-
-
 def test_no_password_in_logs_metadata_or_errors(password_role, caplog, capsys) -> None:
     url, password = password_role
-    manager = PostgresWarehouseIOManager(database_url=url)
+    manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url))
     caplog.set_level(logging.DEBUG)
     rows = gold_rows("2024-01-01", 2)
 
@@ -384,7 +365,7 @@ def test_no_password_in_logs_metadata_or_errors(password_role, caplog, capsys) -
     bad = rows.copy()
     bad.loc[7, "fuel_solar"] = Decimal(150)
     missing_database = PostgresWarehouseIOManager(
-        database_url=url.rsplit("/", 1)[0] + "/no_such_db"
+        warehouse=WarehouseDatabase(database_url=url.rsplit("/", 1)[0] + "/no_such_db")
     )
     failures = []
     for attempt in (
@@ -403,7 +384,7 @@ def test_no_password_in_logs_metadata_or_errors(password_role, caplog, capsys) -
 
 
 def test_embedded_warehouse_by_default_and_started_on_demand(embedded_dir: Path) -> None:
-    manager = PostgresWarehouseIOManager(data_dir=str(embedded_dir))  # no database_url
+    manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(data_dir=str(embedded_dir)))  # no database_url
     stop_embedded_server(embedded_dir)
     meta = store(manager, gold_rows("2020-02-29", 1), "2020-02-29")
     assert meta["database"].startswith("postgresql+psycopg2://postgres@/carbon?host=")
@@ -431,7 +412,7 @@ def test_materialize_a_partition_range_in_one_run(service_database_url) -> None:
 
     result = materialize(
         [carbon_intensity_daily],
-        resources={"warehouse": PostgresWarehouseIOManager(database_url=url)},
+        resources={"warehouse": PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url))},
         tags={
             "dagster/asset_partition_range_start": "2024-01-01",
             "dagster/asset_partition_range_end": "2024-01-07",

@@ -18,9 +18,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from dagster import AssetKey, DagsterInstance, materialize
 
-from carbon_assets.checks import ALL_CHECKS
-from carbon_assets.definitions import ALL_ASSETS
-from carbon_assets.schema import GOLD_COLUMNS
+from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS
+from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets_tests.postgres_helpers import query
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,7 +177,7 @@ def transaction(url: str) -> Iterator:
     import psycopg2
     from sqlalchemy.engine import make_url
 
-    from carbon_assets.database import sqlalchemy_url
+    from carbon_assets.warehouse.resource import sqlalchemy_url
 
     parsed = make_url(sqlalchemy_url(url))
     connection = psycopg2.connect(

@@ -36,8 +36,7 @@ def main() -> int:
 
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from carbon_assets.checks import ALL_CHECKS
-    from carbon_assets.definitions import ALL_ASSETS, build_resources
+    from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS, build_resources
 
     selection = AssetSelection.assets(*args.select.split(",")) if args.select else None
     result = materialize(

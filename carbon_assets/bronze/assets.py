@@ -1,0 +1,141 @@
+"""Bronze: the API's raw regional records, one gzip JSON file per UTC day."""
+
+
+import datetime as dt
+import time
+
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi
+from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
+from carbon_assets.bronze.day_files import build_document, merge_with_previous
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.lake import LakeResource, remove_leftovers
+from carbon_assets.partitions import daily_partitions, day_range, partition_range_problem
+
+# Scheduled runs and backfills share this pool (limit 1 in dagster.yaml): never two at the API.
+API_POOL = "carbon_api"
+
+
+class BronzeConfig(Config):
+    refetch: bool = Field(
+        default=False, description="Fetch days again even when their bronze file is complete."
+    )
+
+
+class _Progress:
+    """Counts days as they are stored, and logs every tenth of the way."""
+
+    def __init__(self, context: AssetExecutionContext, total: int):
+        self.context, self.total = context, total
+        self.stored = 0
+        self.bytes = 0
+        self.incomplete: list[str] = []
+        self.next_report = max(1, total // 10)
+
+    def add(self, document: dict, size: int) -> None:
+        self.stored += 1
+        self.bytes += size
+        if not document["complete"]:
+            self.incomplete.append(document["date"])
+        if self.stored >= self.next_report or self.stored == self.total:
+            self.context.log.info(f"Stored {self.stored:,}/{self.total:,} days ({self.bytes:,} bytes)")
+            self.next_report += max(1, self.total // 10)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=API_POOL,
+    io_manager_key="bronze_io_manager",
+    kinds={"python", "json"},
+    group_name="carbon_intensity",
+)
+def bronze_carbon_intensity(
+    context: AssetExecutionContext,
+    config: BronzeConfig,
+    carbon_api: CarbonIntensityApi,
+    lake: LakeResource,
+) -> dict[str, str]:
+    """Raw regional carbon intensity from the Carbon Intensity API, one file per UTC day.
+
+    Each file holds the API's records for the 48 half-hours that start on that day, unchanged,
+    with the request URL, HTTP status, attempts and fetch time of each request behind them.
+    Days are fetched in requests of up to 13 days (split at 1 January), at most
+    CARBON_API_MAX_CONCURRENCY at a time, with retries and backoff. A day that is already
+    complete on disk is not fetched again unless `refetch` is set. A day the API has no data
+    for is stored as incomplete. If some days fail after every retry, all other days are
+    still stored and the run fails listing the lost days; running it again fetches only those.
+    """
+    key_range = context.partition_key_range
+    if problem := partition_range_problem(key_range.start, key_range.end):
+        raise Failure(description=f"Nothing fetched: {problem}")
+    days = day_range(context).days()
+    store = BronzeStore(lake.bronze_dir)
+    for leftover in remove_leftovers(store.root):
+        context.log.warning(f"Removed a partial file left by an interrupted run: {leftover}")
+
+    to_fetch = days if config.refetch else [day for day in days if not store.is_complete(day)]
+    plan = carbon_api.plan(to_fetch)
+    context.log.info(
+        f"{len(days):,} days in range; {len(days) - len(to_fetch):,} already complete on disk; "
+        f"fetching {len(to_fetch):,} in {len(plan.windows):,} requests "
+        f"(up to {carbon_api.days_per_request} days each, at most {carbon_api.max_concurrency} at a time)"
+    )
+    progress = _Progress(context, len(to_fetch))
+
+    started = time.monotonic()
+    lost: dict[dt.date, str] = {}
+    requests = carbon_api.fetch(plan, log=context.log)
+    try:
+        for day, sources in whole_days(plan, requests):
+            document = merge_with_previous(build_document(day, sources), store.read(day))
+            progress.add(document, store.write(document))
+    except ApiRequestRejected as error:
+        raise Failure(
+            description=f"The Carbon Intensity API rejected a request: {error}",
+            metadata={"days_stored_before_stopping": progress.stored},
+        ) from error
+    except FetchIncomplete as error:
+        lost = error.lost_days
+        context.log.error(str(error))
+    stats = requests.stats if to_fetch else None
+
+    metadata = {
+        "days_in_range": len(days),
+        "days_skipped_complete": len(days) - len(to_fetch),
+        "days_written": progress.stored,
+        "days_incomplete": len(progress.incomplete),
+        "incomplete_days": MetadataValue.json(sorted(progress.incomplete)),
+        "bytes_written": progress.bytes,
+        "wall_seconds": round(time.monotonic() - started, 2),
+    }
+    if stats is not None:
+        metadata |= {
+            "requests": stats.requests_planned,
+            "http_attempts": stats.http_requests,
+            "peak_in_flight": stats.peak_in_flight,
+            "accepted_without_data": stats.accepted_without_data,
+            **{f"retries_{cause}": n for cause, n in stats.retries_by_cause().items()},
+        }
+        retries = ", ".join(f"{n} {cause}" for cause, n in stats.retries_by_cause().items() if n) or "none"
+        context.log.info(
+            f"Fetched {len(to_fetch):,} days with {stats.requests_planned:,} requests "
+            f"({stats.http_requests:,} HTTP attempts; retries: {retries}) in {stats.wall_seconds:.1f}s; "
+            f"{len(progress.incomplete):,} days stored incomplete"
+        )
+    if lost:
+        raise Failure(
+            description=str(FetchIncomplete(lost)),
+            metadata={**metadata, "lost_days": MetadataValue.json({d.isoformat(): c for d, c in lost.items()})},
+        )
+    context.add_output_metadata(metadata)
+    return {day.isoformat(): str(store.path(day)) for day in days}

@@ -1,0 +1,148 @@
+"""The bronze day file: the API's records for one UTC day plus where they came from. Pure.
+
+The one place that knows the format: building a day document, encoding it to a file's bytes and
+decoding it back (as plain JSON for tools, or typed for silver).
+
+A day document is what one bronze file holds:
+
+    {"date": "2024-01-01", "complete": true, "half_hours": 48, "region_records": 864,
+     "missing_half_hours": [], "sources": [
+        {"url": ".../regional/intensity/2024-01-01T00:00Z/2024-01-14T00:00Z",
+         "status": 200, "attempts": 1, "fetched_at": "2024-02-01T10:00:00.123456+00:00",
+         "data": [<the API's period records for this day, unchanged and in API order>]}]}
+
+Several sources appear when a day came from two requests (31 Dec) or when a re-fetch kept
+half-hours that only an earlier fetch had.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from carbon_assets.bronze.records import Period, PeriodRecord, api_datetime
+from carbon_assets.bronze.request_plan import half_hours_of
+from carbon_assets.grid import HALF_HOURS_PER_DAY
+
+DayDocument = dict[str, Any]
+
+# "complete" is the second key of every document written here, so it is read from a file's
+# head: checking years of days does not decompress and parse years of records.
+COMPLETE_FLAG = re.compile(rb'^\{"date":"[0-9-]+","complete":(true|false)')
+COMPLETE_FLAG_WITHIN = 64
+
+
+@dataclass(frozen=True)
+class DayCompleteness:
+    half_hours: int  # distinct half-hours with every region and fuel
+    region_records: int
+    missing: tuple[dt.datetime, ...]  # half-hours absent or short of regions/fuels
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def assess(day: dt.date, periods: Iterable[Period]) -> DayCompleteness:
+    full: set[dt.datetime] = set()
+    region_records = 0
+    for period in periods:
+        region_records += period.regions
+        if period.full:
+            full.add(period.start)
+    missing = tuple(start for start in half_hours_of(day) if start not in full)
+    return DayCompleteness(half_hours=HALF_HOURS_PER_DAY - len(missing), region_records=region_records, missing=missing)
+
+
+def day_periods(document: DayDocument) -> list[Period]:
+    return [period for source in document["sources"] for period in source["data"]]
+
+
+def build_document(day: dt.date, sources: list[dict[str, Any]]) -> DayDocument:
+    """A day document from its sources (each {url, status, attempts, fetched_at, data}), where
+    data is a list of Periods."""
+    completeness = assess(day, (period for source in sources for period in source["data"]))
+    return {
+        "date": day.isoformat(),
+        "complete": completeness.complete,
+        "half_hours": completeness.half_hours,
+        "region_records": completeness.region_records,
+        "missing_half_hours": [api_datetime(start) for start in completeness.missing],
+        "sources": sources,
+    }
+
+
+def merge_with_previous(new: DayDocument, previous: DayDocument | None) -> DayDocument:
+    """Keep half-hours that only the previous file had: a re-fetch must never lose data.
+
+    `previous` is the day's file as `decode` returns it (records as plain dicts).
+    """
+    if previous is None:
+        return new
+    day = dt.date.fromisoformat(new["date"])
+    fetched = {period.start for period in day_periods(new) if period.full}
+    kept_sources = []
+    for source in previous["sources"]:
+        kept = [period for period in map(Period.from_record, source["data"]) if period.start not in fetched]
+        if kept:
+            kept_sources.append({**source, "data": kept})
+    if not kept_sources:
+        return new
+    return build_document(day, new["sources"] + kept_sources)
+
+
+# --- bytes -------------------------------------------------------------------------------
+
+
+def _period_as_sent(value: object) -> msgspec.Raw:
+    """Periods are written as the bytes the API sent them in, not re-encoded."""
+    if isinstance(value, Period):
+        return msgspec.Raw(value.raw)
+    raise TypeError(f"a day document cannot hold a {type(value).__name__}")
+
+
+_DOCUMENT_ENCODER = msgspec.json.Encoder(enc_hook=_period_as_sent)
+
+
+def encode(document: DayDocument) -> bytes:
+    """A day file's bytes: the document as compact JSON, gzip-compressed."""
+    # mtime=0 keeps the gzip bytes a pure function of the document.
+    return gzip.compress(_DOCUMENT_ENCODER.encode(document), compresslevel=3, mtime=0)
+
+
+def decode(content: bytes) -> DayDocument:
+    """A day file's document as plain JSON data (its records are dicts)."""
+    return msgspec.json.decode(gzip.decompress(content))
+
+
+def complete_flag(head: bytes) -> bool | None:
+    """The `complete` flag from the first COMPLETE_FLAG_WITHIN bytes of a decompressed file,
+    or None when they do not show it (a file written by another tool)."""
+    if match := COMPLETE_FLAG.search(head):
+        return match.group(1) == b"true"
+    return None
+
+
+# The typed shape of a day file as silver reads it.
+class SourceRecords(msgspec.Struct, gc=False):
+    fetched_at: str | None = None
+    data: list[PeriodRecord] | None = None
+
+
+class DayRecords(msgspec.Struct, gc=False):
+    date: str
+    sources: list[SourceRecords] | None = None
+
+
+_DAY_RECORDS_DECODER = msgspec.json.Decoder(DayRecords)
+
+
+def decode_records(content: bytes) -> DayRecords:
+    """A day file's records, typed; msgspec.DecodeError (a ValueError) for another shape."""
+    return _DAY_RECORDS_DECODER.decode(gzip.decompress(content))

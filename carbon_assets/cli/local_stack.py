@@ -1,0 +1,54 @@
+"""The environment `make dev` and `make demo` run Dagster in.
+
+DAGSTER_HOME is ./.dagster_home, whose dagster.yaml links to the repository's, and Dagster's
+instance storage is the `dagster` database on the warehouse's PostgreSQL server: the embedded
+one by default, or the server of CARBON_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy
+from dotenv import load_dotenv
+
+from carbon_assets import settings
+
+DAGSTER_DATABASE = "dagster"
+
+
+def dagster_database_url(data_dir: str) -> str:
+    """A plain postgresql:// URL of the `dagster` database, created when missing."""
+    from carbon_assets.warehouse.embedded import embedded_database_url
+
+    warehouse_url = os.environ.get(settings.DATABASE_URL)
+    if not warehouse_url:
+        return embedded_database_url(data_dir, DAGSTER_DATABASE, driver=None)
+    url = sqlalchemy.engine.make_url(warehouse_url)
+    engine = sqlalchemy.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(
+                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": DAGSTER_DATABASE}
+            ).first()
+            if not exists:
+                connection.execute(sqlalchemy.text(f'CREATE DATABASE "{DAGSTER_DATABASE}"'))
+    finally:
+        engine.dispose()
+    return url.set(drivername="postgresql", database=DAGSTER_DATABASE).render_as_string(hide_password=False)
+
+
+def prepare_environment(project_dir: Path | None = None) -> dict[str, str]:
+    """Set DAGSTER_HOME and DAGSTER_POSTGRES_URL (unless given) and return the environment."""
+    project_dir = (project_dir or Path.cwd()).resolve()
+    load_dotenv(project_dir / ".env", override=False)  # what is set already wins
+    os.environ.setdefault(settings.DATA_DIR, str(project_dir / settings.DEFAULT_DATA_DIR))
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_dir / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "dagster.yaml"
+    if not link.exists():
+        link.symlink_to(project_dir / "dagster.yaml")
+    if not os.environ.get("DAGSTER_POSTGRES_URL"):
+        os.environ["DAGSTER_POSTGRES_URL"] = dagster_database_url(os.environ[settings.DATA_DIR])
+    return dict(os.environ)

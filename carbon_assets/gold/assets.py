@@ -1,0 +1,49 @@
+"""Gold: daily aggregates per region and UTC date, computed by Spark from silver's day files."""
+
+
+from collections.abc import Sequence
+
+from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
+from dagster_pyspark import LazyPySparkResource
+from pyspark.sql import DataFrame, SparkSession
+
+from carbon_assets.gold.rows import GOLD_SCHEMA, gold_batches
+from carbon_assets.partitions import daily_partitions
+from carbon_assets.spark import map_files_in_python, spark_session
+
+
+def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DataFrame:
+    """Gold rows from silver day files (see gold.rows.daily_rows), one file per date.
+
+    A day's aggregates need only its own rows, so each worker aggregates whole files and
+    nothing is shuffled.
+    """
+    return map_files_in_python(spark, day_files, gold_batches, GOLD_SCHEMA)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
+    automation_condition=AutomationCondition.eager(),
+    io_manager_key="spark_parquet_io_manager",
+    metadata={"lake_folder": "gold", "csv_export": "gold_carbon_intensity_daily.csv"},
+    kinds={"pyspark", "parquet", "csv"},
+    group_name="carbon_intensity",
+)
+def gold_carbon_intensity_daily(
+    context: AssetExecutionContext,
+    pyspark: LazyPySparkResource,
+    silver_carbon_intensity: dict[str, str],
+) -> DataFrame:
+    """Daily carbon intensity per region: one row per region and UTC date.
+
+    intensity_avg and fuel_biomass .. fuel_wind are exact means over the half-hours starting
+    on that date, rounded half away from zero to 2 decimals, as PostgreSQL's DECIMAL(10,2)
+    would; index_mode is the most frequent index label (a tie goes to the higher-carbon
+    label); half_hours counts the half-hours behind the row (48 on a complete day). Stored as
+    Parquet partitioned by date_recorded, with a CSV export of the whole table for analysts.
+    """
+    day_files = [silver_carbon_intensity[day] for day in sorted(silver_carbon_intensity)]
+    context.log.info(f"Aggregating {len(day_files)} silver day files with Spark")
+    return gold_from_silver(spark_session(pyspark), day_files)

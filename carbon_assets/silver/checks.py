@@ -1,0 +1,97 @@
+"""Silver's asset checks: unique half-hours, known fuels and labels, sane values.
+
+The computations are pure functions of a DataFrame (`silver_problems`), tested without Dagster.
+"""
+
+
+import pandas as pd
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSpec, multi_asset_check
+
+from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS
+from carbon_assets.lake import LakeResource, read_parquet_table
+from carbon_assets.partitions import day_range, listed, scope
+from carbon_assets.silver.assets import silver_carbon_intensity
+
+SILVER_UNIQUE_HALF_HOURS = "silver_unique_region_half_hours"
+SILVER_NO_UNKNOWN_FUELS = "silver_no_unknown_fuels"
+SILVER_FUEL_MIX_SUMS_TO_100 = "silver_fuel_mix_sums_to_100"
+SILVER_INTENSITY_NON_NEGATIVE = "silver_intensity_non_negative"
+SILVER_INDEX_LABELS_KNOWN = "silver_index_labels_known"
+
+MIX_TOLERANCE = 0.5  # percentage points; the API's own rounding stays within 0.2
+
+
+def silver_problems(silver: pd.DataFrame) -> dict[str, pd.Series]:
+    """For each silver check, the date_recorded of each offending row (empty when it passes)."""
+    if silver.empty:
+        return {name: pd.Series(dtype=object) for name in (
+            SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS, SILVER_FUEL_MIX_SUMS_TO_100,
+            SILVER_INTENSITY_NON_NEGATIVE, SILVER_INDEX_LABELS_KNOWN)}
+    dates = silver["date_recorded"]
+    mix_total = silver[list(FUEL_COLUMNS)].sum(axis=1, min_count=1)
+    extra = silver["extra_fuels"].map(lambda value: bool(value is not None and len(value) > 0))
+    return {
+        SILVER_UNIQUE_HALF_HOURS: dates[silver.duplicated(["regionid", "timestamp"], keep=False)],
+        SILVER_NO_UNKNOWN_FUELS: dates[extra],
+        SILVER_FUEL_MIX_SUMS_TO_100: dates[~((mix_total - 100).abs() <= MIX_TOLERANCE)],
+        SILVER_INTENSITY_NON_NEGATIVE: dates[~(silver["intensity_forecast"] >= 0)],
+        SILVER_INDEX_LABELS_KNOWN: dates[~silver["intensity_index"].isin(INDEX_LABELS)],
+    }
+
+
+SILVER_CHECK_DESCRIPTIONS = {
+    SILVER_UNIQUE_HALF_HOURS: (
+        "Each (regionid, timestamp) appears once. A failure means half-hours would be "
+        "double-counted in daily averages; gold is not built from such silver."
+    ),
+    SILVER_NO_UNKNOWN_FUELS: (
+        "The API reported only the nine known fuels. A failure means it added a fuel that the "
+        "fuel columns do not hold (kept in extra_fuels); gold is not built until the schema has it."
+    ),
+    SILVER_FUEL_MIX_SUMS_TO_100: (
+        f"Each generation mix sums to 100 +/- {MIX_TOLERANCE}. A failure means fuel shares are "
+        "missing or wrong for the listed dates."
+    ),
+    SILVER_INTENSITY_NON_NEGATIVE: (
+        "Every carbon intensity is present and >= 0. A failure means impossible or missing "
+        "intensities on the listed dates; gold is not built from them."
+    ),
+    SILVER_INDEX_LABELS_KNOWN: (
+        "Every intensity index is one of: very low, low, moderate, high, very high. A failure "
+        "means the API changed its labels; index_mode on those dates may be wrong."
+    ),
+}
+# Bad silver must not reach gold: duplicates, fuels gold has no column for, impossible values.
+# Only what the checks read: three years of silver as pandas objects would cost a gigabyte.
+SILVER_CHECKED_COLUMNS = [
+    "date_recorded", "regionid", "timestamp", "intensity_forecast", "intensity_index",
+    *FUEL_COLUMNS, "extra_fuels",
+]
+BLOCKING_SILVER_CHECKS = {SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS, SILVER_INTENSITY_NON_NEGATIVE}
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            name,
+            asset=silver_carbon_intensity,
+            description=description,
+            blocking=name in BLOCKING_SILVER_CHECKS,
+        )
+        for name, description in SILVER_CHECK_DESCRIPTIONS.items()
+    ],
+)
+def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
+    date_range = day_range(context)
+    silver = read_parquet_table(lake.silver_dir, date_range, columns=SILVER_CHECKED_COLUMNS)
+    for name, offending in silver_problems(silver).items():
+        yield AssetCheckResult(
+            check_name=name,
+            passed=offending.empty,
+            metadata={
+                "scope": scope(date_range),
+                "rows_checked": len(silver),
+                "failing_rows": len(offending),
+                "failing_dates": listed(offending),
+            },
+        )

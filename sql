@@ -1,0 +1,1 @@
+carbon_assets/warehouse/sql
