@@ -6,7 +6,6 @@ The timing is bench_warehouse_load.timed_load on the real range; that module's r
 
 from __future__ import annotations
 
-import datetime as dt
 import statistics
 from pathlib import Path
 
@@ -14,12 +13,15 @@ import sqlalchemy
 
 from bench import bench_warehouse_load
 from carbon_assets.gold.rows import GOLD_COLUMNS
-from carbon_assets.partitions import DayRange
 from carbon_assets.lake import read_parquet_table
+from carbon_assets.partitions import DayRange
 from carbon_assets.warehouse.assets import WAREHOUSE_TABLE
-from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
-from carbon_assets.warehouse.resource import create_warehouse_engine, dispose_engines
+from carbon_assets.warehouse.resource import (
+    WarehouseDatabase,
+    create_warehouse_engine,
+    dispose_engines,
+)
 
 
 def warehouse_rows(database_url: str, first: str, last: str) -> int:

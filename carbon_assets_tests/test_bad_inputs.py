@@ -42,7 +42,6 @@ from carbon_assets.partitions import DayRange
 from carbon_assets.silver.checks import SILVER_INTENSITY_NON_NEGATIVE, SILVER_NO_UNKNOWN_FUELS
 from carbon_assets.warehouse.resource import dispose_engines
 from carbon_assets_tests.faults.common import (
-    FAST_API,
     REPO,
     FaultRecord,
     assert_lake_whole,
@@ -54,13 +53,13 @@ from carbon_assets_tests.faults.common import (
     file_bytes,
     first_region,
     leftovers,
-    materialize_range,
     materialized_assets,
     report_matrix,
     rows_lost,
     step_failures,
     warehouse_dump,
 )
+from carbon_assets_tests.helpers import FAST_API, materialize_range
 from carbon_assets_tests.postgres_helpers import admin_sql, create_database, drop_database
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -10,12 +10,12 @@ from dagster import AssetKey, BackfillPolicy
 from carbon_assets.bronze import checks as bronze_checks
 from carbon_assets.definitions import ALL_CHECKS, defs
 from carbon_assets.gold import checks as gold_checks
+from carbon_assets.silver import checks as silver_checks
 from carbon_assets.silver.checks import (
     SILVER_INTENSITY_NON_NEGATIVE,
     SILVER_NO_UNKNOWN_FUELS,
     SILVER_UNIQUE_HALF_HOURS,
 )
-from carbon_assets.silver import checks as silver_checks
 from carbon_assets.warehouse import checks as warehouse_checks
 
 ROOT = Path(__file__).parent.parent

@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 
 from carbon_assets import emulator
-from carbon_assets.emulator.data import FUEL_FACTORS
 from carbon_assets.bronze.request_plan import RANGE_TOO_LONG_MESSAGE
 from carbon_assets.emulator import EmulatorConfig, regional_period_records, start_emulator
+from carbon_assets.emulator.data import FUEL_FACTORS
 from carbon_assets.grid import FUELS, INDEX_LABELS, REGIONS
 
 FIXTURES = Path(__file__).parent / "fixtures"

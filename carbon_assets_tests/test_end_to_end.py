@@ -21,7 +21,7 @@ from dagster import AssetKey
 from carbon_assets.definitions import build_resources
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUELS, INDEX_LABELS
-from carbon_assets_tests.faults.common import materialize_range
+from carbon_assets_tests.helpers import materialize_range
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

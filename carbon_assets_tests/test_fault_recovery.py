@@ -46,14 +46,12 @@ from carbon_assets.warehouse.embedded import (
     stop_embedded_server,
 )
 from carbon_assets_tests.faults.common import (
-    FAST_API,
     FaultRecord,
     assert_lake_whole,
     assert_same_dump,
     check_results,
     closed_port_url,
     leftovers,
-    materialize_range,
     materialized_assets,
     output_metadata,
     report_matrix,
@@ -63,6 +61,7 @@ from carbon_assets_tests.faults.common import (
     transaction,
     warehouse_dump,
 )
+from carbon_assets_tests.helpers import FAST_API, materialize_range
 from carbon_assets_tests.postgres_helpers import (
     create_database,
     discard_server,

@@ -10,6 +10,7 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from carbon_assets.definitions import ALL_ASSETS, build_resources
 from carbon_assets.lake import read_parquet_table
+from carbon_assets_tests.helpers import range_tags
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -24,7 +25,7 @@ def run_lake(data_dir: Path, base_url: str, first: str, last: str) -> None:
         selection=LAKE_ONLY,
         resources=build_resources(data_dir=str(data_dir), api_base_url=base_url),
         instance=DagsterInstance.ephemeral(),
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        tags=range_tags(first, last),
     )
     assert result.success
 
@@ -83,7 +84,7 @@ def test_gold_before_any_silver_fails_saying_so_and_writes_nothing(tmp_path, spa
         selection=AssetSelection.assets("gold_carbon_intensity_daily"),
         resources=build_resources(data_dir=str(data), api_base_url="http://127.0.0.1:9"),
         instance=DagsterInstance.ephemeral(),
-        tags={"dagster/asset_partition_range_start": "2024-05-01", "dagster/asset_partition_range_end": "2024-05-02"},
+        tags=range_tags("2024-05-01", "2024-05-02"),
         raise_on_error=False,
     )
     assert not result.success

@@ -19,7 +19,7 @@ from carbon_assets.lake import read_parquet_table
 from carbon_assets.settings import DATA_DIR, SPARK_MASTER, SPARK_REMOTE
 from carbon_assets.silver.rows import silver_rows
 from carbon_assets.spark import find_java_home
-from carbon_assets_tests.bronze_files import real_periods, write_days
+from carbon_assets_tests.helpers import real_periods, write_days
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

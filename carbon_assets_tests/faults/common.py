@@ -16,30 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey
 
-from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets_tests.helpers import REPO
 from carbon_assets_tests.postgres_helpers import query
 
-REPO = Path(__file__).resolve().parents[2]
 RUN_PIPELINE = Path(__file__).resolve().parent / "run_pipeline.py"
-FAST_API = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
 
 # --- running the pipeline ----------------------------------------------------------------
-
-
-def materialize_range(resources, first: str, last: str, selection=None, run_config=None, raise_on_error=False):
-    """All four assets and their checks (or `selection`) for first..last, in this process."""
-    return materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        resources=resources,
-        selection=selection,
-        instance=DagsterInstance.ephemeral(),
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-        run_config=run_config,
-        raise_on_error=raise_on_error,
-    )
 
 
 def _error_text(error) -> str:

@@ -14,7 +14,7 @@ from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.grid import FUELS
 from carbon_assets.silver.rows import SILVER_COLUMNS, BronzeFileError, silver_rows
-from carbon_assets_tests.bronze_files import real_periods, source, write_days
+from carbon_assets_tests.helpers import real_periods, source, write_days
 
 DAY = dt.date(2019, 8, 25)
 

@@ -8,7 +8,7 @@ import pytest
 from carbon_assets.bronze.day_files import assess, build_document, day_periods, merge_with_previous
 from carbon_assets.bronze.records import Period, periods_in_response
 from carbon_assets.bronze.store import BronzeStore
-from carbon_assets_tests.bronze_files import REAL_2019, real_periods, source
+from carbon_assets_tests.helpers import REAL_2019, real_periods, source
 
 DAY = dt.date(2019, 8, 25)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 import threading
 import traceback
 from collections.abc import Iterator
@@ -30,10 +29,11 @@ from dagster import (
 )
 
 from carbon_assets.gold.rows import GOLD_COLUMNS
-from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets.grid import FUEL_COLUMNS
 from carbon_assets.warehouse.embedded import embedded_server, stop_embedded_server
-from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
+from carbon_assets.warehouse.resource import WarehouseDatabase
+from carbon_assets_tests.helpers import range_tags, synthetic_gold_rows
 from carbon_assets_tests.postgres_helpers import (
     SERVERS,
     admin_sql,
@@ -50,31 +50,6 @@ CENT = Decimal("0.01")
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFrame:
-    """Gold rows for `days` days x 18 regions with realistic 2-dp decimals."""
-    rng = random.Random(seed)
-    start = dt.date.fromisoformat(first_day)
-    records = []
-    for offset in range(days):
-        day = start + dt.timedelta(days=offset)
-        for regionid, dno, shortname in REGIONS:
-            shares = [rng.uniform(0, 40) for _ in FUEL_COLUMNS]
-            scale = 100 / sum(shares)
-            record = {
-                "regionid": regionid,
-                "date_recorded": day,
-                "shortname": shortname,
-                "dno": dno,
-                "intensity_avg": Decimal(str(rng.uniform(5, 450))).quantize(CENT),
-                "index_mode": rng.choice(INDEX_LABELS),
-                **{f: Decimal(str(s * scale)).quantize(CENT) for f, s in zip(FUEL_COLUMNS, shares)},
-                "half_hours": 48,
-            }
-            records.append(record)
-    frame = pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
-    return frame.astype({"regionid": "int64", "half_hours": "int64"})
 
 
 def store(
@@ -154,7 +129,7 @@ def warehouse(
 
 def test_first_load_inserts_all_and_a_rerun_changes_nothing(warehouse) -> None:
     url, manager = warehouse
-    rows = gold_rows("2024-01-01", 31)
+    rows = synthetic_gold_rows("2024-01-01", 31)
 
     meta = store(manager, rows, "2024-01-01", "2024-01-31")
     assert counts(meta) == (0, 0, 0, 558)
@@ -170,7 +145,7 @@ def test_first_load_inserts_all_and_a_rerun_changes_nothing(warehouse) -> None:
 
 def test_changed_values_update_exactly_those_rows(warehouse) -> None:
     url, manager = warehouse
-    rows = gold_rows("2024-01-01", 10)
+    rows = synthetic_gold_rows("2024-01-01", 10)
     store(manager, rows, "2024-01-01", "2024-01-10")
     before = {(r[0], r[1]): r for r in table_rows(url)}
 
@@ -195,7 +170,7 @@ def test_changed_values_update_exactly_those_rows(warehouse) -> None:
 
 def test_duplicate_input_rows_are_counted_and_the_last_one_kept(warehouse) -> None:
     url, manager = warehouse
-    rows = gold_rows("2024-02-01", 2)
+    rows = synthetic_gold_rows("2024-02-01", 2)
     duplicate = rows.iloc[[5]].copy()
     duplicate["intensity_avg"] = Decimal("123.45")
     doubled = pd.concat([rows, rows.iloc[[0, 1]], duplicate], ignore_index=True)
@@ -213,7 +188,7 @@ def test_duplicate_input_rows_are_counted_and_the_last_one_kept(warehouse) -> No
 
 def test_floats_are_rounded_half_up_and_missing_fuels_become_null(warehouse) -> None:
     url, manager = warehouse
-    rows = gold_rows("2024-03-01", 1).head(3).copy()
+    rows = synthetic_gold_rows("2024-03-01", 1).head(3).copy()
     for column in ("intensity_avg", *FUEL_COLUMNS):
         rows[column] = rows[column].astype(float)
     rows.loc[0, "intensity_avg"] = 2.675  # binary 2.67499999..., still 2.68 like Decimal("2.675")
@@ -227,25 +202,25 @@ def test_floats_are_rounded_half_up_and_missing_fuels_become_null(warehouse) -> 
 
 def test_rows_outside_the_partition_range_are_an_error(warehouse) -> None:
     url, manager = warehouse
-    store(manager, gold_rows("2024-01-01", 1), "2024-01-01")
+    store(manager, synthetic_gold_rows("2024-01-01", 1), "2024-01-01")
     before = table_rows(url)
     with pytest.raises(
         ValueError, match=r"18 input rows are outside the partition range 2024-01-01\.\.\.2024-01-02"
     ):
-        store(manager, gold_rows("2024-01-01", 3, seed=1), "2024-01-01", "2024-01-02")
+        store(manager, synthetic_gold_rows("2024-01-01", 3, seed=1), "2024-01-01", "2024-01-02")
     assert table_rows(url) == before
 
 
 def test_a_failure_mid_load_rolls_everything_back(warehouse) -> None:
     url, manager = warehouse
-    rows = gold_rows("2024-01-01", 5)
+    rows = synthetic_gold_rows("2024-01-01", 5)
     store(manager, rows, "2024-01-01", "2024-01-06")
     before, regions_before = (
         table_rows(url),
         query(url, "SELECT * FROM carbon_data.dim_region ORDER BY 1"),
     )
 
-    bad = pd.concat([rows, gold_rows("2024-01-06", 1, seed=3)], ignore_index=True)  # 18 new rows
+    bad = pd.concat([rows, synthetic_gold_rows("2024-01-06", 1, seed=3)], ignore_index=True)  # 18 new rows
     bad.loc[0, "intensity_avg"] = Decimal("999.99")  # a changed row
     bad.loc[0, "shortname"] = "Renamed"
     bad.loc[len(bad) - 1, "fuel_gas"] = Decimal("150.00")  # violates the CHECK, last row
@@ -258,7 +233,7 @@ def test_a_failure_mid_load_rolls_everything_back(warehouse) -> None:
 
 def test_a_restarted_server_does_not_break_the_next_load(warehouse, server, request) -> None:
     url, manager = warehouse
-    store(manager, gold_rows("2024-01-01", 1), "2024-01-01")
+    store(manager, synthetic_gold_rows("2024-01-01", 1), "2024-01-01")
     database = url.rsplit("/", 1)[1].split("?")[0]
     if server == "service":
         # What a restart does to our pooled connection, without restarting the shared service.
@@ -274,13 +249,13 @@ def test_a_restarted_server_does_not_break_the_next_load(warehouse, server, requ
         assert stop_embedded_server(data_dir)
         embedded_server(data_dir)
 
-    assert counts(store(manager, gold_rows("2024-01-02", 1), "2024-01-02")) == (0, 0, 0, 18)
+    assert counts(store(manager, synthetic_gold_rows("2024-01-02", 1), "2024-01-02")) == (0, 0, 0, 18)
     assert len(table_rows(url)) == 36
 
 
 def test_concurrent_loads_of_one_range_queue_up_and_count_exactly(service_database_url) -> None:
     manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=service_database_url))
-    rows = gold_rows("2024-01-01", 30)
+    rows = synthetic_gold_rows("2024-01-01", 30)
     results: list[dict] = []
     threads = [
         threading.Thread(
@@ -301,15 +276,15 @@ def test_concurrent_loads_of_one_range_queue_up_and_count_exactly(service_databa
 
 def test_region_names_follow_the_latest_day_loaded(warehouse) -> None:
     url, manager = warehouse
-    recent = gold_rows("2024-01-01", 1)
-    old = gold_rows("2019-06-01", 1)
+    recent = synthetic_gold_rows("2024-01-01", 1)
+    old = synthetic_gold_rows("2019-06-01", 1)
     old.loc[old.regionid == 6, "shortname"] = "North Wales and Merseyside"
     store(manager, recent, "2024-01-01")
     store(manager, old, "2019-06-01")  # backfilling old data must not bring the old name back
     region_6 = "SELECT shortname FROM carbon_data.dim_region WHERE regionid = 6"
     assert query(url, region_6) == [("North Wales & Merseyside",)]
 
-    newer = gold_rows("2024-01-02", 1)
+    newer = synthetic_gold_rows("2024-01-02", 1)
     newer.loc[newer.regionid == 6, "shortname"] = "Merseyside & North Wales"
     store(manager, newer, "2024-01-02")
     assert query(url, region_6) == [("Merseyside & North Wales",)]
@@ -320,7 +295,7 @@ def test_region_names_follow_the_latest_day_loaded(warehouse) -> None:
 
 def test_load_input_returns_exactly_the_rows_of_the_range(warehouse) -> None:
     _, manager = warehouse
-    rows = gold_rows("2024-01-01", 10)
+    rows = synthetic_gold_rows("2024-01-01", 10)
     store(manager, rows, "2024-01-01", "2024-01-10")
 
     loaded = load(manager, "2024-01-03", "2024-01-04")
@@ -341,7 +316,7 @@ def test_load_input_returns_exactly_the_rows_of_the_range(warehouse) -> None:
 
 def test_unpartitioned_output_uses_the_rows_own_date_span(warehouse) -> None:
     _, manager = warehouse
-    meta = store(manager, gold_rows("2024-05-01", 2), None)
+    meta = store(manager, synthetic_gold_rows("2024-05-01", 2), None)
     assert meta["partition_range"] == "2024-05-01...2024-05-02" and meta["inserted"] == 36
 
 
@@ -352,7 +327,7 @@ def test_no_password_in_logs_metadata_or_errors(password_role, caplog, capsys) -
     url, password = password_role
     manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url))
     caplog.set_level(logging.DEBUG)
-    rows = gold_rows("2024-01-01", 2)
+    rows = synthetic_gold_rows("2024-01-01", 2)
 
     metadata = store(manager, rows, "2024-01-01", "2024-01-02")
     assert (
@@ -386,7 +361,7 @@ def test_no_password_in_logs_metadata_or_errors(password_role, caplog, capsys) -
 def test_embedded_warehouse_by_default_and_started_on_demand(embedded_dir: Path) -> None:
     manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(data_dir=str(embedded_dir)))  # no database_url
     stop_embedded_server(embedded_dir)
-    meta = store(manager, gold_rows("2020-02-29", 1), "2020-02-29")
+    meta = store(manager, synthetic_gold_rows("2020-02-29", 1), "2020-02-29")
     assert meta["database"].startswith("postgresql+psycopg2://postgres@/carbon?host=")
     assert meta["dagster/row_count"] == 18
     assert len(load(manager, "2020-02-29")) == 18
@@ -408,15 +383,12 @@ def test_materialize_a_partition_range_in_one_run(service_database_url) -> None:
         days = (
             dt.date.fromisoformat(key_range.end) - dt.date.fromisoformat(key_range.start)
         ).days + 1
-        return gold_rows(key_range.start, days)
+        return synthetic_gold_rows(key_range.start, days)
 
     result = materialize(
         [carbon_intensity_daily],
         resources={"warehouse": PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url))},
-        tags={
-            "dagster/asset_partition_range_start": "2024-01-01",
-            "dagster/asset_partition_range_end": "2024-01-07",
-        },
+        tags=range_tags("2024-01-01", "2024-01-07"),
     )
     assert result.success
     # One run for the whole range: one load, reported on each partition's materialization.

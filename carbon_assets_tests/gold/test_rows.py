@@ -18,7 +18,7 @@ from carbon_assets.gold.rows import (
     mean_to_the_cent,
 )
 from carbon_assets.silver.rows import silver_rows
-from carbon_assets_tests.bronze_files import real_periods, write_days
+from carbon_assets_tests.helpers import real_periods, write_days
 
 DAY = dt.date(2019, 8, 25)
 

@@ -20,7 +20,7 @@ from carbon_assets.lake import write_days as write_parquet_days
 from carbon_assets.silver.assets import silver_from_bronze
 from carbon_assets.silver.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
 from carbon_assets.silver.rows import SILVER_COLUMNS
-from carbon_assets_tests.bronze_files import real_periods, source, write_days
+from carbon_assets_tests.helpers import real_periods, source, write_days
 
 pytestmark = pytest.mark.spark
 

@@ -15,7 +15,6 @@ import textwrap
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -31,15 +30,14 @@ from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.emulator import EmulatorConfig, draw_fault, start_emulator
 from carbon_assets.lake import LakeResource
 from carbon_assets.partitions import DayRange
+from carbon_assets_tests.helpers import FAST_API, FIXTURES, REPO, range_tags
 
-FIXTURES = Path(__file__).parent / "fixtures"
-FAST = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
 D = dt.date.fromisoformat
 
 
 def fetch(base_url, days, **options):
     """Run the client; return (stats, {day: sources})."""
-    api = CarbonIntensityApi(base_url=base_url, **(FAST | options))
+    api = CarbonIntensityApi(base_url=base_url, **(FAST_API | options))
     plan = api.plan(days)
     requests = api.fetch(plan)
     stored = dict(whole_days(plan, requests))
@@ -56,11 +54,11 @@ def materialize_bronze(data_dir, base_url, first, last, refetch=False, **options
         [bronze_carbon_intensity],
         resources={
             "lake": lake,
-            "carbon_api": CarbonIntensityApi(base_url=base_url, **(FAST | options)),
+            "carbon_api": CarbonIntensityApi(base_url=base_url, **(FAST_API | options)),
             "bronze_io_manager": BronzeJsonIOManager(lake=lake),
         },
         instance=DagsterInstance.ephemeral(),
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        tags=range_tags(first, last),
         run_config={"ops": {"bronze_carbon_intensity": {"config": {"refetch": refetch}}}},
         raise_on_error=False,
     )
@@ -241,7 +239,7 @@ def test_a_complete_day_is_not_requested_again_unless_refetch(tmp_path):
 KILLED_RUN = textwrap.dedent(
     """
     import sys
-    from carbon_assets_tests.test_bronze_ingestion import materialize_bronze
+    from carbon_assets_tests.bronze.test_ingestion import materialize_bronze
     materialize_bronze(sys.argv[1], sys.argv[2], "2024-01-01", "2024-03-31", days_per_request=1, max_concurrency=2)
     """
 )
@@ -253,7 +251,7 @@ def test_a_killed_run_leaves_no_partial_file_and_a_rerun_fetches_only_missing_da
     with start_emulator(config) as emulator:
         process = subprocess.Popen(
             [sys.executable, "-c", KILLED_RUN, str(tmp_path), emulator.base_url],
-            cwd=Path(__file__).parent.parent, env=os.environ | {"PYTHONPATH": str(Path(__file__).parent.parent)},
+            cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
         )
         deadline = time.monotonic() + 60
         while len(list(bronze.rglob("*.json.gz"))) < 10 and time.monotonic() < deadline:

@@ -1,0 +1,105 @@
+"""What the tests (and the benchmarks) share: runs over a partition range, fast API options,
+bronze day files from the real recorded 2019 response, synthetic gold rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+from dagster import DagsterInstance, materialize
+
+from carbon_assets.bronze.day_files import build_document
+from carbon_assets.bronze.records import Period
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS
+from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+# Retries without the production backoff, so fault tests take seconds.
+FAST_API = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
+CENT = Decimal("0.01")
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags of a single run over the partitions first..last (what a backfill launches)."""
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def materialize_range(
+    resources, first: str, last: str, selection=None, run_config=None, raise_on_error=False
+):
+    """All four assets and their checks (or `selection`) for first..last, in this process."""
+    return materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        resources=resources,
+        selection=selection,
+        instance=DagsterInstance.ephemeral(),
+        tags=range_tags(first, last),
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+    )
+
+
+# --- bronze day files --------------------------------------------------------------------
+
+REAL_2019 = FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json"
+FETCHED_AT = "2024-01-01T00:00:00+00:00"
+
+
+def real_periods() -> list[dict]:
+    """The real 2019 response: 48 periods from 2019-08-25T12:30Z (24 of them start on the 25th)."""
+    return json.loads(REAL_2019.read_text())["data"]
+
+
+def source(records: list[dict], fetched_at: str | None = FETCHED_AT) -> dict:
+    return {"url": "test", "status": 200, "attempts": 1, "fetched_at": fetched_at,
+            "data": [Period.from_record(record) for record in records]}
+
+
+def write_days(tmp_path: Path, periods: list[dict], fetched_at: str = FETCHED_AT) -> list[str]:
+    """Bronze day files from API period records, split by the UTC date of their start."""
+    store = BronzeStore(tmp_path / "bronze")
+    by_day: dict[str, list] = {}
+    for period in periods:
+        by_day.setdefault(period["from"][:10], []).append(period)
+    paths = []
+    for day, records in sorted(by_day.items()):
+        store.write(build_document(dt.date.fromisoformat(day), [source(records, fetched_at)]))
+        paths.append(str(store.path(dt.date.fromisoformat(day))))
+    return paths
+
+
+# --- gold rows ---------------------------------------------------------------------------
+
+
+def synthetic_gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFrame:
+    """Gold rows for `days` days x 18 regions: DECIMAL(10,2) values, shares summing to ~100."""
+    rng = random.Random(seed)
+    start = dt.date.fromisoformat(first_day)
+    records = []
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        for regionid, dno, shortname in REGIONS:
+            shares = [rng.uniform(0, 40) for _ in FUEL_COLUMNS]
+            scale = 100 / sum(shares)
+            records.append({
+                "regionid": regionid,
+                "date_recorded": day,
+                "shortname": shortname,
+                "dno": dno,
+                "intensity_avg": Decimal(str(rng.uniform(5, 450))).quantize(CENT),
+                "index_mode": rng.choice(INDEX_LABELS),
+                **{f: Decimal(str(s * scale)).quantize(CENT) for f, s in zip(FUEL_COLUMNS, shares)},
+                "half_hours": 48,
+            })
+    frame = pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
+    return frame.astype({"regionid": "int64", "half_hours": "int64"})

@@ -1,0 +1,53 @@
+"""Silver's checks fail, naming the dates, when the rows are wrong (pure)."""
+
+import datetime as dt
+
+import pandas as pd
+
+from carbon_assets.grid import FUEL_COLUMNS
+from carbon_assets.silver.checks import (
+    SILVER_FUEL_MIX_SUMS_TO_100,
+    SILVER_INDEX_LABELS_KNOWN,
+    SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_NO_UNKNOWN_FUELS,
+    SILVER_UNIQUE_HALF_HOURS,
+    silver_problems,
+)
+
+DAY, OTHER = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
+
+def silver_rows(day=DAY, regions=range(1, 19), half_hours=48):
+    rows = []
+    for regionid in regions:
+        for i in range(half_hours):
+            rows.append({
+                "timestamp": pd.Timestamp(day) + pd.Timedelta(minutes=30 * i), "date_recorded": day,
+                "regionid": regionid, "intensity_forecast": 100, "intensity_index": "moderate",
+                **{c: (100.0 if c == "fuel_gas" else 0.0) for c in FUEL_COLUMNS},
+                "extra_fuels": [], "missing_fuels": [],
+            })
+    return pd.DataFrame(rows)
+
+
+def test_clean_silver_passes_every_check():
+    assert all(found.empty for found in silver_problems(silver_rows()).values())
+
+
+def test_each_silver_problem_names_its_date():
+    bad = pd.concat([silver_rows(DAY), silver_rows(OTHER)], ignore_index=True)
+    bad = pd.concat([bad, bad.iloc[[0]]], ignore_index=True)  # a duplicate on DAY
+    at_other = bad.index[bad.date_recorded == OTHER]
+    bad.loc[at_other[0], "fuel_gas"] = 90.0
+    bad.loc[at_other[1], "intensity_forecast"] = -5
+    bad.loc[at_other[2], "intensity_index"] = "extreme"
+    bad.at[at_other[3], "extra_fuels"] = [("storage", 1.0)]
+    problems = {name: sorted(set(found)) for name, found in silver_problems(bad).items()}
+    assert problems == {
+        SILVER_UNIQUE_HALF_HOURS: [DAY],
+        SILVER_FUEL_MIX_SUMS_TO_100: [OTHER],
+        SILVER_INTENSITY_NON_NEGATIVE: [OTHER],
+        SILVER_INDEX_LABELS_KNOWN: [OTHER],
+        SILVER_NO_UNKNOWN_FUELS: [OTHER],
+    }
+
+
