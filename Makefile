@@ -14,6 +14,7 @@ help:
 	@echo "make test     install, then run the whole test suite"
 	@echo "make bench    the benchmarks (writes bench/results/)"
 	@echo "make db-init  apply sql/ to the warehouse (idempotent)"
+	@echo "make lint     ruff check and ruff format --check (part of make test)"
 
 install: $(VENV)/.installed
 
@@ -30,7 +31,7 @@ demo: install
 	$(BIN)/carbon-assets demo
 
 # Debian's chromium for the browser test: installed when root (CI); elsewhere the test skips.
-test: install
+test: install lint
 	scripts/install-browser.sh || [ "$$(id -u)" -ne 0 ]
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -45,6 +46,7 @@ emulator: install
 
 lint: install
 	$(BIN)/ruff check carbon_assets carbon_assets_tests bench
+	$(BIN)/ruff format --check carbon_assets carbon_assets_tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

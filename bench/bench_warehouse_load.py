@@ -48,7 +48,10 @@ def gold_rows(seed: int = 1) -> pd.DataFrame:
 
 
 def timed_load(
-    manager: PostgresWarehouseIOManager, rows: pd.DataFrame, first: str = FIRST_DAY, last: str = LAST_DAY
+    manager: PostgresWarehouseIOManager,
+    rows: pd.DataFrame,
+    first: str = FIRST_DAY,
+    last: str = LAST_DAY,
 ) -> tuple[float, dict]:
     """Seconds handle_output took for first..last (context building excluded) and its metadata."""
     with build_output_context(

@@ -25,7 +25,9 @@ from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.partitions import DayRange
 
 
-def fetch_once(emulator: EmulatorProcess, days: list[dt.date], lake_dir: Path, concurrency: int) -> dict:
+def fetch_once(
+    emulator: EmulatorProcess, days: list[dt.date], lake_dir: Path, concurrency: int
+) -> dict:
     store = BronzeStore(lake_dir / "bronze")
     api = CarbonIntensityApi(base_url=emulator.base_url, max_concurrency=concurrency)
     emulator.reset_stats()
@@ -50,7 +52,9 @@ def fetch_once(emulator: EmulatorProcess, days: list[dt.date], lake_dir: Path, c
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.bronze_fetch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bronze_fetch", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--first", default="2022-01-01")
     parser.add_argument("--last", default="2024-12-31")
     parser.add_argument("--repeat", type=int, default=1)

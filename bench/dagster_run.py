@@ -44,7 +44,9 @@ RUN_PHASES = {
 def plain(value):
     """A metadata value as JSON-ready data."""
     value = getattr(value, "value", value)
-    return value if isinstance(value, (int, float, str, bool, list, dict, type(None))) else str(value)
+    return (
+        value if isinstance(value, (int, float, str, bool, list, dict, type(None))) else str(value)
+    )
 
 
 def summarize(instance: DagsterInstance, run_id: str) -> dict:
@@ -68,7 +70,9 @@ def summarize(instance: DagsterInstance, run_id: str) -> dict:
             materialization = event.event_specific_data.materialization
             key = materialization.asset_key.to_user_string()
             materialization_events[key] += 1
-            materializations.setdefault(key, {k: plain(v) for k, v in materialization.metadata.items()})
+            materializations.setdefault(
+                key, {k: plain(v) for k, v in materialization.metadata.items()}
+            )
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             checks[evaluation.check_name] = evaluation.passed
@@ -85,9 +89,13 @@ def summarize(instance: DagsterInstance, run_id: str) -> dict:
     }
 
 
-def materialize_range(first: str, last: str, data_dir: str, api_base_url: str, database_url: str) -> dict:
+def materialize_range(
+    first: str, last: str, data_dir: str, api_base_url: str, database_url: str
+) -> dict:
     resources = build_resources(
-        data_dir=data_dir, api_base_url=api_base_url, database_url=database_url,
+        data_dir=data_dir,
+        api_base_url=api_base_url,
+        database_url=database_url,
         max_concurrency=MAX_CONCURRENCY,
     )
     instance = DagsterInstance.ephemeral()
@@ -100,7 +108,10 @@ def materialize_range(first: str, last: str, data_dir: str, api_base_url: str, d
         raise_on_error=False,
     )
     summary = summarize(instance, result.run_id)
-    summary |= {"success": result.success, "materialize_call_seconds": round(time.time() - started, 2)}
+    summary |= {
+        "success": result.success,
+        "materialize_call_seconds": round(time.time() - started, 2),
+    }
     return summary
 
 
@@ -109,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     for option in ("--first", "--last", "--data-dir", "--api-base-url", "--database-url", "--out"):
         parser.add_argument(option, required=True)
     args = parser.parse_args(argv)
-    summary = materialize_range(args.first, args.last, args.data_dir, args.api_base_url, args.database_url)
+    summary = materialize_range(
+        args.first, args.last, args.data_dir, args.api_base_url, args.database_url
+    )
     Path(args.out).write_text(json.dumps(summary, indent=1, default=str))
 
 

@@ -55,8 +55,12 @@ class EmulatorProcess:
         command = python_module("carbon_assets.cli", "emulate-api", *self.settings.arguments())
         self._log = open(self.log_path, "w")
         self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=bench_env(),
-            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=bench_env(),
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         self.base_url = self._wait_until_listening()
         return self
@@ -70,7 +74,9 @@ class EmulatorProcess:
                 break
             time.sleep(0.1)
         self.__exit__()
-        raise RuntimeError(f"the emulator did not start; see {self.log_path}:\n{self.log_path.read_text()}")
+        raise RuntimeError(
+            f"the emulator did not start; see {self.log_path}:\n{self.log_path.read_text()}"
+        )
 
     def __exit__(self, *exc_info) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -35,9 +35,13 @@ def parquet_rows(folder: Path, first: str, last: str) -> int:
     """Rows of a date-partitioned Parquet folder in first..last (from file footers)."""
     if not folder.exists():
         return 0
-    dataset = pa_ds.dataset(folder, format="parquet", partitioning=HIVE_DATES, exclude_invalid_files=True)
+    dataset = pa_ds.dataset(
+        folder, format="parquet", partitioning=HIVE_DATES, exclude_invalid_files=True
+    )
     days = pa_ds.field(PARTITION_COLUMN)
-    return dataset.count_rows(filter=(days >= dt.date.fromisoformat(first)) & (days <= dt.date.fromisoformat(last)))
+    return dataset.count_rows(
+        filter=(days >= dt.date.fromisoformat(first)) & (days <= dt.date.fromisoformat(last))
+    )
 
 
 def half_up(value: float) -> Decimal:

@@ -55,7 +55,11 @@ class PeakRssSampler(threading.Thread):
         for process in tree:
             try:
                 with process.oneshot():
-                    rss, cpu, label = process.memory_info().rss, process.cpu_times(), f"{process.pid} {process.name()}"
+                    rss, cpu, label = (
+                        process.memory_info().rss,
+                        process.cpu_times(),
+                        f"{process.pid} {process.name()}",
+                    )
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             if is_jvm(label):
@@ -131,8 +135,13 @@ def run_measured(command: list[str], log_path: Path, cwd: Path, timeout: float) 
     with open(log_path, "wb") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=bench_env(),
-            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=bench_env(),
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         sampler = PeakRssSampler(process.pid)
         sampler.start()

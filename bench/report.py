@@ -41,6 +41,7 @@ STAGE_STEPS = {
 
 # --- numbers ------------------------------------------------------------------------------
 
+
 def phase_seconds(summary: dict, step: str, begin: str = "start", end: str = "end") -> float | None:
     """Seconds between two phases of a step (see dagster_run.STEP_PHASES), None if absent."""
     phases = summary["steps"].get(step, {})
@@ -83,7 +84,9 @@ def io_phases(summary: dict) -> dict[str, dict[str, float | None]]:
             "until_input_loaded": phase_seconds(summary, step, "start", "input_loaded"),
             "until_output": phase_seconds(summary, step, "start", "output"),
             "handle_output": phase_seconds(summary, step, "output", "first_materialization"),
-            "materialization_events": phase_seconds(summary, step, "first_materialization", "output_handled"),
+            "materialization_events": phase_seconds(
+                summary, step, "first_materialization", "output_handled"
+            ),
         }
         for stage, step in STAGE_STEPS.items()
     }
@@ -105,7 +108,9 @@ def bronze_numbers(backfill: dict) -> dict:
     return {
         "requests": metadata.get("requests"),
         "http_attempts": metadata.get("http_attempts"),
-        "retries": {k.removeprefix("retries_"): v for k, v in metadata.items() if k.startswith("retries_")},
+        "retries": {
+            k.removeprefix("retries_"): v for k, v in metadata.items() if k.startswith("retries_")
+        },
         "days_lost": len(backfill["lake"]["days_lost"]),
         "days_incomplete": backfill["lake"]["days_incomplete"],
         "ideal_seconds": round(ideal, 2),
@@ -130,12 +135,17 @@ def derive(results: dict) -> dict:
     side = results.get("side_by_side", {})
     if "ours" in side and "original" in side:
         ours, original = side["ours"], side["original"]
-        derived["speedup_process"] = round(original["process"]["wall_seconds"] / ours["process"]["wall_seconds"], 2)
-        derived["speedup_job"] = round(original["job"]["job_seconds"] / ours["job"]["job_seconds"], 2)
+        derived["speedup_process"] = round(
+            original["process"]["wall_seconds"] / ours["process"]["wall_seconds"], 2
+        )
+        derived["speedup_job"] = round(
+            original["job"]["job_seconds"] / ours["job"]["job_seconds"], 2
+        )
     return derived
 
 
 # --- formatting -------------------------------------------------------------------------
+
 
 def secs(value: float | None) -> str:
     if value is None:
@@ -156,7 +166,10 @@ def cpu_text(process: dict) -> str:
 
 
 def less_cpu(reference: dict, ours: dict) -> str:
-    total = {name: p["cpu_seconds_python"] + p["cpu_seconds_jvm"] for name, p in (("ref", reference), ("ours", ours))}
+    total = {
+        name: p["cpu_seconds_python"] + p["cpu_seconds_jvm"]
+        for name, p in (("ref", reference), ("ours", ours))
+    }
     return f"{total['ref'] / total['ours']:.1f}x less CPU" if total["ours"] else ""
 
 
@@ -202,6 +215,7 @@ def section(title: str) -> Row:
 
 # --- the table, section by section -------------------------------------------------------
 
+
 def backfill_rows(results: dict, derived: dict, comparable: bool) -> list[Row]:
     stages, bronze = derived["stages"], derived["bronze"]
     emulator = results["backfill"]["emulator"]
@@ -212,38 +226,83 @@ def backfill_rows(results: dict, derived: dict, comparable: bool) -> list[Row]:
     requests = bronze["requests"]
     return [
         section(f"Backfill: one Dagster run, {results['scenario']['days']:,} days"),
-        Row("Bronze (step wall)", secs(stages["bronze"]),
+        Row(
+            "Bronze (step wall)",
+            secs(stages["bronze"]),
             f"{secs(REFERENCE['bronze_seconds'])} ({REFERENCE['days']:,} days)",
-            faster(REFERENCE["bronze_seconds"], stages["bronze"], comparable)),
-        Row("Bronze ingestion / ideal (first request to last file stored; ideal = latency sum / 5)",
+            faster(REFERENCE["bronze_seconds"], stages["bronze"], comparable),
+        ),
+        Row(
+            "Bronze ingestion / ideal (first request to last file stored; ideal = latency sum / 5)",
             f"{bronze['fetch_over_ideal']} ({secs(bronze['fetch_seconds'])} / {secs(bronze['ideal_seconds'])})",
-            "", "", f"<= {TARGETS['wall_over_ideal']}",
-            verdict(bronze["fetch_over_ideal"] is not None and bronze["fetch_over_ideal"] <= TARGETS["wall_over_ideal"])),
-        Row("Bronze step / ideal (adds Dagster's per-day materialization events)",
-            f"{bronze['step_over_ideal']} (events {secs(bronze['events_seconds'])})"),
-        Row("Bronze requests planned", count(requests), count(REFERENCE["requests"]),
+            "",
+            "",
+            f"<= {TARGETS['wall_over_ideal']}",
+            verdict(
+                bronze["fetch_over_ideal"] is not None
+                and bronze["fetch_over_ideal"] <= TARGETS["wall_over_ideal"]
+            ),
+        ),
+        Row(
+            "Bronze step / ideal (adds Dagster's per-day materialization events)",
+            f"{bronze['step_over_ideal']} (events {secs(bronze['events_seconds'])})",
+        ),
+        Row(
+            "Bronze requests planned",
+            count(requests),
+            count(REFERENCE["requests"]),
             f"{REFERENCE['requests'] / requests:.1f}x fewer" if comparable and requests else "",
-            f"<= {TARGETS['requests']}", verdict(requests is not None and requests <= TARGETS["requests"])),
+            f"<= {TARGETS['requests']}",
+            verdict(requests is not None and requests <= TARGETS["requests"]),
+        ),
         Row("HTTP attempts (retries by cause)", f"{count(bronze['http_attempts'])} ({retries})"),
-        Row("HTTP 500s recovered", count(bronze["http_500"]), count(REFERENCE["http_500_recovered"])),
-        Row("Days lost (days stored incomplete)",
-            f"{bronze['days_lost']} ({', '.join(bronze['days_incomplete']) or 'none'})", "", "", "0",
-            verdict(bronze["days_lost"] == 0)),
-        Row("Emulator: requests / by status / peak in flight / latency sum",
+        Row(
+            "HTTP 500s recovered", count(bronze["http_500"]), count(REFERENCE["http_500_recovered"])
+        ),
+        Row(
+            "Days lost (days stored incomplete)",
+            f"{bronze['days_lost']} ({', '.join(bronze['days_incomplete']) or 'none'})",
+            "",
+            "",
+            "0",
+            verdict(bronze["days_lost"] == 0),
+        ),
+        Row(
+            "Emulator: requests / by status / peak in flight / latency sum",
             f"{emulator['requests_total']} / {by_status} / {emulator['peak_in_flight']} / "
-            f"{secs(emulator['latency_seconds_total'])}"),
-        Row("Silver (step, incl. JVM start)", f"{secs(stages['silver'])} ({phase_note(derived, 'silver')})"),
+            f"{secs(emulator['latency_seconds_total'])}",
+        ),
+        Row(
+            "Silver (step, incl. JVM start)",
+            f"{secs(stages['silver'])} ({phase_note(derived, 'silver')})",
+        ),
         Row("Gold (step)", f"{secs(stages['gold'])} ({phase_note(derived, 'gold')})"),
-        Row("Silver + gold", secs(silver_gold),
+        Row(
+            "Silver + gold",
+            secs(silver_gold),
             f"{secs(REFERENCE['silver_gold_seconds'])} + {secs(REFERENCE['jvm_start_seconds'])} JVM",
-            faster(reference_sg, silver_gold, comparable)),
-        Row("Warehouse (step: read gold + first load)", f"{secs(stages['warehouse'])} ({phase_note(derived, 'warehouse')})",
-            secs(REFERENCE["load_seconds"]), faster(REFERENCE["load_seconds"], stages["warehouse"], comparable)),
-        Row(f"Checks ({len(check_steps(results['backfill']['summary']))} steps)", secs(stages["checks"])),
-        Row("Whole run (RUN_START -> RUN_SUCCESS)", secs(stages["run"]),
+            faster(reference_sg, silver_gold, comparable),
+        ),
+        Row(
+            "Warehouse (step: read gold + first load)",
+            f"{secs(stages['warehouse'])} ({phase_note(derived, 'warehouse')})",
+            secs(REFERENCE["load_seconds"]),
+            faster(REFERENCE["load_seconds"], stages["warehouse"], comparable),
+        ),
+        Row(
+            f"Checks ({len(check_steps(results['backfill']['summary']))} steps)",
+            secs(stages["checks"]),
+        ),
+        Row(
+            "Whole run (RUN_START -> RUN_SUCCESS)",
+            secs(stages["run"]),
             f"~{secs(REFERENCE['end_to_end_seconds'])}",
-            faster(REFERENCE["end_to_end_seconds"], stages["run"], comparable)),
-        Row("Run process (Python start -> exit)", secs(results["backfill"]["process"]["wall_seconds"])),
+            faster(REFERENCE["end_to_end_seconds"], stages["run"], comparable),
+        ),
+        Row(
+            "Run process (Python start -> exit)",
+            secs(results["backfill"]["process"]["wall_seconds"]),
+        ),
         Row("CPU of the run process: Python tree / JVM", cpu_text(results["backfill"]["process"])),
     ]
 
@@ -252,9 +311,17 @@ def layer_rows(results: dict, comparable: bool) -> list[Row]:
     layers = results["backfill"]["rows"]
     return [
         section("Rows per layer"),
-        Row("Bronze region-records (sum of region_records)", count(layers["bronze_region_records"])),
-        Row("Silver rows", count(layers["silver"]), count(REFERENCE["silver_rows"]) if comparable else ""),
-        Row("Gold rows", count(layers["gold"]), count(REFERENCE["gold_rows"]) if comparable else ""),
+        Row(
+            "Bronze region-records (sum of region_records)", count(layers["bronze_region_records"])
+        ),
+        Row(
+            "Silver rows",
+            count(layers["silver"]),
+            count(REFERENCE["silver_rows"]) if comparable else "",
+        ),
+        Row(
+            "Gold rows", count(layers["gold"]), count(REFERENCE["gold_rows"]) if comparable else ""
+        ),
         Row("Warehouse rows", count(layers["warehouse"])),
     ]
 
@@ -264,11 +331,22 @@ def memory_rows(results: dict) -> list[Row]:
     total = process["peak_rss_total_bytes"]
     return [
         section("Memory of the backfill run (sampled every 0.2 s)"),
-        Row("Peak RSS, Python process tree",
-            f"{gigabytes(process['peak_rss_python_bytes'])} (in {step_at(summary, process['peak_rss_python_at'])})"),
-        Row("Peak RSS, JVM (local Spark driver)",
-            f"{gigabytes(process['peak_rss_jvm_bytes'])} (in {step_at(summary, process['peak_rss_jvm_at'])})"),
-        Row("Peak RSS, both at once", gigabytes(total), "", "", "< 3 GB", verdict(total < TARGETS["peak_rss_bytes"])),
+        Row(
+            "Peak RSS, Python process tree",
+            f"{gigabytes(process['peak_rss_python_bytes'])} (in {step_at(summary, process['peak_rss_python_at'])})",
+        ),
+        Row(
+            "Peak RSS, JVM (local Spark driver)",
+            f"{gigabytes(process['peak_rss_jvm_bytes'])} (in {step_at(summary, process['peak_rss_jvm_at'])})",
+        ),
+        Row(
+            "Peak RSS, both at once",
+            gigabytes(total),
+            "",
+            "",
+            "< 3 GB",
+            verdict(total < TARGETS["peak_rss_bytes"]),
+        ),
     ]
 
 
@@ -279,9 +357,14 @@ def incremental_rows(results: dict, derived: dict) -> list[Row]:
     wall = incremental["process"]["wall_seconds"]
     return [
         section(f"Incremental: {incremental['day']}, fresh process"),
-        Row("One day, all assets + checks (process wall)",
-            f"{secs(wall)} (run {secs(derived.get('incremental_run_seconds'))})", "", "",
-            "< 30 s", verdict(incremental["summary"]["success"] and wall < TARGETS["incremental_seconds"])),
+        Row(
+            "One day, all assets + checks (process wall)",
+            f"{secs(wall)} (run {secs(derived.get('incremental_run_seconds'))})",
+            "",
+            "",
+            "< 30 s",
+            verdict(incremental["summary"]["success"] and wall < TARGETS["incremental_seconds"]),
+        ),
     ]
 
 
@@ -296,26 +379,48 @@ def side_by_side_rows(results: dict, derived: dict) -> list[Row]:
 
     def timing_row(label, pick, with_ratio=True) -> Row:
         mine, theirs = both(pick, secs)
-        return Row(label, mine, theirs, faster(pick(original), pick(ours)) if original and with_ratio else "")
+        return Row(
+            label,
+            mine,
+            theirs,
+            faster(pick(original), pick(ours)) if original and with_ratio else "",
+        )
 
     speedup = derived.get("speedup_process")
     rows = [
         section("Same bronze files, fresh process each: ours vs the original approach"),
         # Same code and configuration on both sides: a difference here is the machine's noise.
-        timing_row("JVM start (to first SparkSession)", lambda r: r["job"]["jvm_start_seconds"], False),
+        timing_row(
+            "JVM start (to first SparkSession)", lambda r: r["job"]["jvm_start_seconds"], False
+        ),
         timing_row("Silver (bronze -> silver Parquet)", lambda r: r["job"]["silver_seconds"]),
         timing_row("Gold (silver Parquet -> gold Parquet)", lambda r: r["job"]["gold_seconds"]),
         timing_row("Silver + gold, JVM excluded", lambda r: r["job"]["job_seconds"]),
-        Row("Whole process, JVM start included", *both(lambda r: r["process"]["wall_seconds"], secs),
-            faster(original["process"]["wall_seconds"], ours["process"]["wall_seconds"]) if original else "",
-            f">= {TARGETS['speedup']:.0f}x faster", verdict(speedup >= TARGETS["speedup"]) if speedup else ""),
-        Row("CPU of the process: Python / JVM", *both(lambda r: r["process"], cpu_text),
-            less_cpu(original["process"], ours["process"]) if original else ""),
-        Row("Exploded (region, half-hour, fuel) rows", "none (built as columns)",
-            count(original["job"].get("exploded_rows")) if original else "skipped"),
+        Row(
+            "Whole process, JVM start included",
+            *both(lambda r: r["process"]["wall_seconds"], secs),
+            faster(original["process"]["wall_seconds"], ours["process"]["wall_seconds"])
+            if original
+            else "",
+            f">= {TARGETS['speedup']:.0f}x faster",
+            verdict(speedup >= TARGETS["speedup"]) if speedup else "",
+        ),
+        Row(
+            "CPU of the process: Python / JVM",
+            *both(lambda r: r["process"], cpu_text),
+            less_cpu(original["process"], ours["process"]) if original else "",
+        ),
+        Row(
+            "Exploded (region, half-hour, fuel) rows",
+            "none (built as columns)",
+            count(original["job"].get("exploded_rows")) if original else "skipped",
+        ),
         Row("Silver rows", *both(lambda r: r["silver_rows"], count)),
         Row("Gold rows", *both(lambda r: r["gold_rows"], count)),
-        Row("Peak RSS, Python + JVM", *both(lambda r: r["process"]["peak_rss_total_bytes"], gigabytes)),
+        Row(
+            "Peak RSS, Python + JVM",
+            *both(lambda r: r["process"]["peak_rss_total_bytes"], gigabytes),
+        ),
     ]
     if agreement := side.get("gold_agreement"):
         same = (
@@ -323,14 +428,19 @@ def side_by_side_rows(results: dict, derived: dict) -> list[Row]:
             and agreement["half_hours_equal"] == agreement["rows_matched"]
             and agreement["cells_within_half_a_cent"] == agreement["cells_compared"]
         )
-        rows.append(Row(
-            "Gold agreement (rows matched; averages equal to the cent)",
-            f"{agreement['rows_matched']:,}/{agreement['rows_ours']:,} rows; "
-            f"{agreement['cells_equal_to_the_cent']:,}/{agreement['cells_compared']:,} values; "
-            f"{agreement['cells_within_half_a_cent']:,} within half a cent of the float average "
-            f"(max diff {agreement['max_abs_difference']:.2f})",
-            "", "", "same rows; values equal up to rounding", verdict(same),
-        ))
+        rows.append(
+            Row(
+                "Gold agreement (rows matched; averages equal to the cent)",
+                f"{agreement['rows_matched']:,}/{agreement['rows_ours']:,} rows; "
+                f"{agreement['cells_equal_to_the_cent']:,}/{agreement['cells_compared']:,} values; "
+                f"{agreement['cells_within_half_a_cent']:,} within half a cent of the float average "
+                f"(max diff {agreement['max_abs_difference']:.2f})",
+                "",
+                "",
+                "same rows; values equal up to rounding",
+                verdict(same),
+            )
+        )
     return rows
 
 
@@ -341,12 +451,25 @@ def warehouse_rows(results: dict) -> list[Row]:
     real, synthetic = warehouse["real"], warehouse.get("synthetic", {})
     first, rerun = real["first_load_seconds"], real["rerun_median_seconds"]
     rows = [
-        section(f"Warehouse load alone ({real['rows']:,} real gold rows, IO manager handle_output)"),
-        Row("First load (empty range, new connection)", secs(first), secs(REFERENCE["load_seconds"]),
-            faster(REFERENCE["load_seconds"], first), "< 1 s", verdict(first < TARGETS["load_seconds"])),
-        Row(f"Idempotent re-run (median of {real['rerun_repeats']})", secs(rerun),
-            secs(REFERENCE["rerun_seconds"]), faster(REFERENCE["rerun_seconds"], rerun), "< 0.3 s",
-            verdict(rerun < TARGETS["rerun_seconds"])),
+        section(
+            f"Warehouse load alone ({real['rows']:,} real gold rows, IO manager handle_output)"
+        ),
+        Row(
+            "First load (empty range, new connection)",
+            secs(first),
+            secs(REFERENCE["load_seconds"]),
+            faster(REFERENCE["load_seconds"], first),
+            "< 1 s",
+            verdict(first < TARGETS["load_seconds"]),
+        ),
+        Row(
+            f"Idempotent re-run (median of {real['rerun_repeats']})",
+            secs(rerun),
+            secs(REFERENCE["rerun_seconds"]),
+            faster(REFERENCE["rerun_seconds"], rerun),
+            "< 0.3 s",
+            verdict(rerun < TARGETS["rerun_seconds"]),
+        ),
     ]
     if synthetic:
         listed = "; ".join(f"{step}: {secs(seconds)}" for step, seconds in synthetic.items())
@@ -397,8 +520,10 @@ def markdown(results: dict, derived: dict) -> str:
         "",
         "| stage | ours | original / reference | ratio | target | met? |",
         "|---|---|---|---|---|---|",
-        *(f"| {r.stage} | {r.ours} | {r.reference} | {r.ratio} | {r.target} | {r.met} |"
-          for r in table(results, derived)),
+        *(
+            f"| {r.stage} | {r.ours} | {r.reference} | {r.ratio} | {r.target} | {r.met} |"
+            for r in table(results, derived)
+        ),
         "",
         "Raw numbers, per-step phases and logs: latest.json and logs/ beside this file.",
         "",
@@ -411,6 +536,8 @@ def write_reports(results: dict, results_dir: Path) -> str:
     results_dir.mkdir(parents=True, exist_ok=True)
     derived = derive(results)
     text = markdown(results, derived)
-    (results_dir / "latest.json").write_text(json.dumps({**results, "derived": derived}, indent=1, default=str))
+    (results_dir / "latest.json").write_text(
+        json.dumps({**results, "derived": derived}, indent=1, default=str)
+    )
     (results_dir / "latest.md").write_text(text)
     return text

@@ -71,9 +71,13 @@ class Bench:
             "bench.dagster_run", "--first", first, "--last", last, "--data-dir", str(self.data_dir),
             "--api-base-url", self.emulator.base_url, "--database-url", self.database_url, "--out", str(out),
         )  # fmt: skip
-        measured = run_measured(command, self.logs_dir / f"{name}.log", self.work_dir, TIMEOUT_SECONDS)
+        measured = run_measured(
+            command, self.logs_dir / f"{name}.log", self.work_dir, TIMEOUT_SECONDS
+        )
         if not out.exists():
-            raise BenchError(f"the {name} run crashed (exit {measured.returncode}):\n{log_tail(measured.log)}")
+            raise BenchError(
+                f"the {name} run crashed (exit {measured.returncode}):\n{log_tail(measured.log)}"
+            )
         summary = json.loads(out.read_text())
         if not summary["success"]:
             log(f"the {name} run FAILED: {summary['errors']}")
@@ -111,9 +115,13 @@ class Bench:
             "bench.spark_jobs", approach, "--bronze-dir", str(self.data_dir / "bronze"),
             "--first", first, "--last", last, "--out-dir", str(out_dir), "--result", str(result_path),
         )  # fmt: skip
-        measured = run_measured(command, self.logs_dir / f"spark_{approach}.log", self.work_dir, TIMEOUT_SECONDS)
+        measured = run_measured(
+            command, self.logs_dir / f"spark_{approach}.log", self.work_dir, TIMEOUT_SECONDS
+        )
         if measured.returncode != 0 or not result_path.exists():
-            raise BenchError(f"the {approach} Spark job failed (exit {measured.returncode}):\n{log_tail(measured.log)}")
+            raise BenchError(
+                f"the {approach} Spark job failed (exit {measured.returncode}):\n{log_tail(measured.log)}"
+            )
         log(f"{approach} done in {measured.wall_seconds:.0f} s")
         return {
             "process": measured.as_dict(),
@@ -126,7 +134,9 @@ class Bench:
         approaches = ["ours"] if skip_original else ["ours", "original"]
         result = {approach: self.spark_job(approach, first, last) for approach in approaches}
         if not skip_original:
-            result["gold_agreement"] = compare_gold(self.work_dir / "ours" / "gold", self.work_dir / "original" / "gold")
+            result["gold_agreement"] = compare_gold(
+                self.work_dir / "ours" / "gold", self.work_dir / "original" / "gold"
+            )
             log(f"gold agreement: {result['gold_agreement']}")
         return result
 
@@ -146,12 +156,22 @@ class Bench:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--first", help=f"first day (default {FULL_RANGE[0]}; {QUICK_RANGE[0]} with --quick)")
-    parser.add_argument("--last", help=f"last day (default {FULL_RANGE[1]}; {QUICK_RANGE[1]} with --quick)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--first", help=f"first day (default {FULL_RANGE[0]}; {QUICK_RANGE[0]} with --quick)"
+    )
+    parser.add_argument(
+        "--last", help=f"last day (default {FULL_RANGE[1]}; {QUICK_RANGE[1]} with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="30 days: a smoke run of every stage")
-    parser.add_argument("--skip-original", action="store_true", help="skip the original Spark approach")
-    parser.add_argument("--admin-dsn", default=ADMIN_DSN, help=f"PostgreSQL admin connection (default: {ADMIN_DSN})")
+    parser.add_argument(
+        "--skip-original", action="store_true", help="skip the original Spark approach"
+    )
+    parser.add_argument(
+        "--admin-dsn", default=ADMIN_DSN, help=f"PostgreSQL admin connection (default: {ADMIN_DSN})"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     default_first, default_last = QUICK_RANGE if args.quick else FULL_RANGE
@@ -179,7 +199,9 @@ def only_benchmark(results_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BenchError(f"another benchmark is running ({results_dir / '.lock'} is locked)") from None
+            raise BenchError(
+                f"another benchmark is running ({results_dir / '.lock'} is locked)"
+            ) from None
         yield
 
 
@@ -208,7 +230,9 @@ def run_stages(args: argparse.Namespace, results: dict, settings: EmulatorSettin
                 if not results["backfill"]["summary"]["success"]:
                     raise BenchError("the backfill failed; later stages need its data")
                 results["incremental"] = bench.incremental(day_after)
-                results["side_by_side"] = bench.side_by_side(args.first, args.last, args.skip_original)
+                results["side_by_side"] = bench.side_by_side(
+                    args.first, args.last, args.skip_original
+                )
                 results["warehouse"] = bench.warehouse_alone(args.first, args.last, args.admin_dsn)
         finally:
             keep_logs(logs_dir, args.results_dir)
@@ -219,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     settings = EmulatorSettings()
     results: dict = {"scenario": scenario(args, settings)}
-    log(f"{args.first}..{args.last} ({results['scenario']['days']:,} days); results in {args.results_dir}")
+    log(
+        f"{args.first}..{args.last} ({results['scenario']['days']:,} days); results in {args.results_dir}"
+    )
     failure = None
     try:
         with only_benchmark(args.results_dir):

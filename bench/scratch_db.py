@@ -26,7 +26,11 @@ def scratch_database(admin_dsn: str = ADMIN_DSN, prefix: str = "carbon_bench") -
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
     admin.close()
-    host, port, user = params.get("host", "127.0.0.1"), params.get("port", "5432"), params.get("user", "postgres")
+    host, port, user = (
+        params.get("host", "127.0.0.1"),
+        params.get("port", "5432"),
+        params.get("user", "postgres"),
+    )
     try:
         yield f"postgresql+psycopg2://{user}@{host}:{port}/{name}"
     finally:

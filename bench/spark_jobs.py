@@ -54,21 +54,28 @@ def write_days_like_the_io_manager(frame: DataFrame, folder: Path, days: list[dt
 
 # --- the original approach ---------------------------------------------------------------
 
+
 def explode_original(raw: DataFrame) -> DataFrame:
     """One row per (half-hour, region, fuel): ~8.7M rows for three years."""
     periods = raw.select(F.explode("sources").alias("source")).select(
         F.explode("source.data").alias("period")
     )
-    regions = periods.select(F.col("period.from").alias("from"), F.explode("period.regions").alias("region"))
-    return regions.select(
-        "from",
-        F.col("region.regionid").alias("regionid"),
-        F.col("region.shortname").alias("shortname"),
-        F.col("region.dnoregion").alias("dno"),
-        F.col("region.intensity.forecast").alias("intensity_forecast"),
-        F.col("region.intensity.index").alias("intensity_index"),
-        F.explode("region.generationmix").alias("mix"),
-    ).select("*", F.col("mix.fuel").alias("fuel"), F.col("mix.perc").alias("perc")).drop("mix")
+    regions = periods.select(
+        F.col("period.from").alias("from"), F.explode("period.regions").alias("region")
+    )
+    return (
+        regions.select(
+            "from",
+            F.col("region.regionid").alias("regionid"),
+            F.col("region.shortname").alias("shortname"),
+            F.col("region.dnoregion").alias("dno"),
+            F.col("region.intensity.forecast").alias("intensity_forecast"),
+            F.col("region.intensity.index").alias("intensity_index"),
+            F.explode("region.generationmix").alias("mix"),
+        )
+        .select("*", F.col("mix.fuel").alias("fuel"), F.col("mix.perc").alias("perc"))
+        .drop("mix")
+    )
 
 
 def pivot_original(exploded: DataFrame) -> DataFrame:
@@ -93,13 +100,17 @@ def average_original(silver: DataFrame) -> DataFrame:
 
 # --- the two jobs: each returns its timings -----------------------------------------------
 
+
 def run_ours(spark: SparkSession, paths: list[str], out: Path, days: list[dt.date]) -> dict:
     started = time.perf_counter()
     write_days_like_the_io_manager(silver_from_bronze(spark, paths), out / "silver", days)
     silver_done = time.perf_counter()
     silver_day_files = list(day_files(out / "silver").values())
     write_days_like_the_io_manager(gold_from_silver(spark, silver_day_files), out / "gold", days)
-    return {"silver_seconds": silver_done - started, "gold_seconds": time.perf_counter() - silver_done}
+    return {
+        "silver_seconds": silver_done - started,
+        "gold_seconds": time.perf_counter() - silver_done,
+    }
 
 
 def run_original(spark: SparkSession, paths: list[str], out: Path, days: list[dt.date]) -> dict:
@@ -108,7 +119,10 @@ def run_original(spark: SparkSession, paths: list[str], out: Path, days: list[dt
     write_by_day(pivot_original(exploded), out / "silver")
     silver_done = time.perf_counter()
     write_by_day(average_original(spark.read.parquet(str(out / "silver"))), out / "gold")
-    timings = {"silver_seconds": silver_done - started, "gold_seconds": time.perf_counter() - silver_done}
+    timings = {
+        "silver_seconds": silver_done - started,
+        "gold_seconds": time.perf_counter() - silver_done,
+    }
     counting = time.perf_counter()  # not part of the job: how big the exploded step is
     timings["exploded_rows"] = exploded.count()
     timings["exploded_count_seconds"] = time.perf_counter() - counting
@@ -120,7 +134,9 @@ JOBS = {"ours": run_ours, "original": run_original}
 
 def bronze_paths(bronze_dir: Path, first: str, last: str) -> list[str]:
     store = BronzeStore(bronze_dir)
-    return [str(store.path(day)) for day in DayRange.from_keys(first, last).days() if store.exists(day)]
+    return [
+        str(store.path(day)) for day in DayRange.from_keys(first, last).days() if store.exists(day)
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,8 +162,11 @@ def main(argv: list[str] | None = None) -> None:
         "job_seconds": timings["silver_seconds"] + timings["gold_seconds"],
         **timings,
     }
-    Path(args.result).write_text(json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                                             for k, v in result.items()}, indent=1))
+    Path(args.result).write_text(
+        json.dumps(
+            {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

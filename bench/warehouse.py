@@ -27,7 +27,9 @@ from carbon_assets.warehouse.resource import (
 def warehouse_rows(database_url: str, first: str, last: str) -> int:
     query = f"SELECT count(*) FROM {WAREHOUSE_TABLE} WHERE date_recorded BETWEEN :first AND :last"
     with create_warehouse_engine(database_url).connect() as connection:
-        return connection.execute(sqlalchemy.text(query), {"first": first, "last": last}).scalar_one()
+        return connection.execute(
+            sqlalchemy.text(query), {"first": first, "last": last}
+        ).scalar_one()
 
 
 def empty_range(database_url: str, first: str, last: str) -> None:
@@ -36,7 +38,9 @@ def empty_range(database_url: str, first: str, last: str) -> None:
         connection.execute(sqlalchemy.text(query), {"first": first, "last": last})
 
 
-def time_real_load(database_url: str, gold_dir: Path, first: str, last: str, repeats: int = 5) -> dict:
+def time_real_load(
+    database_url: str, gold_dir: Path, first: str, last: str, repeats: int = 5
+) -> dict:
     """Empty the range, load gold's rows on a new connection, then re-run the same load.
 
     Destructive for the range: run it on the benchmark's scratch database only, last.
@@ -62,4 +66,7 @@ def time_real_load(database_url: str, gold_dir: Path, first: str, last: str, rep
 
 def time_synthetic_load(admin_dsn: str) -> dict[str, float]:
     """bench_warehouse_load's own benchmark: {step: seconds}."""
-    return {step: round(seconds, 3) for step, seconds, _ in bench_warehouse_load.run_benchmark(admin_dsn)}
+    return {
+        step: round(seconds, 3)
+        for step, seconds, _ in bench_warehouse_load.run_benchmark(admin_dsn)
+    }

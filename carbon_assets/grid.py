@@ -33,7 +33,15 @@ REGION_COUNT = len(REGIONS)
 
 # The nine fuels, always all nine and always in this order in real responses.
 FUELS: tuple[str, ...] = (
-    "biomass", "coal", "imports", "gas", "nuclear", "other", "hydro", "solar", "wind",
+    "biomass",
+    "coal",
+    "imports",
+    "gas",
+    "nuclear",
+    "other",
+    "hydro",
+    "solar",
+    "wind",
 )
 FUEL_COLUMNS: tuple[str, ...] = tuple(f"fuel_{fuel}" for fuel in FUELS)
 

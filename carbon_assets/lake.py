@@ -96,7 +96,6 @@ def remove_leftovers(root: Path) -> list[Path]:
     return removed
 
 
-
 # --- Parquet, one file per day -----------------------------------------------------------
 
 

@@ -46,12 +46,17 @@ def spark_error_summary(message: str, line_limit: int = 400, lines: int = 12) ->
     classes, their causes and the exception lines are what a reader needs.
     """
     telling = [
-        line.strip() for line in message.splitlines()
+        line.strip()
+        for line in message.splitlines()
         if line.strip().startswith("[") or "Caused by" in line or TELLING_EXCEPTION.search(line)
     ] or message.splitlines()[:1]
     shown = []
     for line in dict.fromkeys(telling):  # unique, in order
-        shown.append(line if len(line) <= line_limit else line[:line_limit] + f" ... [{len(line):,} characters]")
+        shown.append(
+            line
+            if len(line) <= line_limit
+            else line[:line_limit] + f" ... [{len(line):,} characters]"
+        )
     return "\n".join(shown[:lines])
 
 
@@ -61,7 +66,9 @@ class SparkParquetIOManager(ConfigurableIOManager):
     lake: LakeResource
 
     def _folder(self, context: OutputContext | InputContext) -> Path:
-        metadata = (context.upstream_output if isinstance(context, InputContext) else context).definition_metadata
+        metadata = (
+            context.upstream_output if isinstance(context, InputContext) else context
+        ).definition_metadata
         return self.lake.root / metadata["lake_folder"]
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
@@ -69,7 +76,9 @@ class SparkParquetIOManager(ConfigurableIOManager):
         remove_leftovers(folder)  # temporary files of a run that was killed mid-write
         date_range = day_range(context)
         if date_range is not None:
-            obj = obj.where(F.col(PARTITION_COLUMN).between(F.lit(date_range.first), F.lit(date_range.last)))
+            obj = obj.where(
+                F.col(PARTITION_COLUMN).between(F.lit(date_range.first), F.lit(date_range.last))
+            )
         try:
             table = obj.toArrow()
         except Exception as error:  # noqa: BLE001 - Spark quotes whole input files in its errors
@@ -80,7 +89,9 @@ class SparkParquetIOManager(ConfigurableIOManager):
         rows_per_day = write_days(folder, table, days)
         without_rows = sorted(d.isoformat() for d in days if d not in rows_per_day)
         if without_rows:
-            context.log.warning(f"{len(without_rows)} day(s) of the range have no rows: {without_rows[:20]}")
+            context.log.warning(
+                f"{len(without_rows)} day(s) of the range have no rows: {without_rows[:20]}"
+            )
         metadata = {
             "dagster/row_count": table.num_rows,
             "days_with_rows": len(rows_per_day),
@@ -114,8 +125,12 @@ class SparkParquetIOManager(ConfigurableIOManager):
         if wanted is pd.DataFrame:
             return read_parquet_table(folder, date_range)
         if typing.get_origin(wanted) is not dict:
-            raise TypeError(f"{type(self).__name__} loads pandas DataFrames or dict[str, str], not {wanted}")
-        if not any(folder.glob(f"{PARTITION_COLUMN}=*")):  # never materialized: say so, not "no rows"
+            raise TypeError(
+                f"{type(self).__name__} loads pandas DataFrames or dict[str, str], not {wanted}"
+            )
+        if not any(
+            folder.glob(f"{PARTITION_COLUMN}=*")
+        ):  # never materialized: say so, not "no rows"
             upstream = context.upstream_output.asset_key.to_user_string()
             raise FileNotFoundError(f"{folder} holds no data yet: materialize {upstream} first")
         return day_files(folder, date_range)

@@ -54,7 +54,9 @@ class DayRange:
         return f"{self.first}...{self.last}"
 
 
-PartitionedContext = AssetExecutionContext | AssetCheckExecutionContext | InputContext | OutputContext
+PartitionedContext = (
+    AssetExecutionContext | AssetCheckExecutionContext | InputContext | OutputContext
+)
 
 
 def day_range(context: PartitionedContext) -> DayRange | None:

@@ -61,8 +61,13 @@ def real_periods() -> list[dict]:
 
 
 def source(records: list[dict], fetched_at: str | None = FETCHED_AT) -> dict:
-    return {"url": "test", "status": 200, "attempts": 1, "fetched_at": fetched_at,
-            "data": [Period.from_record(record) for record in records]}
+    return {
+        "url": "test",
+        "status": 200,
+        "attempts": 1,
+        "fetched_at": fetched_at,
+        "data": [Period.from_record(record) for record in records],
+    }
 
 
 def write_days(tmp_path: Path, periods: list[dict], fetched_at: str = FETCHED_AT) -> list[str]:
@@ -91,15 +96,20 @@ def synthetic_gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFram
         for regionid, dno, shortname in REGIONS:
             shares = [rng.uniform(0, 40) for _ in FUEL_COLUMNS]
             scale = 100 / sum(shares)
-            records.append({
-                "regionid": regionid,
-                "date_recorded": day,
-                "shortname": shortname,
-                "dno": dno,
-                "intensity_avg": Decimal(str(rng.uniform(5, 450))).quantize(CENT),
-                "index_mode": rng.choice(INDEX_LABELS),
-                **{f: Decimal(str(s * scale)).quantize(CENT) for f, s in zip(FUEL_COLUMNS, shares)},
-                "half_hours": 48,
-            })
+            records.append(
+                {
+                    "regionid": regionid,
+                    "date_recorded": day,
+                    "shortname": shortname,
+                    "dno": dno,
+                    "intensity_avg": Decimal(str(rng.uniform(5, 450))).quantize(CENT),
+                    "index_mode": rng.choice(INDEX_LABELS),
+                    **{
+                        f: Decimal(str(s * scale)).quantize(CENT)
+                        for f, s in zip(FUEL_COLUMNS, shares)
+                    },
+                    "half_hours": 48,
+                }
+            )
     frame = pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
     return frame.astype({"regionid": "int64", "half_hours": "int64"})

@@ -95,7 +95,9 @@ def baseline(tmp_path_factory, spark):
     name, url = create_database("service", None)
     try:
         with start_emulator(EmulatorConfig(seed=SEED)) as emulator:
-            result = materialize_range(build_resources(str(data_dir), emulator.base_url, url), BASE_FIRST, BASE_LAST)
+            result = materialize_range(
+                build_resources(str(data_dir), emulator.base_url, url), BASE_FIRST, BASE_LAST
+            )
         assert result.success, step_failures(result)
         dump = warehouse_dump(url)
         assert len(dump["carbon_intensity_daily"]) == 3 * ROWS_PER_DAY
@@ -115,7 +117,10 @@ class Stored:
 
     def resources(self, api_base_url: str | None = None, **api_options):
         return build_resources(
-            str(self.data_dir), api_base_url or closed_port_url(), self.url, **(FAST_API | api_options)
+            str(self.data_dir),
+            api_base_url or closed_port_url(),
+            self.url,
+            **(FAST_API | api_options),
         )
 
     def bronze_unchanged(self) -> bool:
@@ -151,7 +156,9 @@ def test_malformed_json_loses_the_days_naming_the_cause_and_keeps_what_is_stored
     # Every answer is cut in half; refetch=True asks again for the stored days too.
     with start_emulator(EmulatorConfig(seed=SEED, rate_truncated=1.0)) as emulator:
         result = materialize_range(
-            stored.resources(emulator.base_url, max_attempts=2), BASE_FIRST, NEW_DAY_2,
+            stored.resources(emulator.base_url, max_attempts=2),
+            BASE_FIRST,
+            NEW_DAY_2,
             run_config={"ops": {"bronze_carbon_intensity": {"config": {"refetch": True}}}},
         )
     assert not result.success
@@ -166,25 +173,34 @@ def test_malformed_json_loses_the_days_naming_the_cause_and_keeps_what_is_stored
     assert materialized_assets(result) == set()
     assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
     assert not leftovers(stored.data_dir)
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        "malformed JSON from the API",
-        "emulator rate_truncated=1.0 (every body cut in half), refetch of 3 stored days + 2 new, max_attempts=2",
-        "bronze fails listing the 5 days, each \"malformed: malformed (gave up after 2 attempts to <url>)\"; "
-        "stored files byte-identical, nothing downstream runs",
-        "0",
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "malformed JSON from the API",
+            "emulator rate_truncated=1.0 (every body cut in half), refetch of 3 stored days + 2 new, max_attempts=2",
+            'bronze fails listing the 5 days, each "malformed: malformed (gave up after 2 attempts to <url>)"; '
+            "stored files byte-identical, nothing downstream runs",
+            "0",
+        )
+    )
 
 
 MISSING_HALF_HOUR = dt.datetime(2024, 3, 4, 10, 0, tzinfo=dt.UTC)
 
 
-def test_a_missing_region_fails_the_bronze_check_and_a_missing_region_day_fails_the_gold_check(stored):
+def test_a_missing_region_fails_the_bronze_check_and_a_missing_region_day_fails_the_gold_check(
+    stored,
+):
     region_gone_all_day = {
-        (dt.datetime(2024, 3, 5, tzinfo=dt.UTC) + dt.timedelta(minutes=30 * i), 5) for i in range(48)
+        (dt.datetime(2024, 3, 5, tzinfo=dt.UTC) + dt.timedelta(minutes=30 * i), 5)
+        for i in range(48)
     }
-    config = EmulatorConfig(seed=SEED, missing_region_periods={(MISSING_HALF_HOUR, 5), *region_gone_all_day})
+    config = EmulatorConfig(
+        seed=SEED, missing_region_periods={(MISSING_HALF_HOUR, 5), *region_gone_all_day}
+    )
     with start_emulator(config) as emulator:
-        result = materialize_range(stored.resources(emulator.base_url, empty_attempts=1), BASE_FIRST, NEW_DAY_2)
+        result = materialize_range(
+            stored.resources(emulator.base_url, empty_attempts=1), BASE_FIRST, NEW_DAY_2
+        )
     assert result.success, step_failures(result)  # neither check blocks: the run carries on
     found = check_results(result)
     bronze = found[BRONZE_DAYS_COMPLETE]
@@ -205,14 +221,16 @@ def test_a_missing_region_fails_the_bronze_check_and_a_missing_region_day_fails_
     assert len(by_day[NEW_DAY_2]) == 17 and 5 not in by_day[NEW_DAY_2]
     assert stored.warehouse_lost() == 0
     assert_lake_whole(stored.data_dir)
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        "a region missing from the API's answer",
-        "emulator missing_region_periods: region 5 at 2024-03-04T10:00Z, and region 5 all day 2024-03-05; empty_attempts=1",
-        "days stored incomplete; bronze_days_complete fails with {2024-03-04: 47, 2024-03-05: 0} half-hours; "
-        "gold_18_regions_per_date fails naming 2024-03-05 (17 regions); run succeeds (warnings), "
-        "warehouse gets region 5 with half_hours=47 and a 17-row day",
-        "0",
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a region missing from the API's answer",
+            "emulator missing_region_periods: region 5 at 2024-03-04T10:00Z, and region 5 all day 2024-03-05; empty_attempts=1",
+            "days stored incomplete; bronze_days_complete fails with {2024-03-04: 47, 2024-03-05: 0} half-hours; "
+            "gold_18_regions_per_date fails naming 2024-03-05 (17 regions); run succeeds (warnings), "
+            "warehouse gets region 5 with half_hours=47 and a 17-row day",
+            "0",
+        )
+    )
 
 
 DUPLICATED = dt.datetime(2024, 3, 4, 10, 0, tzinfo=dt.UTC)
@@ -223,7 +241,9 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
         result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY)
     assert result.success, step_failures(result)
     found = check_results(result)
-    assert all(check.passed for check in found.values()), [n for n, c in found.items() if not c.passed]
+    assert all(check.passed for check in found.values()), [
+        n for n, c in found.items() if not c.passed
+    ]
     document = BronzeStore(stored.data_dir / "bronze").read(dt.date(2024, 3, 4))
     froms = [r["from"] for s in document["sources"] for r in s["data"]]
     assert froms.count("2024-03-04T10:00Z") == 2  # bronze keeps what the API sent
@@ -231,20 +251,27 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
     silver = silver_rows(stored.data_dir, NEW_DAY)
     assert len(silver) == 48 * 18
     at_ten = silver[pd.to_datetime(silver["timestamp"], utc=True) == pd.Timestamp(DUPLICATED)]
-    first_copy = {r["regionid"]: r["intensity"]["forecast"] for r in regional_period_records(DUPLICATED, SEED)}
-    assert dict(zip(at_ten["regionid"], at_ten["intensity_forecast"])) == {
-        regionid: forecast + 7 for regionid, forecast in first_copy.items()  # the later copy won
+    first_copy = {
+        r["regionid"]: r["intensity"]["forecast"] for r in regional_period_records(DUPLICATED, SEED)
     }
-    gold = read_parquet_table(stored.data_dir / "gold", DayRange(dt.date(2024, 3, 4), dt.date(2024, 3, 4)))
+    assert dict(zip(at_ten["regionid"], at_ten["intensity_forecast"])) == {
+        regionid: forecast + 7
+        for regionid, forecast in first_copy.items()  # the later copy won
+    }
+    gold = read_parquet_table(
+        stored.data_dir / "gold", DayRange(dt.date(2024, 3, 4), dt.date(2024, 3, 4))
+    )
     assert set(gold["half_hours"]) == {48}
     assert stored.warehouse_lost() == 0
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        "a duplicated half-hour",
-        "emulator duplicate_periods={2024-03-04T10:00Z} (second copy: forecast +7, 2 points of mix moved)",
-        "bronze keeps both copies (49 periods); silver keeps the later one, 48 x 18 rows; "
-        "silver_unique_region_half_hours and every other check pass; gold half_hours = 48",
-        "0",
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a duplicated half-hour",
+            "emulator duplicate_periods={2024-03-04T10:00Z} (second copy: forecast +7, 2 points of mix moved)",
+            "bronze keeps both copies (49 periods); silver keeps the later one, 48 x 18 rows; "
+            "silver_unique_region_half_hours and every other check pass; gold half_hours = 48",
+            "0",
+        )
+    )
 
 
 def test_no_data_with_max_attempts_below_empty_attempts_is_stored_incomplete_not_a_crash():
@@ -258,12 +285,14 @@ def test_no_data_with_max_attempts_below_empty_attempts_is_stored_incomplete_not
             observed = "the day is handed over to be stored incomplete"
         except Exception as error:  # noqa: BLE001 - recorded, then judged below
             observed = f"{type(error).__name__}: {error}"
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        "no data for a day, with max_attempts < empty_attempts",
-        "emulator empty_dates={2024-03-06}; CarbonIntensityApi(max_attempts=2), empty_attempts=3 (default)",
-        observed + ("" if handed_over else ""),
-        "0",
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "no data for a day, with max_attempts < empty_attempts",
+            "emulator empty_dates={2024-03-06}; CarbonIntensityApi(max_attempts=2), empty_attempts=3 (default)",
+            observed + ("" if handed_over else ""),
+            "0",
+        )
+    )
     assert list(handed_over) == [dt.date(2024, 3, 6)], observed
 
 
@@ -282,19 +311,27 @@ def test_a_wrong_type_in_bronze_fails_silver_naming_the_file_and_keeps_everythin
     assert list(failures) == ["silver_carbon_intensity"], failures
     message = failures["silver_carbon_intensity"]
     # The Python worker names the file and the place in it; Spark passes that on.
-    assert f"{stored.data_dir.resolve()}/bronze/2024/{BAD_DAY}.json.gz is not a bronze day document" in message
-    assert "Expected `float | null`, got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`" in message
+    assert (
+        f"{stored.data_dir.resolve()}/bronze/2024/{BAD_DAY}.json.gz is not a bronze day document"
+        in message
+    )
+    assert (
+        "Expected `float | null`, got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`"
+        in message
+    )
     assert stored.layer_unchanged("silver") and stored.layer_unchanged("gold")
     assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
     assert materialized_assets(result) == {"bronze_carbon_intensity"}
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        "a wrong type in a bronze file",
-        f"bronze/{BAD_DAY}.json.gz edited: region 1, 00:00, \"perc\": \"abc\"",
-        f"silver fails: \".../{BAD_DAY}.json.gz is not a bronze day document: Expected `float | null`, "
-        "got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`\" "
-        f"(the step error is {len(message):,} characters); silver, gold and warehouse unchanged",
-        "0",
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a wrong type in a bronze file",
+            f'bronze/{BAD_DAY}.json.gz edited: region 1, 00:00, "perc": "abc"',
+            f'silver fails: ".../{BAD_DAY}.json.gz is not a bronze day document: Expected `float | null`, '
+            'got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`" '
+            f"(the step error is {len(message):,} characters); silver, gold and warehouse unchanged",
+            "0",
+        )
+    )
 
 
 @pytest.mark.parametrize("how_much", ["one half-hour", "a whole day"])
@@ -315,17 +352,21 @@ def test_a_negative_intensity_fails_the_silver_check_naming_the_date(how_much, s
     assert materialized_assets(result) == {"bronze_carbon_intensity", "silver_carbon_intensity"}
     assert stored.layer_unchanged("gold")
     assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
-    outcome = (f"blocking silver_intensity_non_negative fails naming 2024-03-02 "
-               f"({1 if how_much == 'one half-hour' else 48} rows); gold and the warehouse are not "
-               "materialized in that run; run fails")
+    outcome = (
+        f"blocking silver_intensity_non_negative fails naming 2024-03-02 "
+        f"({1 if how_much == 'one half-hour' else 48} rows); gold and the warehouse are not "
+        "materialized in that run; run fails"
+    )
     lost = stored.warehouse_lost()
     assert lost == 0
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        f"negative intensity ({how_much})",
-        f"bronze/{BAD_DAY}.json.gz edited: region 1 forecast -5 in {how_much}",
-        outcome,
-        str(lost),
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            f"negative intensity ({how_much})",
+            f"bronze/{BAD_DAY}.json.gz edited: region 1 forecast -5 in {how_much}",
+            outcome,
+            str(lost),
+        )
+    )
 
 
 def test_an_unknown_fuel_blocks_gold_and_the_warehouse(stored):
@@ -344,13 +385,15 @@ def test_an_unknown_fuel_blocks_gold_and_the_warehouse(stored):
     silver = silver_rows(stored.data_dir, BAD_DAY)
     kept = [dict(v) for v in silver["extra_fuels"] if v is not None and len(v)]
     assert kept == [{"storage": 1.0}]  # kept, not dropped
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        "an unknown fuel",
-        f"bronze/{BAD_DAY}.json.gz edited: {{\"fuel\":\"storage\",\"perc\":1}} added to region 1, 00:00",
-        "blocking silver_no_unknown_fuels fails naming 2024-03-02 (silver keeps it in extra_fuels); "
-        "gold and the warehouse are not materialized in that run; run fails",
-        "0",
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "an unknown fuel",
+            f'bronze/{BAD_DAY}.json.gz edited: {{"fuel":"storage","perc":1}} added to region 1, 00:00',
+            "blocking silver_no_unknown_fuels fails naming 2024-03-02 (silver keeps it in extra_fuels); "
+            "gold and the warehouse are not materialized in that run; run fails",
+            "0",
+        )
+    )
 
 
 # --- what the operator asks for -----------------------------------------------------------
@@ -366,9 +409,22 @@ def dagster_cli(tmp_path: Path, partition_option: str, value: str) -> subprocess
     }
     Path(env["DAGSTER_HOME"]).mkdir()
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "carbon_assets.definitions",
-         "--select", "bronze_carbon_intensity", partition_option, value],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "carbon_assets.definitions",
+            "--select",
+            "bronze_carbon_intensity",
+            partition_option,
+            value,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -381,7 +437,9 @@ CLI_CASES = {
 
 
 def test_the_cli_refuses_partitions_outside_the_definition_naming_the_key(tmp_path):
-    processes = {name: dagster_cli(tmp_path, option, value) for name, (option, value, _) in CLI_CASES.items()}
+    processes = {
+        name: dagster_cli(tmp_path, option, value) for name, (option, value, _) in CLI_CASES.items()
+    }
     outputs = {name: process.communicate(timeout=300)[0] for name, process in processes.items()}
     for name, (_, value, key) in CLI_CASES.items():
         assert processes[name].returncode != 0, outputs[name][-2000:]
@@ -389,28 +447,36 @@ def test_the_cli_refuses_partitions_outside_the_definition_naming_the_key(tmp_pa
         assert expected in outputs[name], outputs[name][-2000:]
     assert not (tmp_path / "cli-data").exists()
     for name, (option, value, key) in CLI_CASES.items():
-        BAD_INPUT_MATRIX.append(FaultRecord(
-            f"partition key {name}",
-            f"`dagster asset materialize --select bronze_carbon_intensity {option} {value}`",
-            f"refused before any run: DagsterInvalidSubsetError \"... containing the passed partition key `{key}`\"",
-            "0",
-        ))
+        BAD_INPUT_MATRIX.append(
+            FaultRecord(
+                f"partition key {name}",
+                f"`dagster asset materialize --select bronze_carbon_intensity {option} {value}`",
+                f'refused before any run: DagsterInvalidSubsetError "... containing the passed partition key `{key}`"',
+                "0",
+            )
+        )
 
 
 def test_the_python_api_refuses_an_invalid_partition_key_naming_it(tmp_path):
     data_dir = tmp_path / "data"
     with pytest.raises(ValueError, match="2024-13-45") as raised:
         materialize_range(
-            build_resources(str(data_dir), closed_port_url(), "postgresql://postgres@127.0.0.1:5432/postgres"),
-            "2024-13-45", "2024-13-45", selection=["bronze_carbon_intensity"],
+            build_resources(
+                str(data_dir), closed_port_url(), "postgresql://postgres@127.0.0.1:5432/postgres"
+            ),
+            "2024-13-45",
+            "2024-13-45",
+            selection=["bronze_carbon_intensity"],
         )
     assert not data_dir.exists()
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        "invalid partition key (Python API)",
-        "materialize(..., tags={range start/end: \"2024-13-45\"})",
-        f"raises before any step: {type(raised.value).__name__} \"{raised.value}\"",
-        "0",
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "invalid partition key (Python API)",
+            'materialize(..., tags={range start/end: "2024-13-45"})',
+            f'raises before any step: {type(raised.value).__name__} "{raised.value}"',
+            "0",
+        )
+    )
 
 
 @pytest.mark.parametrize("first,last", [("2017-01-01", "2017-01-02"), ("2099-01-01", "2099-01-02")])
@@ -419,23 +485,33 @@ def test_the_python_api_refuses_a_range_outside_the_partitions(first, last, tmp_
     with start_emulator(EmulatorConfig(seed=SEED)) as emulator:
         try:
             result = materialize_range(
-                build_resources(str(data_dir), emulator.base_url, "postgresql://postgres@127.0.0.1:5432/postgres",
-                                **FAST_API),
-                first, last, selection=["bronze_carbon_intensity"],
+                build_resources(
+                    str(data_dir),
+                    emulator.base_url,
+                    "postgresql://postgres@127.0.0.1:5432/postgres",
+                    **FAST_API,
+                ),
+                first,
+                last,
+                selection=["bronze_carbon_intensity"],
             )
             error = "\n".join(step_failures(result).values())
-            observed = "run succeeded" if result.success else f"run failed: {error.splitlines()[-1][:300]}"
+            observed = (
+                "run succeeded" if result.success else f"run failed: {error.splitlines()[-1][:300]}"
+            )
         except Exception as raised:  # noqa: BLE001 - recorded, then judged below
             result, error = None, f"{type(raised).__name__}: {raised}"
             observed = f"raised {error[:300]}"
         requests = emulator.stats()["requests_total"]
     files = sorted(p.name for p in data_dir.rglob("*.json.gz"))
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        f"partition range {first}...{last} (Python API)",
-        "materialize(..., tags={dagster/asset_partition_range_start/end})",
-        f"{observed}; {requests} API request(s); bronze files written: {files or 'none'}",
-        "0",
-    ))
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            f"partition range {first}...{last} (Python API)",
+            "materialize(..., tags={dagster/asset_partition_range_start/end})",
+            f"{observed}; {requests} API request(s); bronze files written: {files or 'none'}",
+            "0",
+        )
+    )
     assert requests == 0 and not files, f"{observed}; {requests} requests; files {files}"
     assert result is None or not result.success
     assert first in error
@@ -448,15 +524,24 @@ def test_a_14_day_request_is_refused_with_a_clear_message():
     assert "less than or equal to 13" in str(raised.value)
     with pytest.raises(ValueError, match="the API rejects regional ranges of 14 days or more"):
         plan_requests([dt.date(2024, 1, 1)], 14)
-    with start_emulator(EmulatorConfig(seed=SEED)) as emulator, pytest.raises(urllib.error.HTTPError) as answer:
-        urllib.request.urlopen(f"{emulator.base_url}/regional/intensity/2024-01-01T00:00Z/2024-01-15T00:00Z")
+    with (
+        start_emulator(EmulatorConfig(seed=SEED)) as emulator,
+        pytest.raises(urllib.error.HTTPError) as answer,
+    ):
+        urllib.request.urlopen(
+            f"{emulator.base_url}/regional/intensity/2024-01-01T00:00Z/2024-01-15T00:00Z"
+        )
     assert answer.value.code == 400
-    assert json.loads(answer.value.read()) == {"error": {"code": "400 Bad Request", "message": RANGE_TOO_LONG_MESSAGE}}
-    BAD_INPUT_MATRIX.append(FaultRecord(
-        "a 14-day request",
-        "CarbonIntensityApi(days_per_request=14); plan_requests(days, 14); GET of a 14-day path on the emulator",
-        "refused at configuration: pydantic \"days_per_request: Input should be less than or equal to 13\"; "
-        "plan_requests: \"... the API rejects regional ranges of 14 days or more\"; "
-        "the emulator answers the real 400 \"The date range you have specified is greater than 14 days.\"",
-        "0",
-    ))
+    assert json.loads(answer.value.read()) == {
+        "error": {"code": "400 Bad Request", "message": RANGE_TOO_LONG_MESSAGE}
+    }
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a 14-day request",
+            "CarbonIntensityApi(days_per_request=14); plan_requests(days, 14); GET of a 14-day path on the emulator",
+            'refused at configuration: pydantic "days_per_request: Input should be less than or equal to 13"; '
+            'plan_requests: "... the API rejects regional ranges of 14 days or more"; '
+            'the emulator answers the real 400 "The date range you have specified is greater than 14 days."',
+            "0",
+        )
+    )

@@ -19,7 +19,12 @@ from carbon_assets.silver.checks import (
 from carbon_assets.warehouse import checks as warehouse_checks
 
 ROOT = Path(__file__).parent.parent
-ASSETS = ["bronze_carbon_intensity", "silver_carbon_intensity", "gold_carbon_intensity_daily", "carbon_intensity_daily"]
+ASSETS = [
+    "bronze_carbon_intensity",
+    "silver_carbon_intensity",
+    "gold_carbon_intensity_daily",
+    "carbon_intensity_daily",
+]
 
 
 def test_every_asset_is_daily_partitioned_single_run_and_described():
@@ -32,7 +37,9 @@ def test_every_asset_is_daily_partitioned_single_run_and_described():
         assert asset.descriptions_by_key[AssetKey(name)], f"{name} has no description"
     assert defs.resolve_assets_def("bronze_carbon_intensity").op.pool == "carbon_api"
     for name in ASSETS[1:]:  # downstream layers follow bronze on their own
-        assert defs.resolve_assets_def(name).automation_conditions_by_key[AssetKey(name)] is not None
+        assert (
+            defs.resolve_assets_def(name).automation_conditions_by_key[AssetKey(name)] is not None
+        )
 
 
 def test_every_check_is_registered_with_a_description():
@@ -42,21 +49,32 @@ def test_every_check_is_registered_with_a_description():
         value
         for module in (bronze_checks, silver_checks, gold_checks, warehouse_checks)
         for key, value in vars(module).items()
-        if key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_")) and key != "WAREHOUSE_TABLE"
+        if key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_"))
+        and key != "WAREHOUSE_TABLE"
         and isinstance(value, str)
     }
     assert names == constants and len(names) == 13
     assert all(spec.description for spec in specs)
     assert {s.name for s in specs if s.blocking} == {
-        SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS, SILVER_INTENSITY_NON_NEGATIVE}
+        SILVER_UNIQUE_HALF_HOURS,
+        SILVER_NO_UNKNOWN_FUELS,
+        SILVER_INTENSITY_NON_NEGATIVE,
+    }
     resolved = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert resolved == names
 
 
 def test_resources_job_and_schedule():
     resources = defs.resources
-    assert {"lake", "pyspark", "carbon_api", "warehouse", "bronze_io_manager",
-            "spark_parquet_io_manager", "warehouse_io_manager"} <= set(resources)
+    assert {
+        "lake",
+        "pyspark",
+        "carbon_api",
+        "warehouse",
+        "bronze_io_manager",
+        "spark_parquet_io_manager",
+        "warehouse_io_manager",
+    } <= set(resources)
     assert defs.resolve_job_def("daily_refresh")
     schedule = defs.resolve_schedule_def("daily_refresh_schedule")
     assert schedule.cron_schedule == "30 0 * * *"
@@ -70,7 +88,9 @@ def test_importing_definitions_starts_no_spark_and_no_database():
         "__import__('pyspark.sql').sql.SparkSession.getActiveSession() is None;"
         "from carbon_assets.warehouse import embedded; assert not embedded._known_databases; print('ok')"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert result.stdout.strip() == "ok", result.stderr
 
 
@@ -78,6 +98,12 @@ def test_the_dagster_cli_loads_the_workspace(tmp_path):
     dagster = Path(sys.executable).parent / "dagster"
     # A home of its own: the repository's dagster.yaml wants DAGSTER_POSTGRES_URL.
     env = os.environ | {"DAGSTER_HOME": str(tmp_path)}
-    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -29,12 +29,11 @@ FIRST, LAST = "2024-03-30", "2024-04-01"
 CENT = Decimal("0.01")
 
 
-
-
 def independent_daily_rows(bronze_dir: Path) -> pd.DataFrame:
     """Daily rows computed straight from the bronze files, without Spark or Dagster."""
-    values: dict[tuple, dict] = defaultdict(lambda: {"n": 0, "intensity": [], "index": Counter(),
-                                                     **{f: [] for f in FUELS}})
+    values: dict[tuple, dict] = defaultdict(
+        lambda: {"n": 0, "intensity": [], "index": Counter(), **{f: [] for f in FUELS}}
+    )
     names = {}
     for path in sorted(bronze_dir.rglob("*.json.gz")):
         document = json.loads(gzip.decompress(path.read_bytes()))
@@ -56,14 +55,21 @@ def independent_daily_rows(bronze_dir: Path) -> pd.DataFrame:
     rows = []
     for (regionid, date), row in values.items():
         top = max(row["index"].items(), key=lambda item: (item[1], INDEX_LABELS.index(item[0])))[0]
-        rows.append({
-            "regionid": regionid, "date_recorded": date,
-            "shortname": names[(regionid, date)][0], "dno": names[(regionid, date)][1],
-            "intensity_avg": mean(row["intensity"]), "index_mode": top,
-            **{f"fuel_{fuel}": mean(row[fuel]) for fuel in FUELS},
-            "half_hours": row["n"],
-        })
-    return pd.DataFrame(rows)[list(GOLD_COLUMNS)].sort_values(["date_recorded", "regionid"], ignore_index=True)
+        rows.append(
+            {
+                "regionid": regionid,
+                "date_recorded": date,
+                "shortname": names[(regionid, date)][0],
+                "dno": names[(regionid, date)][1],
+                "intensity_avg": mean(row["intensity"]),
+                "index_mode": top,
+                **{f"fuel_{fuel}": mean(row[fuel]) for fuel in FUELS},
+                "half_hours": row["n"],
+            }
+        )
+    return pd.DataFrame(rows)[list(GOLD_COLUMNS)].sort_values(
+        ["date_recorded", "regionid"], ignore_index=True
+    )
 
 
 def warehouse_rows(database_url: str) -> pd.DataFrame:
@@ -85,7 +91,8 @@ def warehouse_rows(database_url: str) -> pd.DataFrame:
 
 def load_metadata(result) -> dict:
     (materialization, *_) = [
-        event.materialization for event in result.get_asset_materialization_events()
+        event.materialization
+        for event in result.get_asset_materialization_events()
         if event.materialization.asset_key == AssetKey("carbon_intensity_daily")
     ]
     return {key: value.value for key, value in materialization.metadata.items()}

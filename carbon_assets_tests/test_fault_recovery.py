@@ -114,7 +114,9 @@ def reference(tmp_path_factory, spark) -> Reference:
     name, url = create_database("service", None)
     try:
         with start_emulator(EmulatorConfig(seed=SEED)) as emulator:
-            result = materialize_range(build_resources(str(data_dir), emulator.base_url, url), FIRST, LAST)
+            result = materialize_range(
+                build_resources(str(data_dir), emulator.base_url, url), FIRST, LAST
+            )
         assert result.success, step_failures(result)
         assert all(check.passed for check in check_results(result).values())
         dump = warehouse_dump(url)
@@ -140,20 +142,34 @@ def table_exists(url: str) -> bool:
 
 
 def daily_rows(url: str) -> int:
-    return query(url, "SELECT count(*) FROM carbon_data.carbon_intensity_daily")[0][0] if table_exists(url) else 0
+    return (
+        query(url, "SELECT count(*) FROM carbon_data.carbon_intensity_daily")[0][0]
+        if table_exists(url)
+        else 0
+    )
 
 
 # --- SIGKILL in the middle of each layer -------------------------------------------------
 
 
-def test_sigkill_during_bronze_then_rerun_matches_a_clean_run(tmp_path, reference, service_database_url):
+def test_sigkill_during_bronze_then_rerun_matches_a_clean_run(
+    tmp_path, reference, service_database_url
+):
     data_dir, bronze = tmp_path / "data", tmp_path / "data" / "bronze"
     # One day per request, one at a time, 0.3-0.5 s each: bronze takes a few seconds.
     slow = EmulatorConfig(seed=SEED, latency_min=0.3, latency_max=0.5)
     with start_emulator(slow) as emulator:
         run = start_pipeline_process(
-            tmp_path, data_dir, emulator.base_url, service_database_url, FIRST, LAST,
-            "--days-per-request", "1", "--max-concurrency", "1",
+            tmp_path,
+            data_dir,
+            emulator.base_url,
+            service_database_url,
+            FIRST,
+            LAST,
+            "--days-per-request",
+            "1",
+            "--max-concurrency",
+            "1",
         )
         run.wait_for(lambda: len(list(bronze.rglob("*.json.gz"))) >= 2, "second bronze day file")
         run.kill()
@@ -175,17 +191,21 @@ def test_sigkill_during_bronze_then_rerun_matches_a_clean_run(tmp_path, referenc
     assert bronze_metadata["days_skipped_complete"] == len(stored)
     assert bronze_metadata["days_written"] == DAYS - len(stored)
     assert_recovered(data_dir, service_database_url, reference)
-    FAULT_MATRIX.append(FaultRecord(
-        "run killed during bronze",
-        f"SIGKILL to the run's process group once {len(stored)} of {DAYS} day files existed "
-        "(emulator latency 0.3-0.5 s, 1 day per request)",
-        f"{len(stored)} whole files kept, {len(partial)} temp file(s) left and removed by the "
-        f"re-run, which fetched only the {DAYS - len(stored)} missing days; warehouse = clean run",
-        "0",
-    ))
+    FAULT_MATRIX.append(
+        FaultRecord(
+            "run killed during bronze",
+            f"SIGKILL to the run's process group once {len(stored)} of {DAYS} day files existed "
+            "(emulator latency 0.3-0.5 s, 1 day per request)",
+            f"{len(stored)} whole files kept, {len(partial)} temp file(s) left and removed by the "
+            f"re-run, which fetched only the {DAYS - len(stored)} missing days; warehouse = clean run",
+            "0",
+        )
+    )
 
 
-def test_sigkill_during_the_silver_write_then_rerun_matches_a_clean_run(tmp_path, reference, service_database_url):
+def test_sigkill_during_the_silver_write_then_rerun_matches_a_clean_run(
+    tmp_path, reference, service_database_url
+):
     """Silver is written one day file at a time (temporary file, fsync, rename). With a slow
     disk under data/silver (every fsync there takes 0.5 s) the run is killed once at least one
     day is published while the next day's temporary file is being synced."""
@@ -195,15 +215,29 @@ def test_sigkill_during_the_silver_write_then_rerun_matches_a_clean_run(tmp_path
         return sorted(silver.glob("date_recorded=*/*.parquet"))
 
     def in_flight() -> list[Path]:
-        return [p for p in silver.rglob("*") if p.name.startswith((".tmp-", ".spark-staging")) or p.name == "_temporary"]
+        return [
+            p
+            for p in silver.rglob("*")
+            if p.name.startswith((".tmp-", ".spark-staging")) or p.name == "_temporary"
+        ]
 
     with start_emulator(EmulatorConfig(seed=SEED)) as emulator:
         run = start_pipeline_process(
-            tmp_path, data_dir, emulator.base_url, service_database_url, FIRST, LAST,
-            "--slow-fsync-under", str(silver), "--slow-fsync-seconds", "0.5",
+            tmp_path,
+            data_dir,
+            emulator.base_url,
+            service_database_url,
+            FIRST,
+            LAST,
+            "--slow-fsync-under",
+            str(silver),
+            "--slow-fsync-seconds",
+            "0.5",
         )
-        run.wait_for(lambda: silver.exists() and bool(published()) and bool(in_flight()),
-                     "a published silver day and the next one in flight")
+        run.wait_for(
+            lambda: silver.exists() and bool(published()) and bool(in_flight()),
+            "a published silver day and the next one in flight",
+        )
         run.kill()
     days_published, left = published(), in_flight()
     assert left, "the kill must land while a silver day file is being written"
@@ -224,16 +258,18 @@ def test_sigkill_during_the_silver_write_then_rerun_matches_a_clean_run(tmp_path
     assert rerun.success, step_failures(rerun)
     assert output_metadata(rerun, "bronze_carbon_intensity")["days_skipped_complete"] == DAYS
     assert_recovered(data_dir, service_database_url, reference)
-    FAULT_MATRIX.append(FaultRecord(
-        "run killed during the silver write",
-        "slow disk under data/silver (each fsync +0.5 s, in the run's process only); SIGKILL to "
-        "the process group (driver + Spark JVM) once a day file was published and the next "
-        "one was a .tmp- file",
-        f"{len(days_published)} of {DAYS} silver days published and whole (readers see only "
-        f"them), {len(left)} .tmp- file left; the re-run removed it, rewrote silver and gold and "
-        "loaded the warehouse without calling the API; warehouse = clean run",
-        "0",
-    ))
+    FAULT_MATRIX.append(
+        FaultRecord(
+            "run killed during the silver write",
+            "slow disk under data/silver (each fsync +0.5 s, in the run's process only); SIGKILL to "
+            "the process group (driver + Spark JVM) once a day file was published and the next "
+            "one was a .tmp- file",
+            f"{len(days_published)} of {DAYS} silver days published and whole (readers see only "
+            f"them), {len(left)} .tmp- file left; the re-run removed it, rewrote silver and gold and "
+            "loaded the warehouse without calling the API; warehouse = clean run",
+            "0",
+        )
+    )
 
 
 @pytest.fixture
@@ -255,12 +291,16 @@ def preload_then_hold_a_region_row(data_dir: Path, database_url: str):
     the lock is released: the rows are written but not committed.
     """
     preload = materialize_range(
-        build_resources(str(data_dir), closed_port_url(), database_url), FIRST, PRELOADED_LAST,
+        build_resources(str(data_dir), closed_port_url(), database_url),
+        FIRST,
+        PRELOADED_LAST,
         selection=WAREHOUSE,
     )
     assert preload.success, step_failures(preload)
     with transaction(database_url) as cursor:
-        cursor.execute("UPDATE carbon_data.dim_region SET shortname = %s WHERE regionid = 1", (OLD_NAME,))
+        cursor.execute(
+            "UPDATE carbon_data.dim_region SET shortname = %s WHERE regionid = 1", (OLD_NAME,)
+        )
         cursor.connection.commit()
     before = warehouse_dump(database_url)
     assert len(before["carbon_intensity_daily"]) == 3 * ROWS_PER_DAY
@@ -304,35 +344,55 @@ def test_sigkill_during_the_warehouse_load_then_rerun_matches_a_clean_run(
     before, lock = preload_then_hold_a_region_row(copied_lake, url)
     try:
         run = start_pipeline_process(
-            tmp_path, copied_lake, closed_port_url(), url, FIRST, LAST, "--select", "carbon_intensity_daily"
+            tmp_path,
+            copied_lake,
+            closed_port_url(),
+            url,
+            FIRST,
+            LAST,
+            "--select",
+            "carbon_intensity_daily",
         )
-        run.wait_for(lambda: bool(blocked_load(url)), "warehouse load blocked after its INSERT",
-                     timeout=180, interval=0.05)
+        run.wait_for(
+            lambda: bool(blocked_load(url)),
+            "warehouse load blocked after its INSERT",
+            timeout=180,
+            interval=0.05,
+        )
         pid, statement = blocked_load(url)
         assert statement.startswith("UPDATE carbon_data.dim_region"), statement
         run.kill()
     finally:
         lock.__exit__(None, None, None)  # release: the orphaned backend reads EOF and rolls back
-    wait_until(lambda: not query(url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)),
-               "end of the killed load's backend")
+    wait_until(
+        lambda: not query(url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)),
+        "end of the killed load's backend",
+    )
     after_kill = warehouse_dump(url)
     assert_same_dump(after_kill, before)  # nothing of the killed load, nothing lost
     assert dict(r[:2] for r in after_kill["dim_region"])[1] == OLD_NAME
 
-    rerun = materialize_range(build_resources(str(copied_lake), closed_port_url(), url), FIRST, LAST)
+    rerun = materialize_range(
+        build_resources(str(copied_lake), closed_port_url(), url), FIRST, LAST
+    )
     assert rerun.success, step_failures(rerun)
     load = output_metadata(rerun, "carbon_intensity_daily")
     assert (load["inserted"], load["updated"], load["skipped_unchanged"]) == (
-        (DAYS - 3) * ROWS_PER_DAY, 0, 3 * ROWS_PER_DAY)
+        (DAYS - 3) * ROWS_PER_DAY,
+        0,
+        3 * ROWS_PER_DAY,
+    )
     assert_recovered(copied_lake, url, reference)
-    FAULT_MATRIX.append(FaultRecord(
-        "run killed during the warehouse load",
-        "SIGKILL to the run while its load transaction, having inserted 4 new days, waited on a "
-        "dim_region row lock held by the test (3 days loaded before)",
-        "uncommitted rows rolled back, the 3 loaded days untouched; re-run inserted the 4 days "
-        "(72 rows), skipped 54 unchanged; warehouse = clean run",
-        "0",
-    ))
+    FAULT_MATRIX.append(
+        FaultRecord(
+            "run killed during the warehouse load",
+            "SIGKILL to the run while its load transaction, having inserted 4 new days, waited on a "
+            "dim_region row lock held by the test (3 days loaded before)",
+            "uncommitted rows rolled back, the 3 loaded days untouched; re-run inserted the 4 days "
+            "(72 rows), skipped 54 unchanged; warehouse = clean run",
+            "0",
+        )
+    )
 
 
 # --- PostgreSQL goes away during a load ----------------------------------------------------
@@ -392,12 +452,16 @@ def lose_postgres_during_a_load(outage: str, data_dir: Path, request) -> Outage:
 
     outcome = {}
     load = threading.Thread(
-        target=lambda: outcome.setdefault("result", materialize_range(resources, FIRST, LAST, selection=WAREHOUSE)),
+        target=lambda: outcome.setdefault(
+            "result", materialize_range(resources, FIRST, LAST, selection=WAREHOUSE)
+        ),
         daemon=True,
     )
     try:
         load.start()
-        pid, statement = wait_until(lambda: blocked_load(url), "warehouse load blocked after its INSERT")
+        pid, statement = wait_until(
+            lambda: blocked_load(url), "warehouse load blocked after its INSERT"
+        )
         assert statement.startswith("UPDATE carbon_data.dim_region"), statement
         if outage == "embedded server stopped":
             assert stop_embedded_server(server_dir)
@@ -440,22 +504,32 @@ def test_postgres_lost_during_a_load_fails_and_a_rerun_after_restart_loads_every
     after_outage = warehouse_dump(lost.url)
     assert_same_dump(after_outage, lost.before)  # the 3 loaded days intact, nothing half-loaded
     rerun = materialize_range(
-        build_resources(str(copied_lake), closed_port_url(), lost.url), FIRST, LAST, selection=WAREHOUSE
+        build_resources(str(copied_lake), closed_port_url(), lost.url),
+        FIRST,
+        LAST,
+        selection=WAREHOUSE,
     )
     assert rerun.success, step_failures(rerun)
     assert all(check.passed for check in check_results(rerun).values()), check_results(rerun)
     assert_same_dump(warehouse_dump(lost.url), reference.dump)
     first_line = next(line for line in lost.message.splitlines() if "WarehouseError" in line)
-    first_line = first_line.split("caused by: ")[-1].replace("carbon_assets.io_managers.postgres.", "")
-    cause = ("names the cause" if "server closed the connection" in lost.message else
-             "does not name the cause")
-    FAULT_MATRIX.append(FaultRecord(
-        f"PostgreSQL lost during a load ({outage})",
-        HOW_LOST[outage],
-        f"step fails: \"{first_line}\" (no password; {cause}); the 3 loaded days intact; the "
-        "re-run after restart loads the rest, checks pass; warehouse = clean run",
-        str(rows_lost(after_outage, lost.before)),
-    ))
+    first_line = first_line.split("caused by: ")[-1].replace(
+        "carbon_assets.io_managers.postgres.", ""
+    )
+    cause = (
+        "names the cause"
+        if "server closed the connection" in lost.message
+        else "does not name the cause"
+    )
+    FAULT_MATRIX.append(
+        FaultRecord(
+            f"PostgreSQL lost during a load ({outage})",
+            HOW_LOST[outage],
+            f'step fails: "{first_line}" (no password; {cause}); the 3 loaded days intact; the '
+            "re-run after restart loads the rest, checks pass; warehouse = clean run",
+            str(rows_lost(after_outage, lost.before)),
+        )
+    )
 
 
 @pytest.mark.parametrize("outage", OUTAGES)
@@ -477,13 +551,17 @@ def test_api_down_for_a_whole_run_fails_naming_the_cause_writes_nothing_and_a_la
     options = {"max_attempts": 2, **FAST_API}
     if down == "connection refused":
         failed = materialize_range(
-            build_resources(str(data_dir), closed_port_url(), service_database_url, **options), FIRST, LAST
+            build_resources(str(data_dir), closed_port_url(), service_database_url, **options),
+            FIRST,
+            LAST,
         )
         expected_cause, requests = "connection: ClientConnectorError", None
     else:
         with start_emulator(EmulatorConfig(seed=SEED, rate_500=1.0)) as broken:
             failed = materialize_range(
-                build_resources(str(data_dir), broken.base_url, service_database_url, **options), FIRST, LAST
+                build_resources(str(data_dir), broken.base_url, service_database_url, **options),
+                FIRST,
+                LAST,
             )
             requests = broken.stats()["requests_total"]
         expected_cause = "5xx: HTTP 500: Requested resource not found."
@@ -502,14 +580,22 @@ def test_api_down_for_a_whole_run_fails_naming_the_cause_writes_nothing_and_a_la
     assert daily_rows(service_database_url) == 0
 
     with start_emulator(EmulatorConfig(seed=SEED)) as emulator:
-        later = materialize_range(build_resources(str(data_dir), emulator.base_url, service_database_url), FIRST, LAST)
+        later = materialize_range(
+            build_resources(str(data_dir), emulator.base_url, service_database_url), FIRST, LAST
+        )
     assert later.success, step_failures(later)
     assert_recovered(data_dir, service_database_url, reference)
-    FAULT_MATRIX.append(FaultRecord(
-        f"API down for a whole run ({down})",
-        ("CARBON_API base_url = a closed loopback port" if down == "connection refused" else
-         "emulator with rate_500=1.0") + "; max_attempts=2, backoff 0.01 s",
-        f"bronze fails listing all {DAYS} days with cause \"{expected_cause}\"; no file written, "
-        "downstream skipped; the next run (API back) completes; warehouse = clean run",
-        "0",
-    ))
+    FAULT_MATRIX.append(
+        FaultRecord(
+            f"API down for a whole run ({down})",
+            (
+                "CARBON_API base_url = a closed loopback port"
+                if down == "connection refused"
+                else "emulator with rate_500=1.0"
+            )
+            + "; max_attempts=2, backoff 0.01 s",
+            f'bronze fails listing all {DAYS} days with cause "{expected_cause}"; no file written, '
+            "downstream skipped; the next run (API back) completes; warehouse = clean run",
+            "0",
+        )
+    )

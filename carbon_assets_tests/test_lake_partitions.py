@@ -89,5 +89,7 @@ def test_gold_before_any_silver_fails_saying_so_and_writes_nothing(tmp_path, spa
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "holds no data yet: materialize silver_carbon_intensity first" in str(failure.event_specific_data.error)
+    assert "holds no data yet: materialize silver_carbon_intensity first" in str(
+        failure.event_specific_data.error
+    )
     assert not (data / "gold").exists() or not any((data / "gold").iterdir())

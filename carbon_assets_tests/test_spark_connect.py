@@ -55,12 +55,16 @@ def connect_server(tmp_path_factory) -> Iterator[str]:
         "--conf", "spark.driver.memory=1g",
     ]  # fmt: skip
     with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not listening(port):
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Spark Connect server did not start:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(
+                    f"the Spark Connect server did not start:\n{log_path.read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         yield f"sc://127.0.0.1:{port}"
     finally:
@@ -84,9 +88,13 @@ def test_silver_and_gold_materialize_through_spark_connect(connect_server, tmp_p
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     silver = [silver_rows(Path(path).read_bytes(), path) for path in bronze_paths]
-    expected = pa.concat_tables(
-        daily_rows(day, day.column("date_recorded")[0].as_py()) for day in silver
-    ).to_pandas().sort_values(["date_recorded", "regionid"], ignore_index=True)
-    gold = read_parquet_table(tmp_path / "gold").sort_values(["date_recorded", "regionid"], ignore_index=True)
+    expected = (
+        pa.concat_tables(daily_rows(day, day.column("date_recorded")[0].as_py()) for day in silver)
+        .to_pandas()
+        .sort_values(["date_recorded", "regionid"], ignore_index=True)
+    )
+    gold = read_parquet_table(tmp_path / "gold").sort_values(
+        ["date_recorded", "regionid"], ignore_index=True
+    )
     assert len(read_parquet_table(tmp_path / "silver")) == 864 and len(gold) == 36
     assert gold[list(expected.columns)].astype(str).equals(expected.astype(str))

@@ -24,7 +24,9 @@ def test_a_valid_java_home_is_kept(monkeypatch):
 
 def test_spark_master_and_extra_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(settings.SPARK_MASTER, "spark://cluster:7077")
-    monkeypatch.setenv(settings.SPARK_CONF, "spark.executor.memory=4g; spark.sql.shuffle.partitions=64")
+    monkeypatch.setenv(
+        settings.SPARK_CONF, "spark.executor.memory=4g; spark.sql.shuffle.partitions=64"
+    )
     conf = default_spark_config()
     assert conf["spark.master"] == "spark://cluster:7077"
     assert conf["spark.executor.memory"] == "4g" and conf["spark.sql.shuffle.partitions"] == "64"

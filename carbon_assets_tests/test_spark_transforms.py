@@ -37,10 +37,17 @@ def pandas_gold(periods: list[dict]) -> pd.DataFrame:
     for period in periods:
         for region in period["regions"]:
             mix = {m["fuel"]: Decimal(str(m["perc"])) for m in region["generationmix"]}
-            rows.append({"regionid": region["regionid"], "date_recorded": dt.date.fromisoformat(period["from"][:10]),
-                         "shortname": region["shortname"], "dno": region["dnoregion"],
-                         "intensity": Decimal(region["intensity"]["forecast"]), "index": region["intensity"]["index"],
-                         **{f"fuel_{f}": mix[f] for f in FUELS}})
+            rows.append(
+                {
+                    "regionid": region["regionid"],
+                    "date_recorded": dt.date.fromisoformat(period["from"][:10]),
+                    "shortname": region["shortname"],
+                    "dno": region["dnoregion"],
+                    "intensity": Decimal(region["intensity"]["forecast"]),
+                    "index": region["intensity"]["index"],
+                    **{f"fuel_{f}": mix[f] for f in FUELS},
+                }
+            )
     frame = pd.DataFrame(rows)
 
     def mean(values):
@@ -51,11 +58,18 @@ def pandas_gold(periods: list[dict]) -> pd.DataFrame:
         top = counts[counts == counts.max()].index
         return max(top, key=INDEX_LABELS.index)
 
-    out = frame.groupby(["regionid", "date_recorded"]).agg(
-        shortname=("shortname", "last"), dno=("dno", "last"),
-        intensity_avg=("intensity", mean), index_mode=("index", mode),
-        **{c: (c, mean) for c in FUEL_COLUMNS}, half_hours=("intensity", "size"),
-    ).reset_index()
+    out = (
+        frame.groupby(["regionid", "date_recorded"])
+        .agg(
+            shortname=("shortname", "last"),
+            dno=("dno", "last"),
+            intensity_avg=("intensity", mean),
+            index_mode=("index", mode),
+            **{c: (c, mean) for c in FUEL_COLUMNS},
+            half_hours=("intensity", "size"),
+        )
+        .reset_index()
+    )
     return out[list(GOLD_COLUMNS)].sort_values(["date_recorded", "regionid"], ignore_index=True)
 
 
@@ -92,8 +106,15 @@ def test_latest_fetch_wins_then_later_record(spark, tmp_path):
     store = BronzeStore(tmp_path / "bronze")
     day = dt.date(2019, 8, 25)
     # The earlier source is stored later in the file, but it is older: the newer fetch wins.
-    store.write(build_document(day, [source([newer], "2024-02-01T00:00:00+00:00"),
-                                     source([older], "2024-01-01T00:00:00+00:00")]))
+    store.write(
+        build_document(
+            day,
+            [
+                source([newer], "2024-02-01T00:00:00+00:00"),
+                source([older], "2024-01-01T00:00:00+00:00"),
+            ],
+        )
+    )
     silver = silver_of(spark, [str(store.path(day))])
     assert len(silver) == 18
     assert silver.loc[silver.regionid == 1, "intensity_forecast"].item() == 111
@@ -136,5 +157,3 @@ def test_a_corrupt_bronze_file_stops_silver_with_its_name(spark, tmp_path):
     with pytest.raises(Exception) as raised:
         silver_from_bronze(spark, paths).count()
     assert "2019-08-25" in str(raised.value)
-
-

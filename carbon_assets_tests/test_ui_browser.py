@@ -32,8 +32,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = os.environ.get("CARBON_CHROMIUM", "/usr/bin/chromium")
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-browser.sh"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SHOTS_DIR = REPO_ROOT / "test-output" / "ui"  # git-ignored; for a person to look at
 
@@ -285,6 +290,8 @@ def test_backfill_completed(page, dagster_ui, output_dir):
     open_page(page, dagster_ui, f"/runs/b/{dagster_ui.backfill_id}")
     body = page.locator("body")
     expect(body).to_contain_text(re.compile(r"Status\s*Succeeded"))
-    expect(body).to_contain_text(re.compile(rf"Partition selection\s*{PARTITIONS[0]}\.\.\.{PARTITIONS[-1]}"))
+    expect(body).to_contain_text(
+        re.compile(rf"Partition selection\s*{PARTITIONS[0]}\.\.\.{PARTITIONS[-1]}")
+    )
     expect(page.get_by_text("100% completed", exact=True)).to_have_count(len(ASSET_KEYS))
     screenshot(page, output_dir, "04-backfill")

@@ -1,6 +1,5 @@
 """Bronze: the API's raw regional records, one gzip JSON file per UTC day."""
 
-
 import datetime as dt
 import time
 
@@ -47,7 +46,9 @@ class _Progress:
         if not document["complete"]:
             self.incomplete.append(document["date"])
         if self.stored >= self.next_report or self.stored == self.total:
-            self.context.log.info(f"Stored {self.stored:,}/{self.total:,} days ({self.bytes:,} bytes)")
+            self.context.log.info(
+                f"Stored {self.stored:,}/{self.total:,} days ({self.bytes:,} bytes)"
+            )
             self.next_report += max(1, self.total // 10)
 
 
@@ -126,7 +127,10 @@ def bronze_carbon_intensity(
             "accepted_without_data": stats.accepted_without_data,
             **{f"retries_{cause}": n for cause, n in stats.retries_by_cause().items()},
         }
-        retries = ", ".join(f"{n} {cause}" for cause, n in stats.retries_by_cause().items() if n) or "none"
+        retries = (
+            ", ".join(f"{n} {cause}" for cause, n in stats.retries_by_cause().items() if n)
+            or "none"
+        )
         context.log.info(
             f"Fetched {len(to_fetch):,} days with {stats.requests_planned:,} requests "
             f"({stats.http_requests:,} HTTP attempts; retries: {retries}) in {stats.wall_seconds:.1f}s; "
@@ -135,7 +139,10 @@ def bronze_carbon_intensity(
     if lost:
         raise Failure(
             description=str(FetchIncomplete(lost)),
-            metadata={**metadata, "lost_days": MetadataValue.json({d.isoformat(): c for d, c in lost.items()})},
+            metadata={
+                **metadata,
+                "lost_days": MetadataValue.json({d.isoformat(): c for d, c in lost.items()}),
+            },
         )
     context.add_output_metadata(metadata)
     return {day.isoformat(): str(store.path(day)) for day in days}

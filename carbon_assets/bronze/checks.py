@@ -1,6 +1,5 @@
 """Bronze's asset check: is every day complete?"""
 
-
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -55,7 +54,9 @@ def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
             "scope": scope(date_range),
             "days_checked": len(days),
             "incomplete_days": len(incomplete),
-            "incomplete_half_hours_by_date": MetadataValue.json(dict(list(incomplete.items())[:MAX_LISTED])),
+            "incomplete_half_hours_by_date": MetadataValue.json(
+                dict(list(incomplete.items())[:MAX_LISTED])
+            ),
             "days_with_no_data": listed(without_records),
             "days_not_stored": listed(absent),
         },

@@ -46,6 +46,7 @@ from carbon_assets.settings import DEFAULT_API_BASE_URL, DEFAULT_API_MAX_CONCURR
 # Why a request was sent again; these are the keys of FetchStats.retries.
 RETRY_CAUSES = ("5xx", "429", "timeout", "connection", "malformed", "empty", "incomplete")
 
+
 class ApiRequestRejected(Exception):
     """The API refused a request (4xx): retrying cannot help, so the run stops."""
 
@@ -102,7 +103,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     now = time.time() if now is None else now
     return max(0.0, moment.timestamp() - now)
 
@@ -255,10 +256,14 @@ class Fetch:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=api.connect_timeout_seconds, sock_read=api.read_timeout_seconds
         )
-        connector = aiohttp.TCPConnector(limit=api.max_concurrency, limit_per_host=api.max_concurrency)
+        connector = aiohttp.TCPConnector(
+            limit=api.max_concurrency, limit_per_host=api.max_concurrency
+        )
         self.slots = _RequestSlots(api.max_concurrency)
         headers = {"Accept": "application/json", "User-Agent": "carbon-assets (research backfill)"}
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers=headers) as session:
+        async with aiohttp.ClientSession(
+            timeout=timeout, connector=connector, headers=headers
+        ) as session:
             tasks = [asyncio.create_task(self._fetch_window(session, w)) for w in self.plan.windows]
             try:
                 for finished in asyncio.as_completed(tasks):
@@ -289,23 +294,32 @@ class Fetch:
                     result.retry_cause = "empty" if not result.periods else "incomplete"
                     result.detail = f"{len(missing)} of {len(expected)} half-hours missing"
             no_data = result.retry_cause in ("empty", "incomplete")
-            out_of_tries = attempt >= (self.api.empty_attempts if no_data else self.api.max_attempts)
+            out_of_tries = attempt >= (
+                self.api.empty_attempts if no_data else self.api.max_attempts
+            )
             if result.retry_cause is None or (no_data and out_of_tries):
                 if no_data:
                     self.stats.accepted_without_data += 1
-                    self.log.warning(f"Accepted {url} with {result.detail} after {attempt} attempts: the API has no data for them")
+                    self.log.warning(
+                        f"Accepted {url} with {result.detail} after {attempt} attempts: the API has no data for them"
+                    )
                 source = {
                     "url": url,
                     "status": result.status,
                     "attempts": attempt,
-                    "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "fetched_at": dt.datetime.now(dt.UTC).isoformat(),
                 }
                 return Answer(window, supplied, source)
             if out_of_tries:
-                self.log.error(f"Gave up on {url}: {result.retry_cause} ({result.detail}) after {attempt} attempts")
-                return Answer(window, failure=(
-                    f"{result.retry_cause}: {result.detail} (gave up after {attempt} attempts to {url})"
-                ))
+                self.log.error(
+                    f"Gave up on {url}: {result.retry_cause} ({result.detail}) after {attempt} attempts"
+                )
+                return Answer(
+                    window,
+                    failure=(
+                        f"{result.retry_cause}: {result.detail} (gave up after {attempt} attempts to {url})"
+                    ),
+                )
             self.stats.retries[result.retry_cause] += 1
             await asyncio.sleep(self._backoff(attempt, result.retry_after))
         raise AssertionError("unreachable: the last attempt is always out of tries")
@@ -342,7 +356,7 @@ class Fetch:
                     body = await response.read()
                     status = response.status
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return _Attempt(retry_cause="timeout", detail="no answer within the timeout")
             except aiohttp.ClientPayloadError as error:
                 return _Attempt(retry_cause="malformed", detail=f"truncated body ({error})")
@@ -354,25 +368,39 @@ class Fetch:
         if status in (429, 503):
             pause = retry_after if retry_after is not None else self.api.backoff_base_seconds
             if pause > self.api.max_retry_after_seconds:
-                return _Attempt(status=status, retry_cause="429" if status == 429 else "5xx",
-                                detail=f"Retry-After {pause:.0f}s is beyond the allowed wait")
+                return _Attempt(
+                    status=status,
+                    retry_cause="429" if status == 429 else "5xx",
+                    detail=f"Retry-After {pause:.0f}s is beyond the allowed wait",
+                )
             # Everyone waits, not just this request: the server asked us to slow down.
             self.resume_at = max(self.resume_at, time.monotonic() + pause)
             cause = "429" if status == 429 else "5xx"
-            return _Attempt(status=status, retry_cause=cause, detail=f"HTTP {status}", retry_after=pause)
+            return _Attempt(
+                status=status, retry_cause=cause, detail=f"HTTP {status}", retry_after=pause
+            )
         if status >= 500:
-            return _Attempt(status=status, retry_cause="5xx", detail=f"HTTP {status}: {api_error_message(body)}")
+            return _Attempt(
+                status=status, retry_cause="5xx", detail=f"HTTP {status}: {api_error_message(body)}"
+            )
         if status != 200:
             return _Attempt(status=status, detail=api_error_message(body))
         # Parsing a 13-day answer takes tens of milliseconds: keep the event loop free meanwhile.
         periods, cause = await asyncio.to_thread(parse_payload, body)
-        detail = {"malformed": "the body is not the API's JSON", "empty": "no data in the answer"}.get(cause, "")
+        detail = {
+            "malformed": "the body is not the API's JSON",
+            "empty": "no data in the answer",
+        }.get(cause, "")
         return _Attempt(status=status, periods=periods, retry_cause=cause, detail=detail)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter; never sooner than the server's Retry-After."""
-        ceiling = min(self.api.backoff_max_seconds, self.api.backoff_base_seconds * 2 ** (attempt - 1))
+        ceiling = min(
+            self.api.backoff_max_seconds, self.api.backoff_base_seconds * 2 ** (attempt - 1)
+        )
         delay = self.random.uniform(0, ceiling)
         if retry_after is not None:
-            delay = max(delay, retry_after) + self.random.uniform(0, 0.1 * self.api.backoff_base_seconds)
+            delay = max(delay, retry_after) + self.random.uniform(
+                0, 0.1 * self.api.backoff_base_seconds
+            )
         return delay

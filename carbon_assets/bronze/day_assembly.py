@@ -31,7 +31,9 @@ class FetchIncomplete(Exception):
         )
 
 
-def whole_days(plan: RequestPlan, answers: Iterable[Answer]) -> Iterator[tuple[dt.date, list[Source]]]:
+def whole_days(
+    plan: RequestPlan, answers: Iterable[Answer]
+) -> Iterator[tuple[dt.date, list[Source]]]:
     """(day, its sources) for each day of the plan, as soon as the day is whole.
 
     Raises FetchIncomplete at the end when some days' requests gave up.

@@ -57,7 +57,9 @@ def assess(day: dt.date, periods: Iterable[Period]) -> DayCompleteness:
         if period.full:
             full.add(period.start)
     missing = tuple(start for start in half_hours_of(day) if start not in full)
-    return DayCompleteness(half_hours=HALF_HOURS_PER_DAY - len(missing), region_records=region_records, missing=missing)
+    return DayCompleteness(
+        half_hours=HALF_HOURS_PER_DAY - len(missing), region_records=region_records, missing=missing
+    )
 
 
 def day_periods(document: DayDocument) -> list[Period]:
@@ -89,7 +91,11 @@ def merge_with_previous(new: DayDocument, previous: DayDocument | None) -> DayDo
     fetched = {period.start for period in day_periods(new) if period.full}
     kept_sources = []
     for source in previous["sources"]:
-        kept = [period for period in map(Period.from_record, source["data"]) if period.start not in fetched]
+        kept = [
+            period
+            for period in map(Period.from_record, source["data"])
+            if period.start not in fetched
+        ]
         if kept:
             kept_sources.append({**source, "data": kept})
     if not kept_sources:

@@ -40,7 +40,11 @@ class BronzeJsonIOManager(ConfigurableIOManager):
                 raise ValueError(f"bronze day {key}: expected a stored file, got {obj[key]!r}")
             total_bytes += path.stat().st_size
         context.add_output_metadata(
-            {"files": len(keys), "bytes_on_disk": total_bytes, "path": MetadataValue.path(str(store.root))}
+            {
+                "files": len(keys),
+                "bytes_on_disk": total_bytes,
+                "path": MetadataValue.path(str(store.root)),
+            }
         )
 
     def load_input(self, context: InputContext) -> dict[str, str]:

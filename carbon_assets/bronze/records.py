@@ -31,7 +31,6 @@ def parse_api_datetime(text: str) -> dt.datetime:
     return moment.astimezone(UTC)
 
 
-
 # What the pipeline reads of a record; msgspec skips every other field without building it.
 class _Mix(msgspec.Struct, gc=False):
     fuel: str | None = None
@@ -78,7 +77,8 @@ class Period:
         self.start: dt.datetime = start
         self.regions = len(regions)
         self.full = _ALL_REGIONS.issubset({region.regionid for region in regions}) and all(
-            _ALL_FUELS.issubset({mix.fuel for mix in region.generationmix or ()}) for region in regions
+            _ALL_FUELS.issubset({mix.fuel for mix in region.generationmix or ()})
+            for region in regions
         )
 
     @classmethod
@@ -104,8 +104,6 @@ def periods_in_response(body: bytes) -> list[Period] | None:
     if not response.data:  # {} or {"data": null} or {"data": []}
         return None
     return [Period(raw) for raw in response.data]
-
-
 
 
 # Every field of a period record that silver reads. Fields not named here are skipped by the

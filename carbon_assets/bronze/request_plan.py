@@ -109,7 +109,9 @@ def _chunks(days: list[dt.date], days_per_request: int) -> Iterable[list[dt.date
         yield chunk
 
 
-def plan_requests(days: Iterable[dt.date], days_per_request: int = MAX_DAYS_PER_REQUEST) -> RequestPlan:
+def plan_requests(
+    days: Iterable[dt.date], days_per_request: int = MAX_DAYS_PER_REQUEST
+) -> RequestPlan:
     """Plan the fewest requests that fetch every half-hour of `days`."""
     if not 1 <= days_per_request <= MAX_DAYS_PER_REQUEST:
         raise ValueError(

@@ -12,16 +12,31 @@ import sys
 
 # sub-command -> (module, help). Each module provides add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "emulate-api": ("carbon_assets.emulator.command", "serve an offline emulator of the Carbon Intensity API"),
-    "db-init": ("carbon_assets.cli.db_init", "apply the SQL schema in sql/ to the warehouse (idempotent)"),
-    "db-url": ("carbon_assets.cli.db_url", "start the embedded PostgreSQL if needed and print a URL"),
-    "demo": ("carbon_assets.cli.demo", "run the offline demo: emulator + all four assets for January 2024"),
+    "emulate-api": (
+        "carbon_assets.emulator.command",
+        "serve an offline emulator of the Carbon Intensity API",
+    ),
+    "db-init": (
+        "carbon_assets.cli.db_init",
+        "apply the SQL schema in sql/ to the warehouse (idempotent)",
+    ),
+    "db-url": (
+        "carbon_assets.cli.db_url",
+        "start the embedded PostgreSQL if needed and print a URL",
+    ),
+    "demo": (
+        "carbon_assets.cli.demo",
+        "run the offline demo: emulator + all four assets for January 2024",
+    ),
     "dev": ("carbon_assets.cli.dev", "start `dagster dev` with the instance on PostgreSQL"),
 }
 
 
 def usage() -> str:
-    lines = ["usage: carbon-assets COMMAND [options]   (carbon-assets COMMAND --help for its options)", ""]
+    lines = [
+        "usage: carbon-assets COMMAND [options]   (carbon-assets COMMAND --help for its options)",
+        "",
+    ]
     lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 

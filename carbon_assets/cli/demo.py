@@ -25,12 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--last", default="2024-01-31", help="last day (YYYY-MM-DD)")
     parser.add_argument("--seed", type=int, default=42, help="the emulator's seed")
     parser.add_argument(
-        "--latency-scale", type=float, default=0.1,
+        "--latency-scale",
+        type=float,
+        default=0.1,
         help="scale of the emulator's 0.2-2 s latency (1 = as slow as the real API)",
     )
 
 
-def layer_counts(data_dir: Path, first: dt.date, last: dt.date, database_url: str) -> dict[str, int]:
+def layer_counts(
+    data_dir: Path, first: dt.date, last: dt.date, database_url: str
+) -> dict[str, int]:
     from carbon_assets.bronze.store import BronzeStore
     from carbon_assets.lake import read_parquet_table
     from carbon_assets.partitions import DayRange
@@ -74,17 +78,27 @@ def run(args: argparse.Namespace) -> int:
     env = prepare_environment()
     data_dir = Path(env[settings.DATA_DIR])
     database_url = resolve_warehouse_url(env.get(settings.DATABASE_URL), data_dir)
-    config = EmulatorConfig(seed=args.seed, latency_min=0.2, latency_max=2.0, latency_scale=args.latency_scale)
+    config = EmulatorConfig(
+        seed=args.seed, latency_min=0.2, latency_max=2.0, latency_scale=args.latency_scale
+    )
     with start_emulator(config) as emulator:
         env[settings.API_BASE_URL] = emulator.base_url
         print(f"API emulator:   {emulator.base_url} (seed {args.seed})")
         print(f"Warehouse:      {mask_url(database_url)}")
         print(f"Lake:           {data_dir}")
-        print(f"Dagster home:   {env['DAGSTER_HOME']} (instance on {mask_url(env['DAGSTER_POSTGRES_URL'])})")
+        print(
+            f"Dagster home:   {env['DAGSTER_HOME']} (instance on {mask_url(env['DAGSTER_POSTGRES_URL'])})"
+        )
         command = [
-            str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
-            "-m", "carbon_assets.definitions", "--select", "*",
-            "--partition-range", f"{first}...{last}",
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "carbon_assets.definitions",
+            "--select",
+            "*",
+            "--partition-range",
+            f"{first}...{last}",
         ]
         print("Running:", " ".join(command), flush=True)
         completed = subprocess.run(command, env=env)

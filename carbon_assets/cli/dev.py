@@ -19,6 +19,12 @@ def run(args: argparse.Namespace) -> int:
     from carbon_assets.warehouse.secrets import mask_url
 
     env = prepare_environment()
-    print(f"Dagster instance on {mask_url(env['DAGSTER_POSTGRES_URL'])}; UI on http://{args.host}:{args.port}")
+    print(
+        f"Dagster instance on {mask_url(env['DAGSTER_POSTGRES_URL'])}; UI on http://{args.host}:{args.port}"
+    )
     dagster = str(Path(sys.executable).parent / "dagster")
-    os.execve(dagster, [dagster, "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)], env)
+    os.execve(
+        dagster,
+        [dagster, "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)],
+        env,
+    )

@@ -30,13 +30,16 @@ def dagster_database_url(data_dir: str) -> str:
     try:
         with engine.connect() as connection:
             exists = connection.execute(
-                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": DAGSTER_DATABASE}
+                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": DAGSTER_DATABASE},
             ).first()
             if not exists:
                 connection.execute(sqlalchemy.text(f'CREATE DATABASE "{DAGSTER_DATABASE}"'))
     finally:
         engine.dispose()
-    return url.set(drivername="postgresql", database=DAGSTER_DATABASE).render_as_string(hide_password=False)
+    return url.set(drivername="postgresql", database=DAGSTER_DATABASE).render_as_string(
+        hide_password=False
+    )
 
 
 def prepare_environment(project_dir: Path | None = None) -> dict[str, str]:

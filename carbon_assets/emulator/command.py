@@ -115,5 +115,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     asyncio.run(_serve_until_signalled(config, args.host, args.port))
     return 0
-
-

@@ -501,5 +501,3 @@ def _floor_half_hour(moment: dt.datetime) -> dt.datetime:
 def _ceil_half_hour(moment: dt.datetime) -> dt.datetime:
     floored = _floor_half_hour(moment)
     return floored if floored == moment else floored + HALF_HOUR
-
-

@@ -510,5 +510,3 @@ def start_emulator(
     emulator = RunningEmulator(config, host, port)
     emulator._start()
     return emulator
-
-

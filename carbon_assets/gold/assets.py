@@ -1,6 +1,5 @@
 """Gold: daily aggregates per region and UTC date, computed by Spark from silver's day files."""
 
-
 from collections.abc import Sequence
 
 from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset

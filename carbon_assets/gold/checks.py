@@ -3,7 +3,6 @@
 The computations are pure functions of a DataFrame (`gold_problems`), tested without Dagster.
 """
 
-
 import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSpec, multi_asset_check
 
@@ -18,7 +17,9 @@ GOLD_COMPLETE_DAYS = "gold_complete_days_have_48_half_hours"
 GOLD_UNIQUE_KEY = "gold_unique_region_date"
 
 
-def gold_problems(gold: pd.DataFrame, complete_days: set[str] | None = None) -> dict[str, list[str]]:
+def gold_problems(
+    gold: pd.DataFrame, complete_days: set[str] | None = None
+) -> dict[str, list[str]]:
     """For each gold check, the failing dates."""
     if gold.empty:
         return {GOLD_REGIONS_PER_DATE: [], GOLD_COMPLETE_DAYS: [], GOLD_UNIQUE_KEY: []}
@@ -30,7 +31,9 @@ def gold_problems(gold: pd.DataFrame, complete_days: set[str] | None = None) -> 
     return {
         GOLD_REGIONS_PER_DATE: sorted(regions_per_date[regions_per_date != REGION_COUNT].index),
         GOLD_COMPLETE_DAYS: sorted(set(short_days)),
-        GOLD_UNIQUE_KEY: sorted(set(dates[gold.duplicated(["regionid", "date_recorded"], keep=False)])),
+        GOLD_UNIQUE_KEY: sorted(
+            set(dates[gold.duplicated(["regionid", "date_recorded"], keep=False)])
+        ),
     }
 
 

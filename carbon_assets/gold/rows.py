@@ -29,16 +29,18 @@ AVERAGE_NAMES = {"intensity_forecast": "intensity_avg"}
 MONEY = pa.decimal128(10, 2)
 SILVER_INPUT = ("regionid", "timestamp", "shortname", "dno", "intensity_index", *AVERAGED)
 
-GOLD_SCHEMA = pa.schema([
-    ("regionid", pa.int32()),
-    ("date_recorded", pa.date32()),
-    ("shortname", pa.string()),
-    ("dno", pa.string()),
-    ("intensity_avg", MONEY),
-    ("index_mode", pa.string()),
-    *((column, MONEY) for column in FUEL_COLUMNS),
-    ("half_hours", pa.int32()),
-])
+GOLD_SCHEMA = pa.schema(
+    [
+        ("regionid", pa.int32()),
+        ("date_recorded", pa.date32()),
+        ("shortname", pa.string()),
+        ("dno", pa.string()),
+        ("intensity_avg", MONEY),
+        ("index_mode", pa.string()),
+        *((column, MONEY) for column in FUEL_COLUMNS),
+        ("half_hours", pa.int32()),
+    ]
+)
 # Columns of the gold table and of carbon_data.carbon_intensity_daily, in order.
 GOLD_COLUMNS: tuple[str, ...] = tuple(GOLD_SCHEMA.names)
 
@@ -73,10 +75,19 @@ def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
         position = day.schema.get_field_index(column)
         day = day.set_column(position, column, _thousandths(day.column(column)))
     # Without threads, Arrow aggregates in row order: "last" is the day's last half-hour.
-    regions = day.group_by("regionid", use_threads=False).aggregate([
-        ("regionid", "count", pc.CountOptions(mode="all")), ("shortname", "last"), ("dno", "last"),
-        *((column, "sum") for column in AVERAGED), *((column, "count") for column in AVERAGED),
-    ]).to_pylist()
+    regions = (
+        day.group_by("regionid", use_threads=False)
+        .aggregate(
+            [
+                ("regionid", "count", pc.CountOptions(mode="all")),
+                ("shortname", "last"),
+                ("dno", "last"),
+                *((column, "sum") for column in AVERAGED),
+                *((column, "count") for column in AVERAGED),
+            ]
+        )
+        .to_pylist()
+    )
     labels = _label_counts(day)
     return pa.Table.from_pylist([
         {

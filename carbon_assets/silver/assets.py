@@ -1,6 +1,5 @@
 """Silver: one typed row per (region, half-hour), flattened from bronze by Spark."""
 
-
 from collections.abc import Sequence
 
 from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset

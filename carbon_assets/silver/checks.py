@@ -3,7 +3,6 @@
 The computations are pure functions of a DataFrame (`silver_problems`), tested without Dagster.
 """
 
-
 import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSpec, multi_asset_check
 
@@ -24,9 +23,16 @@ MIX_TOLERANCE = 0.5  # percentage points; the API's own rounding stays within 0.
 def silver_problems(silver: pd.DataFrame) -> dict[str, pd.Series]:
     """For each silver check, the date_recorded of each offending row (empty when it passes)."""
     if silver.empty:
-        return {name: pd.Series(dtype=object) for name in (
-            SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS, SILVER_FUEL_MIX_SUMS_TO_100,
-            SILVER_INTENSITY_NON_NEGATIVE, SILVER_INDEX_LABELS_KNOWN)}
+        return {
+            name: pd.Series(dtype=object)
+            for name in (
+                SILVER_UNIQUE_HALF_HOURS,
+                SILVER_NO_UNKNOWN_FUELS,
+                SILVER_FUEL_MIX_SUMS_TO_100,
+                SILVER_INTENSITY_NON_NEGATIVE,
+                SILVER_INDEX_LABELS_KNOWN,
+            )
+        }
     dates = silver["date_recorded"]
     mix_total = silver[list(FUEL_COLUMNS)].sum(axis=1, min_count=1)
     extra = silver["extra_fuels"].map(lambda value: bool(value is not None and len(value) > 0))
@@ -64,10 +70,19 @@ SILVER_CHECK_DESCRIPTIONS = {
 # Bad silver must not reach gold: duplicates, fuels gold has no column for, impossible values.
 # Only what the checks read: three years of silver as pandas objects would cost a gigabyte.
 SILVER_CHECKED_COLUMNS = [
-    "date_recorded", "regionid", "timestamp", "intensity_forecast", "intensity_index",
-    *FUEL_COLUMNS, "extra_fuels",
+    "date_recorded",
+    "regionid",
+    "timestamp",
+    "intensity_forecast",
+    "intensity_index",
+    *FUEL_COLUMNS,
+    "extra_fuels",
 ]
-BLOCKING_SILVER_CHECKS = {SILVER_UNIQUE_HALF_HOURS, SILVER_NO_UNKNOWN_FUELS, SILVER_INTENSITY_NON_NEGATIVE}
+BLOCKING_SILVER_CHECKS = {
+    SILVER_UNIQUE_HALF_HOURS,
+    SILVER_NO_UNKNOWN_FUELS,
+    SILVER_INTENSITY_NON_NEGATIVE,
+}
 
 
 @multi_asset_check(

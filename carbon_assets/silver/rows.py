@@ -29,21 +29,23 @@ from carbon_assets.grid import FUELS
 UTC = dt.UTC
 KNOWN_FUELS = frozenset(FUELS)
 
-SILVER_SCHEMA = pa.schema([
-    ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("date_recorded", pa.date32()),
-    ("regionid", pa.int32()),
-    ("shortname", pa.string()),
-    ("dno", pa.string()),
-    ("intensity_forecast", pa.int32()),
-    ("intensity_index", pa.string()),
-    *((f"fuel_{fuel}", pa.float64()) for fuel in FUELS),
-    # Schema drift is kept, never dropped: fuels beyond the nine, and the nine's absentees.
-    # NULL when there are none (nearly always).
-    ("extra_fuels", pa.map_(pa.string(), pa.float64())),
-    ("missing_fuels", pa.list_(pa.string())),
-    ("fetched_at", pa.timestamp("us", tz="UTC")),
-])
+SILVER_SCHEMA = pa.schema(
+    [
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("date_recorded", pa.date32()),
+        ("regionid", pa.int32()),
+        ("shortname", pa.string()),
+        ("dno", pa.string()),
+        ("intensity_forecast", pa.int32()),
+        ("intensity_index", pa.string()),
+        *((f"fuel_{fuel}", pa.float64()) for fuel in FUELS),
+        # Schema drift is kept, never dropped: fuels beyond the nine, and the nine's absentees.
+        # NULL when there are none (nearly always).
+        ("extra_fuels", pa.map_(pa.string(), pa.float64())),
+        ("missing_fuels", pa.list_(pa.string())),
+        ("fetched_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 SILVER_COLUMNS: tuple[str, ...] = tuple(SILVER_SCHEMA.names)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
@@ -85,7 +87,9 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
         raise BronzeFileError(f"{name} is not a bronze day document: {error}") from None
 
 
-def _latest_versions(day: DayRecords, file_date: dt.date) -> list[tuple[int, int | None, RegionRecord]]:
+def _latest_versions(
+    day: DayRecords, file_date: dt.date
+) -> list[tuple[int, int | None, RegionRecord]]:
     """(start, fetched_at, region) of the version of each (regionid, half-hour) that wins."""
     first_micros = (dt.datetime.combine(file_date, dt.time(), UTC) - EPOCH) // MICROSECOND
     last_micros = first_micros + DAY // MICROSECOND

@@ -1,6 +1,5 @@
 """The warehouse's asset checks, measured in SQL on the table itself."""
 
-
 import datetime as dt
 
 import sqlalchemy
@@ -60,7 +59,10 @@ WAREHOUSE_CHECK_DESCRIPTIONS = {
 
 
 def warehouse_problems(
-    connection: sqlalchemy.Connection, gold_rows_per_date: dict[str, int], first: dt.date, last: dt.date
+    connection: sqlalchemy.Connection,
+    gold_rows_per_date: dict[str, int],
+    first: dt.date,
+    last: dt.date,
 ) -> dict[str, list[str]]:
     """For each warehouse check, the failing dates in [first, last]."""
     window = {"first": first, "last": last}
@@ -70,7 +72,9 @@ def warehouse_problems(
     }
     stored = {str(d): n for d, n in connection.execute(sqlalchemy.text(ROWS_PER_DATE), window)}
     problems[WAREHOUSE_ROWS_MATCH_GOLD] = sorted(
-        d for d in set(stored) | set(gold_rows_per_date) if stored.get(d, 0) != gold_rows_per_date.get(d, 0)
+        d
+        for d in set(stored) | set(gold_rows_per_date)
+        if stored.get(d, 0) != gold_rows_per_date.get(d, 0)
     )
     return problems
 
@@ -81,16 +85,26 @@ def warehouse_problems(
         for name, description in WAREHOUSE_CHECK_DESCRIPTIONS.items()
     ],
 )
-def warehouse_checks(context: AssetCheckExecutionContext, lake: LakeResource, warehouse: WarehouseDatabase):
+def warehouse_checks(
+    context: AssetCheckExecutionContext, lake: LakeResource, warehouse: WarehouseDatabase
+):
     date_range = day_range(context)
     gold = read_parquet_table(lake.gold_dir, date_range)
-    gold_rows_per_date = gold["date_recorded"].astype(str).value_counts().to_dict() if not gold.empty else {}
-    first, last = (date_range.first, date_range.last) if date_range else (FIRST_FULL_DAY, dt.date.max)
+    gold_rows_per_date = (
+        gold["date_recorded"].astype(str).value_counts().to_dict() if not gold.empty else {}
+    )
+    first, last = (
+        (date_range.first, date_range.last) if date_range else (FIRST_FULL_DAY, dt.date.max)
+    )
     with warehouse.engine().connect() as connection:
         problems = warehouse_problems(connection, gold_rows_per_date, first, last)
     for name, failing in problems.items():
         yield AssetCheckResult(
             check_name=name,
             passed=not failing,
-            metadata={"scope": scope(date_range), "table": WAREHOUSE_TABLE, "failing_dates": listed(failing)},
+            metadata={
+                "scope": scope(date_range),
+                "table": WAREHOUSE_TABLE,
+                "failing_dates": listed(failing),
+            },
         )

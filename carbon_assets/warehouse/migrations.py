@@ -37,7 +37,6 @@ CREATE TABLE IF NOT EXISTS carbon_data.schema_migrations (
 """
 
 
-
 @dataclass(frozen=True)
 class Migration:
     """One numbered SQL file in sql/."""

@@ -24,8 +24,12 @@ from carbon_assets.warehouse.secrets import mask_url
 class WarehouseDatabase(ConfigurableResource):
     """The warehouse's PostgreSQL: CARBON_DATABASE_URL, or the embedded server under data_dir."""
 
-    database_url: str | None = Field(default=None, description="CARBON_DATABASE_URL; unset = embedded")
-    data_dir: str = Field(default=DEFAULT_DATA_DIR, description="CARBON_DATA_DIR (the embedded server's home)")
+    database_url: str | None = Field(
+        default=None, description="CARBON_DATABASE_URL; unset = embedded"
+    )
+    data_dir: str = Field(
+        default=DEFAULT_DATA_DIR, description="CARBON_DATA_DIR (the embedded server's home)"
+    )
 
     def url(self) -> str:
         """The URL to connect to, starting the embedded server first if it is the one."""

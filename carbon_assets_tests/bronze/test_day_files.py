@@ -18,7 +18,7 @@ def test_a_half_day_is_incomplete_with_its_missing_half_hours_listed():
     completeness = assess(DAY, map(Period.from_record, records))
     assert completeness.half_hours == 23  # 12:30 .. 23:30
     assert not completeness.complete
-    assert completeness.missing[0] == dt.datetime(2019, 8, 25, tzinfo=dt.timezone.utc)
+    assert completeness.missing[0] == dt.datetime(2019, 8, 25, tzinfo=dt.UTC)
 
 
 def test_a_region_short_of_a_fuel_makes_its_half_hour_incomplete():
@@ -55,8 +55,14 @@ def test_is_complete_reads_the_flag_from_the_head_of_the_file(tmp_path):
 
     store = BronzeStore(tmp_path)
     day = dt.date(2024, 3, 1)
-    full = [{"from": api_datetime(s), "to": api_datetime(s + dt.timedelta(minutes=30)),
-             "regions": regional_period_records(s)} for s in half_hours_of(day)]
+    full = [
+        {
+            "from": api_datetime(s),
+            "to": api_datetime(s + dt.timedelta(minutes=30)),
+            "regions": regional_period_records(s),
+        }
+        for s in half_hours_of(day)
+    ]
     assert store.is_complete(day) is False  # no file
     store.write(build_document(day, [source(full)]))
     assert store.is_complete(day) is True
@@ -69,14 +75,18 @@ def test_records_are_stored_as_the_exact_bytes_the_api_sent(tmp_path):
     periods = periods_in_response(body)
     assert len(periods) == 48 and all(period.full and period.regions == 18 for period in periods)
     store = BronzeStore(tmp_path)
-    store.write(build_document(DAY, [{**source([]), "data": [p for p in periods if p.start.date() == DAY]}]))
+    store.write(
+        build_document(DAY, [{**source([]), "data": [p for p in periods if p.start.date() == DAY]}])
+    )
     with gzip.open(store.path(DAY), "rb") as handle:
         written = handle.read()
     first = periods[0].raw
     assert first in body and first in written  # not re-encoded: key order, spacing, numbers as sent
 
 
-@pytest.mark.parametrize("body", [b"[]", b'{"data": {}}', b'{"data": [{"to": "x"}]}', b'{"data": [1]}', b"{"])
+@pytest.mark.parametrize(
+    "body", [b"[]", b'{"data": {}}', b'{"data": [{"to": "x"}]}', b'{"data": [1]}', b"{"]
+)
 def test_malformed_answers_are_rejected(body):
     with pytest.raises(ValueError):
         periods_in_response(body)

@@ -83,7 +83,9 @@ def test_each_fault_is_retried_until_every_day_is_complete(fault):
         # Only the slow-answer fault needs a short read timeout; elsewhere it would turn a busy
         # machine's ordinary slowness into spurious timeouts.
         timeout = 1.0 if fault == "timeout" else 60.0
-        stats, stored = fetch(emulator.base_url, days, read_timeout_seconds=timeout, empty_attempts=8, max_attempts=12)
+        stats, stored = fetch(
+            emulator.base_url, days, read_timeout_seconds=timeout, empty_attempts=8, max_attempts=12
+        )
     assert sorted(stored) == days
     assert all(len(half_hours(stored[day])) == 48 for day in days)
     assert stats.retries[CAUSE_OF.get(fault, fault)] > 0
@@ -107,7 +109,10 @@ def test_a_retry_takes_the_next_free_slot_before_requests_queued_earlier():
     config = next(
         candidate
         for seed in range(1000)
-        if [draw_fault(candidate := dataclasses.replace(base, seed=seed), path, 0).fault for path in paths]
+        if [
+            draw_fault(candidate := dataclasses.replace(base, seed=seed), path, 0).fault
+            for path in paths
+        ]
         == ["500", None, None, None]
         and draw_fault(candidate, paths[0], 1).fault is None
     )
@@ -122,7 +127,10 @@ def test_a_retry_takes_the_next_free_slot_before_requests_queued_earlier():
 def _seed_where_first_request_gets(fault: str, config: EmulatorConfig, path: str) -> EmulatorConfig:
     for seed in range(500):
         candidate = EmulatorConfig(**{**config.__dict__, "seed": seed})
-        if draw_fault(candidate, path, 0).fault == fault and draw_fault(candidate, path, 1).fault is None:
+        if (
+            draw_fault(candidate, path, 0).fault == fault
+            and draw_fault(candidate, path, 1).fault is None
+        ):
             return candidate
     raise AssertionError("no seed found")
 
@@ -132,7 +140,9 @@ def test_retry_after_is_honoured_in_both_forms(http_date):
     days = [D("2024-05-01")]
     path = plan_requests(days).windows[0].path
     config = _seed_where_first_request_gets(
-        "429", EmulatorConfig(rate_429=0.5, retry_after_seconds=2, retry_after_http_date=http_date), path
+        "429",
+        EmulatorConfig(rate_429=0.5, retry_after_seconds=2, retry_after_http_date=http_date),
+        path,
     )
     with start_emulator(config) as emulator:
         started = time.monotonic()
@@ -182,20 +192,25 @@ def test_a_400_fails_fast_with_the_apis_message():
 def test_a_day_without_data_is_stored_incomplete_and_does_not_block_others(tmp_path):
     config = EmulatorConfig(empty_dates=frozenset({D("2023-10-22")}))
     with start_emulator(config) as emulator:
-        result = materialize_bronze(tmp_path, emulator.base_url, "2023-10-20", "2023-10-24", empty_attempts=2)
+        result = materialize_bronze(
+            tmp_path, emulator.base_url, "2023-10-20", "2023-10-24", empty_attempts=2
+        )
         requests = emulator.stats()["requests_total"]
     assert result.success
     store = BronzeStore(tmp_path / "bronze")
     empty = store.read(D("2023-10-22"))
     assert (empty["complete"], empty["half_hours"]) == (False, 0)
-    assert all(store.is_complete(D(day)) for day in ("2023-10-20", "2023-10-21", "2023-10-23", "2023-10-24"))
+    assert all(
+        store.is_complete(D(day))
+        for day in ("2023-10-20", "2023-10-21", "2023-10-23", "2023-10-24")
+    )
     assert requests == 2, "one window, retried once for its missing day, then accepted"
     (event, *_) = result.get_asset_materialization_events()
     assert event.materialization.metadata["days_incomplete"].value == 1
 
 
 def test_a_duplicated_period_is_kept_as_the_api_sent_it(tmp_path):
-    twice = dt.datetime(2024, 2, 2, 10, 0, tzinfo=dt.timezone.utc)
+    twice = dt.datetime(2024, 2, 2, 10, 0, tzinfo=dt.UTC)
     with start_emulator(EmulatorConfig(duplicate_periods=frozenset({twice}))) as emulator:
         assert materialize_bronze(tmp_path, emulator.base_url, "2024-02-02", "2024-02-02").success
     document = BronzeStore(tmp_path / "bronze").read(D("2024-02-02"))
@@ -207,7 +222,9 @@ def test_a_duplicated_period_is_kept_as_the_api_sent_it(tmp_path):
 def test_lost_days_fail_the_run_after_storing_the_rest_and_a_rerun_fetches_only_them(tmp_path):
     days = ("2024-01-01", "2024-03-31")
     with start_emulator(EmulatorConfig(seed=11, rate_500=0.5)) as emulator:
-        failed = materialize_bronze(tmp_path, emulator.base_url, *days, days_per_request=5, max_attempts=1)
+        failed = materialize_bronze(
+            tmp_path, emulator.base_url, *days, days_per_request=5, max_attempts=1
+        )
     assert not failed.success
     store = BronzeStore(tmp_path / "bronze")
     all_days = DayRange.from_keys(*days).days()
@@ -232,7 +249,9 @@ def test_a_complete_day_is_not_requested_again_unless_refetch(tmp_path):
         emulator.reset_stats()
         assert materialize_bronze(tmp_path, emulator.base_url, "2024-06-01", "2024-06-03").success
         assert emulator.stats()["requests_total"] == 0
-        assert materialize_bronze(tmp_path, emulator.base_url, "2024-06-01", "2024-06-03", refetch=True).success
+        assert materialize_bronze(
+            tmp_path, emulator.base_url, "2024-06-01", "2024-06-03", refetch=True
+        ).success
         assert emulator.stats()["requests_total"] == 1
 
 
@@ -251,7 +270,8 @@ def test_a_killed_run_leaves_no_partial_file_and_a_rerun_fetches_only_missing_da
     with start_emulator(config) as emulator:
         process = subprocess.Popen(
             [sys.executable, "-c", KILLED_RUN, str(tmp_path), emulator.base_url],
-            cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            env=os.environ | {"PYTHONPATH": str(REPO)},
         )
         deadline = time.monotonic() + 60
         while len(list(bronze.rglob("*.json.gz"))) < 10 and time.monotonic() < deadline:
@@ -267,8 +287,11 @@ def test_a_killed_run_leaves_no_partial_file_and_a_rerun_fetches_only_missing_da
         requested = emulator.stats()["by_path"]
     assert not [p for p in bronze.rglob("*") if p.name.startswith(".tmp-")]
     assert len(list(bronze.rglob("*.json.gz"))) == 91
-    missing = [D(p) for p in (d.isoformat() for d in DayRange.from_keys("2024-01-01", "2024-03-31").days())
-               if (bronze / p[:4] / f"{p}.json.gz") not in stored_before]
+    missing = [
+        D(p)
+        for p in (d.isoformat() for d in DayRange.from_keys("2024-01-01", "2024-03-31").days())
+        if (bronze / p[:4] / f"{p}.json.gz") not in stored_before
+    ]
     assert len(requested) == len(plan_requests(missing).windows)
 
 

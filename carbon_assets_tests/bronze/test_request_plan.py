@@ -32,14 +32,14 @@ def test_first_window_asks_from_midnight_and_owns_its_days():
     (window,) = plan.windows
     assert window.path == "/regional/intensity/2024-01-01T00:00Z/2024-01-03T00:00Z"
     # The boundary half-hour ending at 00:00 belongs to the previous day: not expected here.
-    assert plan.expected_half_hours(window)[0] == dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    assert plan.expected_half_hours(window)[0] == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
 def test_year_end_last_half_hour_comes_from_the_january_request():
     plan = plan_requests([D("2023-12-31"), D("2024-01-01")])
     december, january = plan.windows
     assert december.path == "/regional/intensity/2023-12-31T00:00Z/2023-12-31T23:30Z"
-    last = dt.datetime(2023, 12, 31, 23, 30, tzinfo=dt.timezone.utc)
+    last = dt.datetime(2023, 12, 31, 23, 30, tzinfo=dt.UTC)
     assert plan.supplier[last] is january
     assert plan.windows_of(D("2023-12-31")) == [december, january]
 
@@ -55,7 +55,14 @@ def test_year_end_alone_gets_a_small_extra_request():
 def test_gaps_split_windows_and_one_day_per_request_reproduces_the_original():
     days = [D("2024-03-01"), D("2024-03-02"), D("2024-03-05")]
     assert len(plan_requests(days).windows) == 2
-    assert len(plan_requests(DayRange.from_keys("2024-01-01", "2024-01-31").days(), days_per_request=1).windows) == 31
+    assert (
+        len(
+            plan_requests(
+                DayRange.from_keys("2024-01-01", "2024-01-31").days(), days_per_request=1
+            ).windows
+        )
+        == 31
+    )
 
 
 @pytest.mark.parametrize("bad", [0, 14, 30])

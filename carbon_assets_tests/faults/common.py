@@ -54,7 +54,9 @@ def materialized_assets(result) -> set[str]:
 
 def check_results(result) -> dict[str, object]:
     """{check name: AssetCheckEvaluation} of a run."""
-    return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
+    return {
+        evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()
+    }
 
 
 def failing_dates(evaluation) -> list[str]:
@@ -86,7 +88,9 @@ class PipelineProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=60)
 
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 240.0, interval=0.005):
+    def wait_for(
+        self, condition: Callable[[], bool], what: str, timeout: float = 240.0, interval=0.005
+    ):
         """Poll `condition` until it holds; fail (killing the process) if the run ends or times out."""
         deadline = time.monotonic() + timeout
         while not condition():
@@ -101,14 +105,31 @@ class PipelineProcess:
 
 
 def start_pipeline_process(
-    log_dir: Path, data_dir: Path, api_base_url: str, database_url: str, first: str, last: str,
-    *options: str, env: dict | None = None,
+    log_dir: Path,
+    data_dir: Path,
+    api_base_url: str,
+    database_url: str,
+    first: str,
+    last: str,
+    *options: str,
+    env: dict | None = None,
 ) -> PipelineProcess:
     log_path = log_dir / f"run-pipeline-{time.monotonic_ns()}.log"
     process = subprocess.Popen(
-        [sys.executable, str(RUN_PIPELINE), str(data_dir), api_base_url, database_url, first, last, *options],
+        [
+            sys.executable,
+            str(RUN_PIPELINE),
+            str(data_dir),
+            api_base_url,
+            database_url,
+            first,
+            last,
+            *options,
+        ],
         cwd=REPO,
-        env=os.environ | {"PYTHONPATH": str(REPO), "CARBON_SPARK_CONF": "spark.ui.enabled=false"} | (env or {}),
+        env=os.environ
+        | {"PYTHONPATH": str(REPO), "CARBON_SPARK_CONF": "spark.ui.enabled=false"}
+        | (env or {}),
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so one killpg reaches the JVM too
@@ -166,8 +187,11 @@ def transaction(url: str) -> Iterator:
 
     parsed = make_url(sqlalchemy_url(url))
     connection = psycopg2.connect(
-        dbname=parsed.database, user=parsed.username, password=parsed.password,
-        host=parsed.query.get("host") or parsed.host, port=parsed.port,
+        dbname=parsed.database,
+        user=parsed.username,
+        password=parsed.password,
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
     )
     try:
         with connection.cursor() as cursor:
@@ -187,7 +211,8 @@ LEFTOVER_NAMES = (".tmp-", ".spark-staging")
 def leftovers(data_dir: Path) -> list[Path]:
     """Temporary files and staging folders anywhere in the lake."""
     return sorted(
-        path for path in Path(data_dir).rglob("*")
+        path
+        for path in Path(data_dir).rglob("*")
         if path.name.startswith(LEFTOVER_NAMES) or path.name == "_temporary"
     )
 
@@ -203,7 +228,9 @@ def assert_lake_whole(data_dir: Path) -> dict[str, int]:
     for path in bronze:
         document = json.loads(gzip.decompress(path.read_bytes()))
         assert document["date"] == path.name[:10], path
-    parquet = sorted(p for layer in ("silver", "gold") for p in (data_dir / layer).rglob("*.parquet"))
+    parquet = sorted(
+        p for layer in ("silver", "gold") for p in (data_dir / layer).rglob("*.parquet")
+    )
     for path in parquet:
         pq.read_table(path)
     return {"bronze": len(bronze), "parquet": len(parquet)}
@@ -226,7 +253,9 @@ def first_region(document: dict, regionid: int = 1, period: int = 0) -> dict:
 def file_bytes(folder: Path) -> dict[str, bytes]:
     """{relative path: content} of every file under `folder` (to prove nothing changed)."""
     folder = Path(folder)
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 # --- the fault matrix --------------------------------------------------------------------

@@ -27,7 +27,9 @@ def main() -> int:
         parser.add_argument(name)
     parser.add_argument("--days-per-request", type=int, default=13)
     parser.add_argument("--max-concurrency", type=int, default=2)
-    parser.add_argument("--select", default=None, help="asset names (with their checks); default all")
+    parser.add_argument(
+        "--select", default=None, help="asset names (with their checks); default all"
+    )
     parser.add_argument("--slow-fsync-under", default=None)
     parser.add_argument("--slow-fsync-seconds", type=float, default=0.5)
     args = parser.parse_args()

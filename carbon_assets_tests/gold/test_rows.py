@@ -32,14 +32,17 @@ def test_gold_columns_are_the_warehouse_columns_in_order():
     assert tuple(GOLD_SCHEMA.names) == GOLD_COLUMNS
 
 
-@pytest.mark.parametrize(("total", "count", "mean"), [
-    (12_345, 1, "12.35"),      # 12.345: a half goes up
-    (-12_345, 1, "-12.35"),    # and away from zero below zero, as PostgreSQL's round()
-    (12_344, 1, "12.34"),
-    (100_000, 3, "33.33"),     # 33.333..
-    (200_000, 3, "66.67"),     # 66.666..
-    (0, 48, "0.00"),
-])
+@pytest.mark.parametrize(
+    ("total", "count", "mean"),
+    [
+        (12_345, 1, "12.35"),  # 12.345: a half goes up
+        (-12_345, 1, "-12.35"),  # and away from zero below zero, as PostgreSQL's round()
+        (12_344, 1, "12.34"),
+        (100_000, 3, "33.33"),  # 33.333..
+        (200_000, 3, "66.67"),  # 66.666..
+        (0, 48, "0.00"),
+    ],
+)
 def test_a_mean_is_rounded_half_away_from_zero_to_the_cent_exactly(total, count, mean):
     assert mean_to_the_cent(total, count) == Decimal(mean)
 
@@ -52,14 +55,21 @@ def test_a_missing_share_is_skipped_by_the_mean_and_the_last_half_hour_names_the
     periods = [copy.deepcopy(p) for p in real_periods()[:2]]  # 12:30 and 13:00
     del periods[0]["regions"][0]["generationmix"][8]  # region 1 has no wind at 12:30
     periods[1]["regions"][5]["shortname"] = "Renamed"  # region 6 renamed from 13:00
-    gold = {row["regionid"]: row for row in daily_rows(silver_of_day(tmp_path, periods), DAY).to_pylist()}
+    gold = {
+        row["regionid"]: row
+        for row in daily_rows(silver_of_day(tmp_path, periods), DAY).to_pylist()
+    }
     wind_at_13 = Decimal(str(periods[1]["regions"][0]["generationmix"][8]["perc"]))
-    assert gold[1]["fuel_wind"] == wind_at_13.quantize(Decimal("0.01")) and gold[1]["half_hours"] == 2
+    assert (
+        gold[1]["fuel_wind"] == wind_at_13.quantize(Decimal("0.01")) and gold[1]["half_hours"] == 2
+    )
     assert gold[6]["shortname"] == "Renamed"
     assert all(row["date_recorded"] == DAY for row in gold.values())
 
 
 def test_the_date_comes_from_the_day_files_folder():
-    assert date_of_day_file("/lake/silver/date_recorded=2024-02-29/part-0.parquet") == dt.date(2024, 2, 29)
+    assert date_of_day_file("/lake/silver/date_recorded=2024-02-29/part-0.parquet") == dt.date(
+        2024, 2, 29
+    )
     with pytest.raises(ValueError, match="not in a date_recorded"):
         date_of_day_file("/lake/silver/2024-02-29/part-0.parquet")

@@ -16,16 +16,23 @@ from carbon_assets.silver.checks import (
 
 DAY, OTHER = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
 
+
 def silver_rows(day=DAY, regions=range(1, 19), half_hours=48):
     rows = []
     for regionid in regions:
         for i in range(half_hours):
-            rows.append({
-                "timestamp": pd.Timestamp(day) + pd.Timedelta(minutes=30 * i), "date_recorded": day,
-                "regionid": regionid, "intensity_forecast": 100, "intensity_index": "moderate",
-                **{c: (100.0 if c == "fuel_gas" else 0.0) for c in FUEL_COLUMNS},
-                "extra_fuels": [], "missing_fuels": [],
-            })
+            rows.append(
+                {
+                    "timestamp": pd.Timestamp(day) + pd.Timedelta(minutes=30 * i),
+                    "date_recorded": day,
+                    "regionid": regionid,
+                    "intensity_forecast": 100,
+                    "intensity_index": "moderate",
+                    **{c: (100.0 if c == "fuel_gas" else 0.0) for c in FUEL_COLUMNS},
+                    "extra_fuels": [],
+                    "missing_fuels": [],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -49,5 +56,3 @@ def test_each_silver_problem_names_its_date():
         SILVER_INDEX_LABELS_KNOWN: [OTHER],
         SILVER_NO_UNKNOWN_FUELS: [OTHER],
     }
-
-

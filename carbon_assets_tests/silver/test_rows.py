@@ -48,7 +48,10 @@ def test_the_real_response_flattens_to_one_typed_row_per_region_and_half_hour(tm
     assert first["timestamp"] == dt.datetime(2019, 8, 25, 12, 30, tzinfo=dt.UTC)
     assert first["date_recorded"] == DAY
     assert (first["regionid"], first["shortname"], first["dno"]) == (
-        record["regionid"], record["shortname"], record["dnoregion"])
+        record["regionid"],
+        record["shortname"],
+        record["dnoregion"],
+    )
     assert first["intensity_forecast"] == record["intensity"]["forecast"]
     assert [first[f"fuel_{fuel}"] for fuel in FUELS] == [m["perc"] for m in record["generationmix"]]
     assert first["extra_fuels"] is None and first["missing_fuels"] is None
@@ -75,7 +78,9 @@ def test_a_fetch_with_a_time_beats_one_without_and_the_last_region_entry_breaks_
     repeated_region["regions"].append(twice)
     path = stored(tmp_path, [source([repeated_region])])
     rows = rows_of(path)
-    assert len(rows) == 18 and next(r for r in rows if r["regionid"] == 1)["intensity_forecast"] == 222
+    assert (
+        len(rows) == 18 and next(r for r in rows if r["regionid"] == 1)["intensity_forecast"] == 222
+    )
 
 
 def test_a_fractional_forecast_rounds_half_up_and_a_repeated_fuel_keeps_its_last_share(tmp_path):
@@ -101,14 +106,25 @@ def first_region(document: dict) -> dict:
     return document["sources"][0]["data"][0]["regions"][0]
 
 
-@pytest.mark.parametrize(("edit", "says"), [
-    (lambda doc: first_region(doc)["generationmix"][0].update(perc="abc"),
-     "Expected `float | null`, got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`"),
-    (lambda doc: first_region(doc)["generationmix"][0].pop("fuel"),
-     "Object missing required field `fuel` - at `$.sources[0].data[0].regions[0].generationmix[0]`"),
-    (lambda doc: first_region(doc).update(regionid=2**40), "too large to fit"),
-    (lambda doc: doc["sources"][0]["data"][0].update({"from": "2019-08-25 12:30"}), "without a zone"),
-], ids=["string share", "share without a fuel", "regionid beyond int32", "start without a zone"])
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (
+            lambda doc: first_region(doc)["generationmix"][0].update(perc="abc"),
+            "Expected `float | null`, got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`",
+        ),
+        (
+            lambda doc: first_region(doc)["generationmix"][0].pop("fuel"),
+            "Object missing required field `fuel` - at `$.sources[0].data[0].regions[0].generationmix[0]`",
+        ),
+        (lambda doc: first_region(doc).update(regionid=2**40), "too large to fit"),
+        (
+            lambda doc: doc["sources"][0]["data"][0].update({"from": "2019-08-25 12:30"}),
+            "without a zone",
+        ),
+    ],
+    ids=["string share", "share without a fuel", "regionid beyond int32", "start without a zone"],
+)
 def test_a_file_of_another_shape_is_rejected_naming_it_and_the_place(tmp_path, edit, says):
     path = edited(tmp_path, edit)
     with pytest.raises(BronzeFileError) as raised:

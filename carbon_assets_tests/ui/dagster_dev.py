@@ -25,7 +25,13 @@ from typing import Self
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MARKER_VARIABLE = "CARBON_UI_TEST_MARKER"
 
-TERMINAL_BACKFILL_STATUSES = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+TERMINAL_BACKFILL_STATUSES = {
+    "COMPLETED",
+    "COMPLETED_SUCCESS",
+    "COMPLETED_FAILED",
+    "FAILED",
+    "CANCELED",
+}
 MAX_PROBLEM_LINES = 150
 FINISHED_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -76,8 +82,16 @@ class DagsterDev:
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
         self.process = subprocess.Popen(
-            [dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(self.port)],
+            [
+                dagster,
+                "dev",
+                "-w",
+                str(REPO_ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
             cwd=REPO_ROOT,  # workspace.yaml's working_directory is "."
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -197,7 +211,9 @@ class DagsterDev:
             if wanted <= healthy:
                 return
             time.sleep(1)
-        raise TimeoutError(f"daemon not healthy after {timeout:.0f} s: {statuses}\n{self.log_tail()}")
+        raise TimeoutError(
+            f"daemon not healthy after {timeout:.0f} s: {statuses}\n{self.log_tail()}"
+        )
 
     # --- backfills ------------------------------------------------------------------------
 

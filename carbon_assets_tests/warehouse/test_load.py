@@ -205,7 +205,8 @@ def test_rows_outside_the_partition_range_are_an_error(warehouse) -> None:
     store(manager, synthetic_gold_rows("2024-01-01", 1), "2024-01-01")
     before = table_rows(url)
     with pytest.raises(
-        ValueError, match=r"18 input rows are outside the partition range 2024-01-01\.\.\.2024-01-02"
+        ValueError,
+        match=r"18 input rows are outside the partition range 2024-01-01\.\.\.2024-01-02",
     ):
         store(manager, synthetic_gold_rows("2024-01-01", 3, seed=1), "2024-01-01", "2024-01-02")
     assert table_rows(url) == before
@@ -220,7 +221,9 @@ def test_a_failure_mid_load_rolls_everything_back(warehouse) -> None:
         query(url, "SELECT * FROM carbon_data.dim_region ORDER BY 1"),
     )
 
-    bad = pd.concat([rows, synthetic_gold_rows("2024-01-06", 1, seed=3)], ignore_index=True)  # 18 new rows
+    bad = pd.concat(
+        [rows, synthetic_gold_rows("2024-01-06", 1, seed=3)], ignore_index=True
+    )  # 18 new rows
     bad.loc[0, "intensity_avg"] = Decimal("999.99")  # a changed row
     bad.loc[0, "shortname"] = "Renamed"
     bad.loc[len(bad) - 1, "fuel_gas"] = Decimal("150.00")  # violates the CHECK, last row
@@ -249,12 +252,19 @@ def test_a_restarted_server_does_not_break_the_next_load(warehouse, server, requ
         assert stop_embedded_server(data_dir)
         embedded_server(data_dir)
 
-    assert counts(store(manager, synthetic_gold_rows("2024-01-02", 1), "2024-01-02")) == (0, 0, 0, 18)
+    assert counts(store(manager, synthetic_gold_rows("2024-01-02", 1), "2024-01-02")) == (
+        0,
+        0,
+        0,
+        18,
+    )
     assert len(table_rows(url)) == 36
 
 
 def test_concurrent_loads_of_one_range_queue_up_and_count_exactly(service_database_url) -> None:
-    manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=service_database_url))
+    manager = PostgresWarehouseIOManager(
+        warehouse=WarehouseDatabase(database_url=service_database_url)
+    )
     rows = synthetic_gold_rows("2024-01-01", 30)
     results: list[dict] = []
     threads = [
@@ -359,7 +369,9 @@ def test_no_password_in_logs_metadata_or_errors(password_role, caplog, capsys) -
 
 
 def test_embedded_warehouse_by_default_and_started_on_demand(embedded_dir: Path) -> None:
-    manager = PostgresWarehouseIOManager(warehouse=WarehouseDatabase(data_dir=str(embedded_dir)))  # no database_url
+    manager = PostgresWarehouseIOManager(
+        warehouse=WarehouseDatabase(data_dir=str(embedded_dir))
+    )  # no database_url
     stop_embedded_server(embedded_dir)
     meta = store(manager, synthetic_gold_rows("2020-02-29", 1), "2020-02-29")
     assert meta["database"].startswith("postgresql+psycopg2://postgres@/carbon?host=")
@@ -387,7 +399,9 @@ def test_materialize_a_partition_range_in_one_run(service_database_url) -> None:
 
     result = materialize(
         [carbon_intensity_daily],
-        resources={"warehouse": PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url))},
+        resources={
+            "warehouse": PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url))
+        },
         tags=range_tags("2024-01-01", "2024-01-07"),
     )
     assert result.success
