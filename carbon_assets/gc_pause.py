@@ -10,7 +10,7 @@ from contextlib import contextmanager
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """Parsed API answers are millions of small objects without cycles: the collector would
-    only rescan them again and again (a third of the CPU, measured), so it waits meanwhile.
+    only rescan them again and again (a large share of the CPU), so it waits meanwhile.
     Reference counting still frees everything as usual."""
     was_enabled = gc.isenabled()
     gc.disable()

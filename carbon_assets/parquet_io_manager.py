@@ -82,9 +82,9 @@ class SparkParquetIOManager(ConfigurableIOManager):
         try:
             table = obj.toArrow()
         except Exception as error:  # noqa: BLE001 - Spark quotes whole input files in its errors
-            raise RuntimeError(
-                f"Spark could not compute {context.asset_key.to_user_string()}:\n{spark_error_summary(str(error))}"
-            ) from None
+            asset = context.asset_key.to_user_string()
+            summary = spark_error_summary(str(error))
+            raise RuntimeError(f"Spark could not compute {asset}:\n{summary}") from None
         days = date_range.days() if date_range else []
         rows_per_day = write_days(folder, table, days)
         without_rows = sorted(d.isoformat() for d in days if d not in rows_per_day)

@@ -35,7 +35,7 @@ SUPPORTED_JAVA = (17, 21)
 def java_major_version(java_binary: str | Path) -> int | None:
     try:
         output = subprocess.run(
-            [str(java_binary), "-version"], capture_output=True, text=True, timeout=30
+            [str(java_binary), "-version"], capture_output=True, text=True, timeout=30, check=False
         ).stderr
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -90,9 +90,9 @@ def default_spark_config(master: str | None = None) -> dict[str, Any]:
         # Every timestamp in this project is UTC; never let the machine's zone leak in.
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
-        # Three years are ~1M rows: a handful of shuffle partitions beats the default 200.
+        # Years of data are a few million rows: a handful of shuffle partitions beats 200.
         "spark.sql.shuffle.partitions": "8",
-        # Measured as fast as 2 GB for three years, with much less resident memory (README).
+        # As fast as a larger driver for years of data, with less resident memory (README).
         "spark.driver.memory": "1g",
         # A range run reads one folder per day; below this many paths the driver lists them
         # itself, which is much faster than launching a Spark job to list them.

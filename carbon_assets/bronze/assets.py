@@ -89,7 +89,8 @@ def bronze_carbon_intensity(
     context.log.info(
         f"{len(days):,} days in range; {len(days) - len(to_fetch):,} already complete on disk; "
         f"fetching {len(to_fetch):,} in {len(plan.windows):,} requests "
-        f"(up to {carbon_api.days_per_request} days each, at most {carbon_api.max_concurrency} at a time)"
+        f"(up to {carbon_api.days_per_request} days each, "
+        f"at most {carbon_api.max_concurrency} at a time)"
     )
     progress = _Progress(context, len(to_fetch))
 
@@ -133,7 +134,8 @@ def bronze_carbon_intensity(
         )
         context.log.info(
             f"Fetched {len(to_fetch):,} days with {stats.requests_planned:,} requests "
-            f"({stats.http_requests:,} HTTP attempts; retries: {retries}) in {stats.wall_seconds:.1f}s; "
+            f"({stats.http_requests:,} HTTP attempts; retries: {retries}) "
+            f"in {stats.wall_seconds:.1f}s; "
             f"{len(progress.incomplete):,} days stored incomplete"
         )
     if lost:

@@ -301,7 +301,8 @@ class Fetch:
                 if no_data:
                     self.stats.accepted_without_data += 1
                     self.log.warning(
-                        f"Accepted {url} with {result.detail} after {attempt} attempts: the API has no data for them"
+                        f"Accepted {url} with {result.detail} after {attempt} attempts: "
+                        "the API has no data for them"
                     )
                 source = {
                     "url": url,
@@ -312,12 +313,14 @@ class Fetch:
                 return Answer(window, supplied, source)
             if out_of_tries:
                 self.log.error(
-                    f"Gave up on {url}: {result.retry_cause} ({result.detail}) after {attempt} attempts"
+                    f"Gave up on {url}: {result.retry_cause} ({result.detail}) "
+                    f"after {attempt} attempts"
                 )
                 return Answer(
                     window,
                     failure=(
-                        f"{result.retry_cause}: {result.detail} (gave up after {attempt} attempts to {url})"
+                        f"{result.retry_cause}: {result.detail} "
+                        f"(gave up after {attempt} attempts to {url})"
                     ),
                 )
             self.stats.retries[result.retry_cause] += 1

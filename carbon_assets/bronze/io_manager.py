@@ -55,6 +55,7 @@ class BronzeJsonIOManager(ConfigurableIOManager):
         if absent:
             raise FileNotFoundError(
                 f"no bronze file for {len(absent)} day(s) ({', '.join(absent[:5])}"
-                f"{', ...' if len(absent) > 5 else ''}): materialize bronze_carbon_intensity for them first"
+                f"{', ...' if len(absent) > 5 else ''}): "
+                "materialize bronze_carbon_intensity for them first"
             )
         return {key: str(path) for key, path in paths.items()}

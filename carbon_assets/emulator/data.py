@@ -216,7 +216,7 @@ def format_api_datetime(moment: dt.datetime) -> str:
 # ================================================================================================
 
 
-def _stable_int(*parts: object) -> int:
+def stable_int(*parts: object) -> int:
     """A 64-bit integer hash of ``parts`` that is the same in every process (unlike hash())."""
     text = "|".join(str(part) for part in parts).encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
@@ -281,7 +281,8 @@ def _largest_remainder_tenths(shares: np.ndarray) -> np.ndarray:
 
 
 def _day_model(seed: int, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
-    """Generate one UTC day: (tenths (48, 18, 9) int, forecast (48, 18) int), regions in id order."""
+    """Generate one UTC day: (tenths (48, 18, 9) int, forecast (48, 18) int), regions in id
+    order."""
     midnight = dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
     hour_of_day = np.arange(PERIODS_PER_DAY) * 0.5 + 0.25  # period midpoints, UTC hours
     hours = (midnight - _PROCESS_EPOCH).total_seconds() / 3600.0 + hour_of_day
@@ -291,7 +292,7 @@ def _day_model(seed: int, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
     years_since_2018 = min(max((day - dt.date(2018, 1, 1)).days / 365.25, 0.0), 12.0)
     # 1 in mid-January, 0 in mid-July: drives demand, wind strength, hydro and coal use.
     winterness = 0.5 * (1.0 + math.cos(2.0 * math.pi * (day_of_year - 15) / 365.25))
-    day_rng = np.random.default_rng(_stable_int(seed, "day", day.isoformat()))
+    day_rng = np.random.default_rng(stable_int(seed, "day", day.isoformat()))
 
     # Demand: overnight trough around 04:00, a winter evening peak around 17:30, a little lower at
     # weekends and in summer. Same shape in every region (each region is in its own units).
@@ -397,7 +398,7 @@ def _day_model(seed: int, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
     return tenths, forecast
 
 
-def _perc_value(tenths: int) -> int | float:
+def perc_value(tenths: int) -> int | float:
     """The JSON value the API uses for an amount of tenths: an int when whole."""
     return tenths // 10 if tenths % 10 == 0 else tenths / 10
 
@@ -425,16 +426,16 @@ def _generate_day_periods(seed: int, day: dt.date) -> tuple[bytes, ...]:
 # Generated days are cached: a benchmark re-reads the same few months, while a long-running
 # emulator stays bounded.
 DAY_CACHE_DAYS = 256
-_day_periods = functools.lru_cache(maxsize=DAY_CACHE_DAYS)(_generate_day_periods)
+day_periods = functools.lru_cache(maxsize=DAY_CACHE_DAYS)(_generate_day_periods)
 
 
-def _as_utc(moment: dt.datetime) -> dt.datetime:
+def as_utc(moment: dt.datetime) -> dt.datetime:
     """Treat naive datetimes as UTC and convert aware ones to UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _check_period_start(moment: dt.datetime) -> dt.datetime:
-    moment = _as_utc(moment)
+    moment = as_utc(moment)
     if moment.minute not in (0, 30) or moment.second or moment.microsecond:
         raise ValueError(f"period starts are on :00 or :30 UTC, got {moment.isoformat()}")
     return moment
@@ -444,7 +445,7 @@ def _period_text(period_start: dt.datetime, seed: int) -> bytes:
     period_start = _check_period_start(period_start)
     midnight = period_start.replace(hour=0, minute=0)
     index = (period_start - midnight) // HALF_HOUR
-    return _day_periods(seed, period_start.date())[index]
+    return day_periods(seed, period_start.date())[index]
 
 
 def regional_period_records(period_start: dt.datetime, seed: int = 42) -> list[dict]:
@@ -483,7 +484,7 @@ def parse_api_datetime(text: str) -> dt.datetime | None:
         return None
 
 
-def _period_starts_in_range(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+def period_starts_in_range(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     """Starts of the periods whose end lies in [start, end], with the year-boundary truncation."""
     first_end = _ceil_half_hour(start)
     last_end = _floor_half_hour(end)

@@ -30,13 +30,13 @@ from carbon_assets.emulator.data import (
     INVALID_DATETIME_MESSAGE,
     SERVER_ERROR_MESSAGE,
     UTC,
-    _as_utc,
-    _day_periods,
-    _perc_value,
-    _period_starts_in_range,
-    _stable_int,
+    as_utc,
+    day_periods,
     index_label,
     parse_api_datetime,
+    perc_value,
+    period_starts_in_range,
+    stable_int,
 )
 from carbon_assets.grid import FUELS
 
@@ -85,12 +85,12 @@ class EmulatorConfig:
         # Normalise collections so callers may pass lists/sets and naive (UTC) datetimes.
         object.__setattr__(self, "empty_dates", frozenset(self.empty_dates))
         object.__setattr__(
-            self, "duplicate_periods", frozenset(_as_utc(m) for m in self.duplicate_periods)
+            self, "duplicate_periods", frozenset(as_utc(m) for m in self.duplicate_periods)
         )
         object.__setattr__(
             self,
             "missing_region_periods",
-            frozenset((_as_utc(m), int(r)) for m, r in self.missing_region_periods),
+            frozenset((as_utc(m), int(r)) for m, r in self.missing_region_periods),
         )
         for name, rate in self.fault_rates().items():
             if not 0.0 <= rate <= 1.0:
@@ -124,8 +124,9 @@ class FaultDraw:
 
 
 def draw_fault(config: EmulatorConfig, path: str, nth_request: int) -> FaultDraw:
-    """The deterministic latency and fault for the ``nth_request``-th request (0-based) of ``path``."""
-    rng = random.Random(_stable_int(config.seed, path, nth_request))
+    """The deterministic latency and fault for the ``nth_request``-th request (0-based) of
+    ``path``."""
+    rng = random.Random(stable_int(config.seed, path, nth_request))
     # Always draw latency first so the fault draw does not depend on the latency settings.
     latency = rng.uniform(config.latency_min, config.latency_max) * config.latency_scale
     roll = rng.random()
@@ -163,7 +164,7 @@ def _shifted_period_text(text: bytes, year: int) -> bytes:
         mix_tenths[largest] -= moved
         mix_tenths[receiver] += moved
         for entry, tenths in zip(region["generationmix"], mix_tenths):
-            entry["perc"] = _perc_value(tenths)
+            entry["perc"] = perc_value(tenths)
         forecast = region["intensity"]["forecast"] + 7
         region["intensity"] = {"forecast": forecast, "index": index_label(forecast, year)}
     return json.dumps(period, separators=(",", ":")).encode()
@@ -179,7 +180,7 @@ def build_range_body(config: EmulatorConfig, start: dt.datetime, end: dt.datetim
     """The 200 body for a valid range request, with the data-shaping options applied."""
     if end < EARLIEST_PERIOD_START + HALF_HOUR:
         return b'{"data":null}'  # entirely before the earliest regional data
-    starts = _period_starts_in_range(start, end)
+    starts = period_starts_in_range(start, end)
     available = [s for s in starts if s >= EARLIEST_PERIOD_START]
     missing_regions: dict[dt.datetime, set[int]] = {}
     for moment, regionid in config.missing_region_periods:
@@ -189,7 +190,7 @@ def build_range_body(config: EmulatorConfig, start: dt.datetime, end: dt.datetim
         day = period_start.date()
         if day in config.empty_dates:
             continue
-        text = _day_periods(config.seed, day)[period_start.hour * 2 + period_start.minute // 30]
+        text = day_periods(config.seed, day)[period_start.hour * 2 + period_start.minute // 30]
         if period_start in missing_regions:
             text = _without_regions(text, missing_regions[period_start])
         parts.append(text)
@@ -334,7 +335,7 @@ async def _handle_regional_range(request: web.Request) -> web.StreamResponse:
     answer = None
     if draw.fault in (None, "slow", "truncated", "empty"):
         # The latency is the server's whole response time, so the body is built meanwhile (on
-        # the app's worker thread: a cold 13-day body takes ~50 ms) rather than after it.
+        # the app's worker thread: a cold 13-day body takes a while) rather than after it.
         answer = asyncio.get_running_loop().run_in_executor(
             request.app[BODY_EXECUTOR_KEY],
             _answer_range,
@@ -428,7 +429,8 @@ def _make_runner(app: web.Application, shutdown_timeout: float) -> web.AppRunner
 
 
 class RunningEmulator:
-    """An emulator serving from a daemon thread with its own event loop. Use ``stop()`` or ``with``."""
+    """An emulator serving from a daemon thread with its own event loop. Use ``stop()`` or
+    ``with``."""
 
     def __init__(self, config: EmulatorConfig, host: str, port: int) -> None:
         self.config = config

@@ -68,7 +68,7 @@ SILVER_CHECK_DESCRIPTIONS = {
     ),
 }
 # Bad silver must not reach gold: duplicates, fuels gold has no column for, impossible values.
-# Only what the checks read: three years of silver as pandas objects would cost a gigabyte.
+# Only what the checks read: years of silver as pandas objects would cost gigabytes.
 SILVER_CHECKED_COLUMNS = [
     "date_recorded",
     "regionid",

@@ -129,7 +129,8 @@ def _table(file_date: dt.date, versions: list[tuple[int, int | None, RegionRecor
 
 def _array(values: list, arrow_type: pa.DataType) -> pa.Array:
     """Arrow checks types and ranges here (a regionid beyond int32 is an error, not a wrap)."""
-    if pa.types.is_timestamp(arrow_type):  # from int64 microseconds: ~40x faster than with the zone
+    # From int64 microseconds: much faster than converting zone-aware datetimes.
+    if pa.types.is_timestamp(arrow_type):
         return pa.array(values, type=pa.int64()).view(arrow_type)
     return pa.array(values, type=arrow_type)
 

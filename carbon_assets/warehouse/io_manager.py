@@ -214,7 +214,8 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
             # constraints, so a bad value fails on the target, naming the target's CHECK.
             cursor.execute(
                 sql.SQL(
-                    "CREATE TEMP TABLE carbon_staging ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+                    "CREATE TEMP TABLE carbon_staging ON COMMIT DROP"
+                    " AS SELECT {} FROM {} WITH NO DATA"
                 ).format(columns, table)
             )
             cursor.copy_expert(
@@ -249,7 +250,8 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
                         "INSERT INTO {} AS t ({}) SELECT {} FROM carbon_staging s LEFT JOIN {} c"
                         " ON c.regionid = s.regionid AND c.date_recorded = s.date_recorded"
                         " WHERE c.regionid IS NULL OR ({}) IS DISTINCT FROM ({})"
-                        " ON CONFLICT (regionid, date_recorded) DO UPDATE SET {}, updated_at = now()"
+                        " ON CONFLICT (regionid, date_recorded)"
+                        " DO UPDATE SET {}, updated_at = now()"
                         " WHERE ({}) IS DISTINCT FROM ({})"
                     ).format(
                         table,
@@ -270,11 +272,13 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
             # must not bring back a name the region has since dropped).
             cursor.execute(
                 sql.SQL(
-                    "UPDATE carbon_data.dim_region d SET shortname = l.shortname, dno = l.dno, updated_at = now()"
+                    "UPDATE carbon_data.dim_region d"
+                    " SET shortname = l.shortname, dno = l.dno, updated_at = now()"
                     " FROM (SELECT DISTINCT regionid FROM carbon_staging) r"
-                    " CROSS JOIN LATERAL (SELECT t.shortname, t.dno FROM {} t WHERE t.regionid = r.regionid"
-                    "  ORDER BY t.date_recorded DESC LIMIT 1) l"
-                    " WHERE d.regionid = r.regionid AND (d.shortname, d.dno) IS DISTINCT FROM (l.shortname, l.dno)"
+                    " CROSS JOIN LATERAL (SELECT t.shortname, t.dno FROM {} t"
+                    "  WHERE t.regionid = r.regionid ORDER BY t.date_recorded DESC LIMIT 1) l"
+                    " WHERE d.regionid = r.regionid"
+                    " AND (d.shortname, d.dno) IS DISTINCT FROM (l.shortname, l.dno)"
                 ).format(table)
             )
             cursor.execute(

@@ -126,7 +126,8 @@ def apply_schema(engine: sqlalchemy.Engine, sql_dir: Path = SQL_DIR) -> list[str
                     f"sql/{migration.path.name} failed, nothing applied: {error}"
                 ) from error
             cursor.execute(
-                "INSERT INTO carbon_data.schema_migrations (version, filename, checksum) VALUES (%s, %s, %s)",
+                "INSERT INTO carbon_data.schema_migrations (version, filename, checksum)"
+                " VALUES (%s, %s, %s)",
                 (migration.version, migration.path.name, migration.checksum),
             )
         logger.info("Applied sql/%s", migration.path.name)

@@ -1,4 +1,4 @@
-"""The warehouse's PostgreSQL as a resource: where it is, and pooled engines with the schema applied.
+"""The warehouse's PostgreSQL as a resource: where it is, pooled engines with the schema applied.
 
 Where: CARBON_DATABASE_URL when it is set, otherwise the embedded PostgreSQL under the data
 directory (embedded.py). The schema is the SQL files' (migrations.py), applied once per process
