@@ -1,6 +1,7 @@
 """Time the warehouse load: ~19,728 gold rows (3 years x 18 regions) into PostgreSQL.
 
-    .venv/bin/python bench/bench_warehouse_load.py [--admin-dsn "host=127.0.0.1 user=postgres dbname=postgres"]
+    .venv/bin/python bench/bench_warehouse_load.py \
+        [--admin-dsn "host=127.0.0.1 user=postgres dbname=postgres"]
 
 Creates a throw-away database (carbon_bench_<random>) on the server, times a first load into
 the empty table, idempotent re-runs, a re-run with 1% of rows changed and a read of the whole

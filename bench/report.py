@@ -234,7 +234,8 @@ def backfill_rows(results: dict, derived: dict, comparable: bool) -> list[Row]:
         ),
         Row(
             "Bronze ingestion / ideal (first request to last file stored; ideal = latency sum / 5)",
-            f"{bronze['fetch_over_ideal']} ({secs(bronze['fetch_seconds'])} / {secs(bronze['ideal_seconds'])})",
+            f"{bronze['fetch_over_ideal']} ({secs(bronze['fetch_seconds'])} / "
+            f"{secs(bronze['ideal_seconds'])})",
             "",
             "",
             f"<= {TARGETS['wall_over_ideal']}",
@@ -280,7 +281,8 @@ def backfill_rows(results: dict, derived: dict, comparable: bool) -> list[Row]:
         Row(
             "Silver + gold",
             secs(silver_gold),
-            f"{secs(REFERENCE['silver_gold_seconds'])} + {secs(REFERENCE['jvm_start_seconds'])} JVM",
+            f"{secs(REFERENCE['silver_gold_seconds'])} + "
+            f"{secs(REFERENCE['jvm_start_seconds'])} JVM",
             faster(reference_sg, silver_gold, comparable),
         ),
         Row(
@@ -333,11 +335,13 @@ def memory_rows(results: dict) -> list[Row]:
         section("Memory of the backfill run (sampled every 0.2 s)"),
         Row(
             "Peak RSS, Python process tree",
-            f"{gigabytes(process['peak_rss_python_bytes'])} (in {step_at(summary, process['peak_rss_python_at'])})",
+            f"{gigabytes(process['peak_rss_python_bytes'])} "
+            f"(in {step_at(summary, process['peak_rss_python_at'])})",
         ),
         Row(
             "Peak RSS, JVM (local Spark driver)",
-            f"{gigabytes(process['peak_rss_jvm_bytes'])} (in {step_at(summary, process['peak_rss_jvm_at'])})",
+            f"{gigabytes(process['peak_rss_jvm_bytes'])} "
+            f"(in {step_at(summary, process['peak_rss_jvm_at'])})",
         ),
         Row(
             "Peak RSS, both at once",
@@ -433,8 +437,8 @@ def side_by_side_rows(results: dict, derived: dict) -> list[Row]:
                 "Gold agreement (rows matched; averages equal to the cent)",
                 f"{agreement['rows_matched']:,}/{agreement['rows_ours']:,} rows; "
                 f"{agreement['cells_equal_to_the_cent']:,}/{agreement['cells_compared']:,} values; "
-                f"{agreement['cells_within_half_a_cent']:,} within half a cent of the float average "
-                f"(max diff {agreement['max_abs_difference']:.2f})",
+                f"{agreement['cells_within_half_a_cent']:,} within half a cent of the float "
+                f"average (max diff {agreement['max_abs_difference']:.2f})",
                 "",
                 "",
                 "same rows; values equal up to rounding",
@@ -497,17 +501,21 @@ def scenario_text(results: dict) -> str:
         f"{s['ram_gb']} GB RAM, {s['platform']}; Python {s['python']}, Java {s['java']}, "
         f"Spark {s['spark']}, Dagster {s['dagster']}, PostgreSQL {s['postgres']}; {s['date']}. "
         f"The API emulator ran as its own process (latency {emulator['latency_min']}-"
-        f"{emulator['latency_max']} s, {emulator['rate_500']:.0%} HTTP 500, {emulator['rate_429']:.0%} "
-        f"429 with Retry-After {emulator['retry_after_seconds']:g} s, no data on "
-        f"{', '.join(emulator['empty_dates'])}); the client sent at most {MAX_CONCURRENCY} requests "
-        f"at a time. Fresh temp lake and a fresh database on the local PostgreSQL service. "
+        f"{emulator['latency_max']} s, {emulator['rate_500']:.0%} HTTP 500, "
+        f"{emulator['rate_429']:.0%} 429 with Retry-After "
+        f"{emulator['retry_after_seconds']:g} s, no data on "
+        f"{', '.join(emulator['empty_dates'])}); the client sent at most {MAX_CONCURRENCY} "
+        f"requests at a time. Fresh temp lake and a fresh database on the local PostgreSQL "
+        f"service. "
         f"Reference column: the original case study on a laptop (1,095 days), except in the "
         f"side-by-side section, where it is the original approach measured here on the same "
         f"bronze files with the same Spark configuration (ours writes through Arrow one file per "
         f"day like the IO manager, the original with Spark's partitioned writer; ours rounds exact "
         f"decimals half-up, the original averages floats). CPU seconds are steadier than wall "
-        f"times when other work shares the cores. Load average {s['load_average_at_start']} at start, "
-        f"{s.get('load_average_at_end')} at end (other work shares this machine: timings are noisy). "
+        f"times when other work shares the cores. Load average "
+        f"{s['load_average_at_start']} at start, "
+        f"{s.get('load_average_at_end')} at end "
+        f"(other work shares this machine: timings are noisy). "
         f"The benchmark took {secs(results.get('bench_seconds'))}."
     )
 

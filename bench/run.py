@@ -69,7 +69,8 @@ class Bench:
         out = self.work_dir / f"{name}.json"
         command = python_module(
             "bench.dagster_run", "--first", first, "--last", last, "--data-dir", str(self.data_dir),
-            "--api-base-url", self.emulator.base_url, "--database-url", self.database_url, "--out", str(out),
+            "--api-base-url", self.emulator.base_url, "--database-url", self.database_url,
+            "--out", str(out),
         )  # fmt: skip
         measured = run_measured(
             command, self.logs_dir / f"{name}.log", self.work_dir, TIMEOUT_SECONDS
@@ -113,14 +114,16 @@ class Bench:
         out_dir, result_path = self.work_dir / approach, self.work_dir / f"{approach}.json"
         command = python_module(
             "bench.spark_jobs", approach, "--bronze-dir", str(self.data_dir / "bronze"),
-            "--first", first, "--last", last, "--out-dir", str(out_dir), "--result", str(result_path),
+            "--first", first, "--last", last, "--out-dir", str(out_dir),
+            "--result", str(result_path),
         )  # fmt: skip
         measured = run_measured(
             command, self.logs_dir / f"spark_{approach}.log", self.work_dir, TIMEOUT_SECONDS
         )
         if measured.returncode != 0 or not result_path.exists():
             raise BenchError(
-                f"the {approach} Spark job failed (exit {measured.returncode}):\n{log_tail(measured.log)}"
+                f"the {approach} Spark job failed (exit {measured.returncode}):\n"
+                f"{log_tail(measured.log)}"
             )
         log(f"{approach} done in {measured.wall_seconds:.0f} s")
         return {
@@ -244,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = EmulatorSettings()
     results: dict = {"scenario": scenario(args, settings)}
     log(
-        f"{args.first}..{args.last} ({results['scenario']['days']:,} days); results in {args.results_dir}"
+        f"{args.first}..{args.last} ({results['scenario']['days']:,} days); "
+        f"results in {args.results_dir}"
     )
     failure = None
     try:

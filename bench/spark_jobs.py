@@ -1,6 +1,7 @@
 """Silver and gold from bronze files with Spark, ours or the original way, in this process.
 
-    python -m bench.spark_jobs {ours,original} --bronze-dir D --first F --last L --out-dir O --result R.json
+    python -m bench.spark_jobs {ours,original} --bronze-dir D --first F --last L \
+        --out-dir O --result R.json
 
 Run it in a fresh process so that the JVM start is part of what is measured. Both approaches
 use the project's Spark configuration, write silver and gold Parquet partitioned by

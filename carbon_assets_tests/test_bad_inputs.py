@@ -176,8 +176,10 @@ def test_malformed_json_loses_the_days_naming_the_cause_and_keeps_what_is_stored
     BAD_INPUT_MATRIX.append(
         FaultRecord(
             "malformed JSON from the API",
-            "emulator rate_truncated=1.0 (every body cut in half), refetch of 3 stored days + 2 new, max_attempts=2",
-            'bronze fails listing the 5 days, each "malformed: malformed (gave up after 2 attempts to <url>)"; '
+            "emulator rate_truncated=1.0 (every body cut in half), "
+            "refetch of 3 stored days + 2 new, max_attempts=2",
+            "bronze fails listing the 5 days, each "
+            '"malformed: malformed (gave up after 2 attempts to <url>)"; '
             "stored files byte-identical, nothing downstream runs",
             "0",
         )
@@ -224,9 +226,12 @@ def test_a_missing_region_fails_the_bronze_check_and_a_missing_region_day_fails_
     BAD_INPUT_MATRIX.append(
         FaultRecord(
             "a region missing from the API's answer",
-            "emulator missing_region_periods: region 5 at 2024-03-04T10:00Z, and region 5 all day 2024-03-05; empty_attempts=1",
-            "days stored incomplete; bronze_days_complete fails with {2024-03-04: 47, 2024-03-05: 0} half-hours; "
-            "gold_18_regions_per_date fails naming 2024-03-05 (17 regions); run succeeds (warnings), "
+            "emulator missing_region_periods: region 5 at 2024-03-04T10:00Z, and region 5 all day "
+            "2024-03-05; empty_attempts=1",
+            "days stored incomplete; bronze_days_complete fails with "
+            "{2024-03-04: 47, 2024-03-05: 0} half-hours; "
+            "gold_18_regions_per_date fails naming 2024-03-05 (17 regions); "
+            "run succeeds (warnings), "
             "warehouse gets region 5 with half_hours=47 and a 17-row day",
             "0",
         )
@@ -266,7 +271,8 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
     BAD_INPUT_MATRIX.append(
         FaultRecord(
             "a duplicated half-hour",
-            "emulator duplicate_periods={2024-03-04T10:00Z} (second copy: forecast +7, 2 points of mix moved)",
+            "emulator duplicate_periods={2024-03-04T10:00Z} "
+            "(second copy: forecast +7, 2 points of mix moved)",
             "bronze keeps both copies (49 periods); silver keeps the later one, 48 x 18 rows; "
             "silver_unique_region_half_hours and every other check pass; gold half_hours = 48",
             "0",
@@ -288,8 +294,9 @@ def test_no_data_with_max_attempts_below_empty_attempts_is_stored_incomplete_not
     BAD_INPUT_MATRIX.append(
         FaultRecord(
             "no data for a day, with max_attempts < empty_attempts",
-            "emulator empty_dates={2024-03-06}; CarbonIntensityApi(max_attempts=2), empty_attempts=3 (default)",
-            observed + ("" if handed_over else ""),
+            "emulator empty_dates={2024-03-06}; CarbonIntensityApi(max_attempts=2), "
+            "empty_attempts=3 (default)",
+            observed,
             "0",
         )
     )
@@ -316,8 +323,8 @@ def test_a_wrong_type_in_bronze_fails_silver_naming_the_file_and_keeps_everythin
         in message
     )
     assert (
-        "Expected `float | null`, got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`"
-        in message
+        "Expected `float | null`, got `str` - at "
+        "`$.sources[0].data[0].regions[0].generationmix[0].perc`" in message
     )
     assert stored.layer_unchanged("silver") and stored.layer_unchanged("gold")
     assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
@@ -326,9 +333,11 @@ def test_a_wrong_type_in_bronze_fails_silver_naming_the_file_and_keeps_everythin
         FaultRecord(
             "a wrong type in a bronze file",
             f'bronze/{BAD_DAY}.json.gz edited: region 1, 00:00, "perc": "abc"',
-            f'silver fails: ".../{BAD_DAY}.json.gz is not a bronze day document: Expected `float | null`, '
+            f'silver fails: ".../{BAD_DAY}.json.gz is not a bronze day document: '
+            "Expected `float | null`, "
             'got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`" '
-            f"(the step error is {len(message):,} characters); silver, gold and warehouse unchanged",
+            f"(the step error is {len(message):,} characters); "
+            "silver, gold and warehouse unchanged",
             "0",
         )
     )
@@ -388,8 +397,10 @@ def test_an_unknown_fuel_blocks_gold_and_the_warehouse(stored):
     BAD_INPUT_MATRIX.append(
         FaultRecord(
             "an unknown fuel",
-            f'bronze/{BAD_DAY}.json.gz edited: {{"fuel":"storage","perc":1}} added to region 1, 00:00',
-            "blocking silver_no_unknown_fuels fails naming 2024-03-02 (silver keeps it in extra_fuels); "
+            f'bronze/{BAD_DAY}.json.gz edited: {{"fuel":"storage","perc":1}} added to region 1, '
+            "00:00",
+            "blocking silver_no_unknown_fuels fails naming 2024-03-02 "
+            "(silver keeps it in extra_fuels); "
             "gold and the warehouse are not materialized in that run; run fails",
             "0",
         )
@@ -443,7 +454,10 @@ def test_the_cli_refuses_partitions_outside_the_definition_naming_the_key(tmp_pa
     outputs = {name: process.communicate(timeout=300)[0] for name, process in processes.items()}
     for name, (_, value, key) in CLI_CASES.items():
         assert processes[name].returncode != 0, outputs[name][-2000:]
-        expected = f"All selected assets must have a PartitionsDefinition containing the passed partition key `{key}`"
+        expected = (
+            "All selected assets must have a PartitionsDefinition containing the passed "
+            f"partition key `{key}`"
+        )
         assert expected in outputs[name], outputs[name][-2000:]
     assert not (tmp_path / "cli-data").exists()
     for name, (option, value, key) in CLI_CASES.items():
@@ -451,7 +465,8 @@ def test_the_cli_refuses_partitions_outside_the_definition_naming_the_key(tmp_pa
             FaultRecord(
                 f"partition key {name}",
                 f"`dagster asset materialize --select bronze_carbon_intensity {option} {value}`",
-                f'refused before any run: DagsterInvalidSubsetError "... containing the passed partition key `{key}`"',
+                "refused before any run: DagsterInvalidSubsetError "
+                f'"... containing the passed partition key `{key}`"',
                 "0",
             )
         )
@@ -538,10 +553,13 @@ def test_a_14_day_request_is_refused_with_a_clear_message():
     BAD_INPUT_MATRIX.append(
         FaultRecord(
             "a 14-day request",
-            "CarbonIntensityApi(days_per_request=14); plan_requests(days, 14); GET of a 14-day path on the emulator",
-            'refused at configuration: pydantic "days_per_request: Input should be less than or equal to 13"; '
+            "CarbonIntensityApi(days_per_request=14); plan_requests(days, 14); "
+            "GET of a 14-day path on the emulator",
+            "refused at configuration: pydantic "
+            '"days_per_request: Input should be less than or equal to 13"; '
             'plan_requests: "... the API rejects regional ranges of 14 days or more"; '
-            'the emulator answers the real 400 "The date range you have specified is greater than 14 days."',
+            "the emulator answers the real 400 "
+            '"The date range you have specified is greater than 14 days."',
             "0",
         )
     )

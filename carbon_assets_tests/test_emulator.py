@@ -561,7 +561,8 @@ def test_stats_counts_and_peak_in_flight():
     config = EmulatorConfig(latency_min=0.4, latency_max=0.4)
     with start_emulator(config) as running:
         urls = [
-            f"{running.base_url}/regional/intensity/2023-02-{day:02d}T00:01Z/2023-02-{day + 1:02d}T00:00Z"
+            f"{running.base_url}/regional/intensity/"
+            f"2023-02-{day:02d}T00:01Z/2023-02-{day + 1:02d}T00:00Z"
             for day in range(1, 9)
         ]
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:

@@ -197,7 +197,8 @@ def test_sigkill_during_bronze_then_rerun_matches_a_clean_run(
             f"SIGKILL to the run's process group once {len(stored)} of {DAYS} day files existed "
             "(emulator latency 0.3-0.5 s, 1 day per request)",
             f"{len(stored)} whole files kept, {len(partial)} temp file(s) left and removed by the "
-            f"re-run, which fetched only the {DAYS - len(stored)} missing days; warehouse = clean run",
+            f"re-run, which fetched only the {DAYS - len(stored)} missing days; "
+            "warehouse = clean run",
             "0",
         )
     )
@@ -261,12 +262,12 @@ def test_sigkill_during_the_silver_write_then_rerun_matches_a_clean_run(
     FAULT_MATRIX.append(
         FaultRecord(
             "run killed during the silver write",
-            "slow disk under data/silver (each fsync +0.5 s, in the run's process only); SIGKILL to "
-            "the process group (driver + Spark JVM) once a day file was published and the next "
-            "one was a .tmp- file",
+            "slow disk under data/silver (each fsync +0.5 s, in the run's process only); "
+            "SIGKILL to the process group (driver + Spark JVM) once a day file was published "
+            "and the next one was a .tmp- file",
             f"{len(days_published)} of {DAYS} silver days published and whole (readers see only "
-            f"them), {len(left)} .tmp- file left; the re-run removed it, rewrote silver and gold and "
-            "loaded the warehouse without calling the API; warehouse = clean run",
+            f"them), {len(left)} .tmp- file left; the re-run removed it, rewrote silver and "
+            "gold and loaded the warehouse without calling the API; warehouse = clean run",
             "0",
         )
     )
@@ -313,7 +314,8 @@ def preload_then_hold_a_region_row(data_dir: Path, database_url: str):
 
 BLOCKED_LOAD = """
     SELECT a.pid, a.query FROM pg_stat_activity a
-    WHERE a.datname = current_database() AND a.wait_event_type = 'Lock' AND a.pid <> pg_backend_pid()
+    WHERE a.datname = current_database() AND a.wait_event_type = 'Lock'
+      AND a.pid <> pg_backend_pid()
       AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted
                   AND l.relation = 'carbon_data.carbon_intensity_daily'::regclass
                   AND l.mode = 'RowExclusiveLock')"""
@@ -386,8 +388,8 @@ def test_sigkill_during_the_warehouse_load_then_rerun_matches_a_clean_run(
     FAULT_MATRIX.append(
         FaultRecord(
             "run killed during the warehouse load",
-            "SIGKILL to the run while its load transaction, having inserted 4 new days, waited on a "
-            "dim_region row lock held by the test (3 days loaded before)",
+            "SIGKILL to the run while its load transaction, having inserted 4 new days, "
+            "waited on a dim_region row lock held by the test (3 days loaded before)",
             "uncommitted rows rolled back, the 3 loaded days untouched; re-run inserted the 4 days "
             "(72 rows), skipped 54 unchanged; warehouse = clean run",
             "0",

@@ -183,9 +183,11 @@ def always_400_server():
 
 
 def test_a_400_fails_fast_with_the_apis_message():
-    with always_400_server() as (base_url, hits):
-        with pytest.raises(ApiRequestRejected, match="Please enter a valid datetime in ISO8601"):
-            fetch(base_url, DayRange.from_keys("2024-01-01", "2024-01-05").days())
+    with (
+        always_400_server() as (base_url, hits),
+        pytest.raises(ApiRequestRejected, match="Please enter a valid datetime in ISO8601"),
+    ):
+        fetch(base_url, DayRange.from_keys("2024-01-01", "2024-01-05").days())
     assert len(hits) == 1, "a 400 must not be retried"
 
 
@@ -259,7 +261,9 @@ KILLED_RUN = textwrap.dedent(
     """
     import sys
     from carbon_assets_tests.bronze.test_ingestion import materialize_bronze
-    materialize_bronze(sys.argv[1], sys.argv[2], "2024-01-01", "2024-03-31", days_per_request=1, max_concurrency=2)
+    materialize_bronze(
+        sys.argv[1], sys.argv[2], "2024-01-01", "2024-03-31", days_per_request=1, max_concurrency=2
+    )
     """
 )
 

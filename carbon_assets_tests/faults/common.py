@@ -91,12 +91,14 @@ class PipelineProcess:
     def wait_for(
         self, condition: Callable[[], bool], what: str, timeout: float = 240.0, interval=0.005
     ):
-        """Poll `condition` until it holds; fail (killing the process) if the run ends or times out."""
+        """Poll `condition` until it holds; fail (killing the process) if the run ends or times
+        out."""
         deadline = time.monotonic() + timeout
         while not condition():
             if self.process.poll() is not None:
                 raise AssertionError(
-                    f"the run ended (exit {self.process.returncode}) before {what}:\n{self.log()[-3000:]}"
+                    f"the run ended (exit {self.process.returncode}) before {what}:\n"
+                    f"{self.log()[-3000:]}"
                 )
             if time.monotonic() > deadline:
                 self.kill()
@@ -167,7 +169,8 @@ def assert_same_dump(actual: dict[str, list[tuple]], expected: dict[str, list[tu
         extra = [row for row in got if row not in set(want)]
         assert not missing and not extra and len(got) == len(want), (
             f"{table}: {len(got)} rows, expected {len(want)}; "
-            f"missing {len(missing)} (e.g. {missing[:2]}), unexpected {len(extra)} (e.g. {extra[:2]})"
+            f"missing {len(missing)} (e.g. {missing[:2]}), "
+            f"unexpected {len(extra)} (e.g. {extra[:2]})"
         )
         assert got == want
 

@@ -111,11 +111,17 @@ def first_region(document: dict) -> dict:
     [
         (
             lambda doc: first_region(doc)["generationmix"][0].update(perc="abc"),
-            "Expected `float | null`, got `str` - at `$.sources[0].data[0].regions[0].generationmix[0].perc`",
+            (
+                "Expected `float | null`, got `str` - at "
+                "`$.sources[0].data[0].regions[0].generationmix[0].perc`"
+            ),
         ),
         (
             lambda doc: first_region(doc)["generationmix"][0].pop("fuel"),
-            "Object missing required field `fuel` - at `$.sources[0].data[0].regions[0].generationmix[0]`",
+            (
+                "Object missing required field `fuel` - at "
+                "`$.sources[0].data[0].regions[0].generationmix[0]`"
+            ),
         ),
         (lambda doc: first_region(doc).update(regionid=2**40), "too large to fit"),
         (

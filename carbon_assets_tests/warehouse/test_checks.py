@@ -27,24 +27,31 @@ def test_warehouse_checks_measure_the_table_not_its_constraints(service_database
         run = lambda statement: connection.execute(sqlalchemy.text(statement))
         for regionid, dno, shortname in REGIONS[:17]:
             run(
-                f"INSERT INTO carbon_data.dim_region (regionid, shortname, dno) VALUES ({regionid}, '{shortname}', '{dno}')"
+                "INSERT INTO carbon_data.dim_region (regionid, shortname, dno) "
+                f"VALUES ({regionid}, '{shortname}', '{dno}')"
             )
-        # Someone dropped the key and the foreign key by hand; the checks must still see the damage.
+        # Someone dropped the key and the foreign key by hand;
+        # the checks must still see the damage.
         run(
-            "ALTER TABLE carbon_data.carbon_intensity_daily DROP CONSTRAINT carbon_intensity_daily_pkey CASCADE"
+            "ALTER TABLE carbon_data.carbon_intensity_daily "
+            "DROP CONSTRAINT carbon_intensity_daily_pkey CASCADE"
         )
         run(
-            "ALTER TABLE carbon_data.carbon_intensity_daily DROP CONSTRAINT IF EXISTS carbon_intensity_daily_regionid_fkey"
+            "ALTER TABLE carbon_data.carbon_intensity_daily "
+            "DROP CONSTRAINT IF EXISTS carbon_intensity_daily_regionid_fkey"
         )
         for day in (DAY, OTHER):
             for regionid in range(1, 19):
                 run(
-                    f"INSERT INTO carbon_data.carbon_intensity_daily (regionid, date_recorded, shortname, dno, "
-                    f"intensity_avg, index_mode, {fuels}, half_hours) VALUES ({regionid}, '{day}', 'x', 'y', "
+                    "INSERT INTO carbon_data.carbon_intensity_daily "
+                    "(regionid, date_recorded, shortname, dno, "
+                    f"intensity_avg, index_mode, {fuels}, half_hours) "
+                    f"VALUES ({regionid}, '{day}', 'x', 'y', "
                     f"100, 'low', {zeros}, 48)"
                 )
         run(
-            f"INSERT INTO carbon_data.carbon_intensity_daily (regionid, date_recorded, shortname, dno, "
+            "INSERT INTO carbon_data.carbon_intensity_daily "
+            "(regionid, date_recorded, shortname, dno, "
             f"intensity_avg, half_hours) VALUES (1, '{DAY}', 'x', 'y', 1, 48)"
         )
     with engine.connect() as connection:

@@ -172,14 +172,16 @@ def test_apply_schema_creates_the_tables_and_records_the_version(database: str) 
     assert apply_schema(engine) == ["001"]
     tables = query(
         database,
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'carbon_data' ORDER BY 1",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'carbon_data'"
+        " ORDER BY 1",
     )
     assert tables == [("carbon_intensity_daily",), ("dim_region",), ("schema_migrations",)]
     assert set(applied_migrations(engine)) == {"001"}
     columns = query(
         database,
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
-        " WHERE table_schema = 'carbon_data' AND table_name = 'carbon_intensity_daily' ORDER BY ordinal_position",
+        " WHERE table_schema = 'carbon_data' AND table_name = 'carbon_intensity_daily'"
+        " ORDER BY ordinal_position",
     )
     assert [c[0] for c in columns][:16] == [
         "regionid",
@@ -207,8 +209,9 @@ def catalog_snapshot(url: str) -> dict[str, list[tuple]]:
     return {
         "columns": query(
             url,
-            "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale, is_nullable,"
-            " column_default FROM information_schema.columns WHERE table_schema = 'carbon_data' ORDER BY 1, 2",
+            "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale,"
+            " is_nullable, column_default FROM information_schema.columns"
+            " WHERE table_schema = 'carbon_data' ORDER BY 1, 2",
         ),
         "constraints": query(
             url,
@@ -217,20 +220,24 @@ def catalog_snapshot(url: str) -> dict[str, list[tuple]]:
         ),
         "indexes": query(
             url,
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'carbon_data' ORDER BY 1",
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'carbon_data'"
+            " ORDER BY 1",
         ),
         "comments": query(
             url,
-            "SELECT c.relname, d.objsubid, d.description FROM pg_description d JOIN pg_class c ON c.oid = d.objoid"
+            "SELECT c.relname, d.objsubid, d.description FROM pg_description d"
+            " JOIN pg_class c ON c.oid = d.objoid"
             " WHERE c.relnamespace = 'carbon_data'::regnamespace ORDER BY 1, 2",
         ),
         "table_oids": query(
             url,
-            "SELECT relname, oid::int FROM pg_class WHERE relnamespace = 'carbon_data'::regnamespace ORDER BY 1",
+            "SELECT relname, oid::int FROM pg_class"
+            " WHERE relnamespace = 'carbon_data'::regnamespace ORDER BY 1",
         ),
         "rows": query(
             url,
-            "SELECT (SELECT count(*) FROM carbon_data.dim_region), (SELECT count(*) FROM carbon_data.carbon_intensity_daily),"
+            "SELECT (SELECT count(*) FROM carbon_data.dim_region),"
+            " (SELECT count(*) FROM carbon_data.carbon_intensity_daily),"
             " (SELECT count(*) FROM carbon_data.schema_migrations)",
         ),
     }
@@ -244,8 +251,9 @@ def test_applying_the_ddl_again_changes_nothing_and_keeps_rows(database: str) ->
             "INSERT INTO carbon_data.dim_region VALUES (1, 'North Scotland', 'SSEN', now())"
         )
         connection.exec_driver_sql(
-            "INSERT INTO carbon_data.carbon_intensity_daily (regionid, date_recorded, shortname, dno,"
-            " intensity_avg, half_hours) VALUES (1, '2024-01-01', 'North Scotland', 'SSEN', 12.5, 48)"
+            "INSERT INTO carbon_data.carbon_intensity_daily"
+            " (regionid, date_recorded, shortname, dno, intensity_avg, half_hours)"
+            " VALUES (1, '2024-01-01', 'North Scotland', 'SSEN', 12.5, 48)"
         )
     before = catalog_snapshot(database)
 

@@ -243,7 +243,8 @@ def test_a_restarted_server_does_not_break_the_next_load(warehouse, server, requ
         terminated = admin_sql(
             "service",
             None,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
             (database,),
         )
         assert terminated, "the engine should have kept a pooled connection"
