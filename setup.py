@@ -37,6 +37,8 @@ setup(
         "dev": [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
+            # Simulated days of operation move this process's clock (test_unattended.py).
+            "time-machine>=2.14,<4",
             "playwright>=1.45,<2",
             "ruff>=0.6",
             # The benchmark's process memory and CPU readings.

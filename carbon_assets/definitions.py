@@ -1,7 +1,8 @@
-"""Everything Dagster loads: assets, checks, resources, IO managers, schedule, executor.
+"""Everything Dagster loads: assets, checks, resources, IO managers, automation, executor.
 
-Building these objects reads environment variables only; Spark, PostgreSQL and the network
-are touched when a run needs them, never at import.
+Building these objects reads environment variables only (Spark's settings); Spark, PostgreSQL
+and the network are touched when a run needs them, never at import. Resources leave unset what
+comes from the environment and read it when a run uses them (settings.py).
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 from dagster_pyspark import LazyPySparkResource
 
-from carbon_assets import settings
+from carbon_assets.automation import automation_sensor, daily_refresh_job, daily_refresh_schedule
 from carbon_assets.bronze.assets import bronze_carbon_intensity
 from carbon_assets.bronze.checks import bronze_checks
 from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.io_manager import BronzeJsonIOManager
+from carbon_assets.bronze.refresh import RefreshPolicy
 from carbon_assets.gold.assets import gold_carbon_intensity_daily
 from carbon_assets.gold.checks import gold_checks
 from carbon_assets.lake import LakeResource
 from carbon_assets.parquet_io_manager import SparkParquetIOManager
-from carbon_assets.schedules import daily_refresh_job, daily_refresh_schedule
 from carbon_assets.silver.assets import silver_carbon_intensity
 from carbon_assets.silver.checks import silver_checks
 from carbon_assets.spark import default_spark_config
@@ -42,25 +43,15 @@ def build_resources(
     database_url: str | None = None,
     **api_options,
 ) -> dict:
-    """The resources, from the environment unless given (tests and the demo give them)."""
-    data_dir = data_dir or settings.env_or_default(settings.DATA_DIR, settings.DEFAULT_DATA_DIR)
-    api_options = {
-        "max_concurrency": settings.env_int_or_default(
-            settings.API_MAX_CONCURRENCY, settings.DEFAULT_API_MAX_CONCURRENCY
-        ),
-        **api_options,
-    }
+    """The resources; what is not given here comes from the environment when a run uses it
+    (tests and the demo give some)."""
     lake = LakeResource(data_dir=data_dir)
-    database_url = database_url or settings.env_or_default(settings.DATABASE_URL, None)
     warehouse = WarehouseDatabase(database_url=database_url, data_dir=data_dir)
     return {
         "lake": lake,
         "pyspark": LazyPySparkResource(spark_config=default_spark_config()),
-        "carbon_api": CarbonIntensityApi(
-            base_url=api_base_url
-            or settings.env_or_default(settings.API_BASE_URL, settings.DEFAULT_API_BASE_URL),
-            **api_options,
-        ),
+        "carbon_api": CarbonIntensityApi(base_url=api_base_url, **api_options),
+        "refresh_policy": RefreshPolicy(),
         "bronze_io_manager": BronzeJsonIOManager(lake=lake),
         "spark_parquet_io_manager": SparkParquetIOManager(lake=lake),
         "warehouse": warehouse,
@@ -73,6 +64,7 @@ defs = Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[daily_refresh_job],
     schedules=[daily_refresh_schedule],
+    sensors=[automation_sensor],
     resources=build_resources(),
     # One process per run: Spark starts once and silver and gold share the session.
     executor=in_process_executor,

@@ -24,7 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
+from pydantic import Field
 
+from carbon_assets import settings
 from carbon_assets.partitions import DayRange
 
 TEMP_PREFIX = ".tmp-"
@@ -35,13 +37,15 @@ HIVE_DATES = pa_ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), fl
 
 
 class LakeResource(ConfigurableResource):
-    """The lake's root folder (CARBON_DATA_DIR, default ./data) and its layer folders."""
+    """The lake's root folder and its layer folders."""
 
-    data_dir: str
+    data_dir: str | None = Field(
+        default=None, description=f"the lake's root; unset: ${settings.DATA_DIR}, else ./data"
+    )
 
     @property
     def root(self) -> Path:
-        return Path(self.data_dir).resolve()
+        return Path(self.data_dir or settings.data_dir()).resolve()
 
     @property
     def bronze_dir(self) -> Path:

@@ -1,21 +1,24 @@
 """Environment variables the project reads, with their defaults.
 
-Values are read when Definitions are built (never anything slower than os.environ there).
-A variable that is set shows in the Dagster UI as an EnvVar; an unset one falls back to its
-default, so a fresh clone works with no configuration at all.
+Resources leave a field unset (None) to mean "from the environment", and read the variable
+when a run uses them. So a run config that sets one field of a resource keeps the others'
+environment values, and a code server picks up the environment it runs in. An unset variable
+falls back to its default, so a fresh clone works with no configuration at all. Each reader
+below turns a bad value into a one-line error naming the variable.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
-
-from dagster import EnvVar
 
 DEFAULT_API_BASE_URL = "https://api.carbonintensity.org.uk"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_SPARK_MASTER = "local[*]"
 DEFAULT_API_MAX_CONCURRENCY = 5
+# The API revises values for at least 24 hours after a period ends (API_CONTRACT.md, 5).
+DEFAULT_SETTLE_HOURS = 36.0
+DEFAULT_SETTLE_DAYS = 3
+DEFAULT_HEAL_DAYS = 30
 
 API_BASE_URL = "CARBON_API_BASE_URL"
 API_MAX_CONCURRENCY = "CARBON_API_MAX_CONCURRENCY"
@@ -26,20 +29,60 @@ SPARK_MASTER = "CARBON_SPARK_MASTER"
 SPARK_REMOTE = "CARBON_SPARK_REMOTE"
 # Extra Spark settings, "key=value" pairs separated by newlines or semicolons.
 SPARK_CONF = "CARBON_SPARK_CONF"
+# How long after a day's end its values are final; a day fetched earlier is fetched again.
+SETTLE_HOURS = "CARBON_SETTLE_HOURS"
+# How many complete days each daily run re-materializes (so revisions arrive).
+SETTLE_DAYS = "CARBON_SETTLE_DAYS"
+# How long after a day's end an incomplete day is still fetched again.
+HEAL_DAYS = "CARBON_HEAL_DAYS"
 
 
-def env_or_default(name: str, default: Any) -> Any:
-    """An EnvVar when `name` is set (so the UI shows where the value comes from), else `default`."""
-    return EnvVar(name) if os.environ.get(name) else default
+class SettingError(ValueError):
+    """An environment variable holds a value the project cannot use."""
 
 
-def env_int_or_default(name: str, default: int) -> Any:
-    return EnvVar.int(name) if os.environ.get(name) else default
+def _number(name: str, default: float, kind: type, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingError(f"{name}={raw!r} is not {what}; unset it or fix it") from None
+    if value < minimum:
+        raise SettingError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def api_base_url() -> str:
+    return os.environ.get(API_BASE_URL, "").strip() or DEFAULT_API_BASE_URL
+
+
+def api_max_concurrency() -> int:
+    return int(_number(API_MAX_CONCURRENCY, DEFAULT_API_MAX_CONCURRENCY, int, 1))
+
+
+def database_url() -> str | None:
+    """CARBON_DATABASE_URL, or None for the embedded PostgreSQL."""
+    return os.environ.get(DATABASE_URL, "").strip() or None
 
 
 def data_dir() -> str:
     """CARBON_DATA_DIR, else `data` (relative to the working directory)."""
-    return os.environ.get(DATA_DIR) or DEFAULT_DATA_DIR
+    return os.environ.get(DATA_DIR, "").strip() or DEFAULT_DATA_DIR
+
+
+def settle_hours() -> float:
+    return _number(SETTLE_HOURS, DEFAULT_SETTLE_HOURS, float, 0)
+
+
+def settle_days() -> int:
+    return int(_number(SETTLE_DAYS, DEFAULT_SETTLE_DAYS, int, 1))
+
+
+def heal_days() -> int:
+    return int(_number(HEAL_DAYS, DEFAULT_HEAL_DAYS, int, 0))
 
 
 def spark_conf_from_env() -> dict[str, str]:

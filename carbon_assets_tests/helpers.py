@@ -12,17 +12,23 @@ from pathlib import Path
 import pandas as pd
 from dagster import DagsterInstance, materialize
 
+from carbon_assets import automation
 from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.records import Period
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets.partitions import DayRange
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 # Retries without the production backoff, so fault tests take seconds.
-FAST_API = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05}
+FAST_API = {
+    "backoff_base_seconds": 0.01,
+    "empty_backoff_base_seconds": 0.01,
+    "backoff_max_seconds": 0.05,
+}
 CENT = Decimal("0.01")
 
 
@@ -31,7 +37,7 @@ CENT = Decimal("0.01")
 
 def range_tags(first: str, last: str) -> dict[str, str]:
     """The tags of a single run over the partitions first..last (what a backfill launches)."""
-    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return automation.range_tags(DayRange.from_keys(first, last))
 
 
 def materialize_range(

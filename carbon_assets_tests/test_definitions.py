@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetKey, BackfillPolicy
+from dagster import AssetKey, BackfillPolicy, DefaultScheduleStatus, DefaultSensorStatus
 
 from carbon_assets.bronze import checks as bronze_checks
 from carbon_assets.definitions import ALL_CHECKS, defs
@@ -64,21 +64,29 @@ def test_every_check_is_registered_with_a_description():
     assert resolved == names
 
 
-def test_resources_job_and_schedule():
+def test_resources_job_schedule_and_sensor_run_by_default():
     resources = defs.resources
     assert {
         "lake",
         "pyspark",
         "carbon_api",
+        "refresh_policy",
         "warehouse",
         "bronze_io_manager",
         "spark_parquet_io_manager",
         "warehouse_io_manager",
     } <= set(resources)
-    assert defs.resolve_job_def("daily_refresh")
+    job = defs.resolve_job_def("daily_refresh")
+    assert job.op_retry_policy.max_retries == 3  # an outage passes without a person
     schedule = defs.resolve_schedule_def("daily_refresh_schedule")
     assert schedule.cron_schedule == "30 0 * * *"
     assert schedule.execution_timezone == "UTC"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    sensor = defs.resolve_sensor_def("carbon_automation")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+    warehouse = defs.resolve_assets_def("carbon_intensity_daily")
+    (spec,) = warehouse.specs
+    assert spec.freshness_policy is not None  # a missed day shows in the UI
 
 
 def test_importing_definitions_starts_no_spark_and_no_database():

@@ -4,6 +4,7 @@
     checks.py        its asset check (are the days complete?)
     io_manager.py    hands the day files of a range downstream
     request_plan.py  which requests fetch which days (pure)
+    refresh.py       when a stored day is fetched again: until it settles, while it has holes
     client.py        the HTTP client: sends a plan's requests, yields what each brought
     records.py       the API's record shapes and datetime format (pure)
     day_assembly.py  answers -> whole days (pure)

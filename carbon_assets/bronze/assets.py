@@ -1,7 +1,7 @@
 """Bronze: the API's raw regional records, one gzip JSON file per UTC day."""
 
 import datetime as dt
-import time
+from collections import Counter
 
 from dagster import (
     AssetExecutionContext,
@@ -13,20 +13,29 @@ from dagster import (
 )
 from pydantic import Field
 
-from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi
+from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi, FetchStats
 from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
 from carbon_assets.bronze.day_files import build_document, merge_with_previous
+from carbon_assets.bronze.refresh import INCOMPLETE, NEW, UNSETTLED, RefreshPolicy
+from carbon_assets.bronze.request_plan import RequestPlan
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.lake import LakeResource, remove_leftovers
 from carbon_assets.partitions import daily_partitions, day_range, partition_range_problem
 
-# Scheduled runs and backfills share this pool (limit 1 in dagster.yaml): never two at the API.
+# Runs the daemon launches (schedules, UI backfills) queue for this pool (limit 1 in
+# dagster.yaml); runs launched any other way (the CLI, the Python API) queue on the lake's
+# API lock instead (BronzeStore.api_lock), so two runs never fetch at the same time.
 API_POOL = "carbon_api"
+# Why a day is fetched; each has a count in the materialization's metadata.
+REFETCH = "refetch"
+FETCH_REASONS = (NEW, UNSETTLED, INCOMPLETE, REFETCH)
 
 
 class BronzeConfig(Config):
     refetch: bool = Field(
-        default=False, description="Fetch days again even when their bronze file is complete."
+        default=False,
+        description="Fetch every day of the range again, even complete days whose values have "
+        "settled.",
     )
 
 
@@ -65,60 +74,56 @@ def bronze_carbon_intensity(
     config: BronzeConfig,
     carbon_api: CarbonIntensityApi,
     lake: LakeResource,
+    refresh_policy: RefreshPolicy,
 ) -> dict[str, str]:
     """Raw regional carbon intensity from the Carbon Intensity API, one file per UTC day.
 
     Each file holds the API's records for the 48 half-hours that start on that day, unchanged,
     with the request URL, HTTP status, attempts and fetch time of each request behind them.
     Days are fetched in requests of up to 13 days (split at 1 January), at most
-    CARBON_API_MAX_CONCURRENCY at a time, with retries and backoff. A day that is already
-    complete on disk is not fetched again unless `refetch` is set. A day the API has no data
-    for is stored as incomplete. If some days fail after every retry, all other days are
-    still stored and the run fails listing the lost days; running it again fetches only those.
+    CARBON_API_MAX_CONCURRENCY at a time, with retries and backoff. A day is fetched when it
+    has no file, when its last fetch came before its values settled (CARBON_SETTLE_HOURS after
+    the day's end), or when it is incomplete and due for another try (growing intervals, for
+    CARBON_HEAL_DAYS); `refetch` fetches every day. If some days fail after every retry, all
+    other days are still stored and the run fails listing the lost days; running it again
+    fetches only those.
     """
     key_range = context.partition_key_range
     if problem := partition_range_problem(key_range.start, key_range.end):
-        raise Failure(description=f"Nothing fetched: {problem}")
+        raise Failure(description=f"Nothing fetched: {problem}", allow_retries=False)
     days = day_range(context).days()
     store = BronzeStore(lake.bronze_dir)
-    for leftover in remove_leftovers(store.root):
-        context.log.warning(f"Removed a partial file left by an interrupted run: {leftover}")
-
-    to_fetch = days if config.refetch else [day for day in days if not store.is_complete(day)]
-    plan = carbon_api.plan(to_fetch)
-    context.log.info(
-        f"{len(days):,} days in range; {len(days) - len(to_fetch):,} already complete on disk; "
-        f"fetching {len(to_fetch):,} in {len(plan.windows):,} requests "
-        f"(up to {carbon_api.days_per_request} days each, "
-        f"at most {carbon_api.max_concurrency} at a time)"
-    )
-    progress = _Progress(context, len(to_fetch))
-
-    started = time.monotonic()
-    lost: dict[dt.date, str] = {}
-    requests = carbon_api.fetch(plan, log=context.log)
-    try:
-        for day, sources in whole_days(plan, requests):
-            document = merge_with_previous(build_document(day, sources), store.read(day))
-            progress.add(document, store.write(document))
-    except ApiRequestRejected as error:
-        raise Failure(
-            description=f"The Carbon Intensity API rejected a request: {error}",
-            metadata={"days_stored_before_stopping": progress.stored},
-        ) from error
-    except FetchIncomplete as error:
-        lost = error.lost_days
-        context.log.error(str(error))
-    stats = requests.stats if to_fetch else None
+    with store.api_lock(on_wait=context.log.info):
+        for leftover in remove_leftovers(store.root):
+            context.log.warning(f"Removed a partial file left by an interrupted run: {leftover}")
+        # Decided under the lock: a run that waited sees what the one before it stored.
+        now = dt.datetime.now(dt.UTC)
+        reasons = {
+            day: "refetch"
+            if config.refetch
+            else refresh_policy.fetch_reason(day, store.head(day), now)
+            for day in days
+        }
+        to_fetch = [day for day, reason in reasons.items() if reason]
+        plan = carbon_api.plan(to_fetch)
+        why = Counter(reason for reason in reasons.values() if reason)
+        context.log.info(
+            f"{len(days):,} days in range; {len(days) - len(to_fetch):,} left as they are; "
+            f"fetching {len(to_fetch):,} ({', '.join(f'{n} {r}' for r, n in why.items())})"
+            f" in {len(plan.windows):,} requests (up to {carbon_api.days_per_request} days each, "
+            f"at most {carbon_api.concurrency} at a time)"
+        )
+        progress, stats, lost = _fetch_and_store(context, carbon_api, store, plan)
 
     metadata = {
         "days_in_range": len(days),
-        "days_skipped_complete": len(days) - len(to_fetch),
+        "days_left_as_they_are": len(days) - len(to_fetch),
+        **{f"days_fetched_{reason}": why.get(reason, 0) for reason in FETCH_REASONS},
         "days_written": progress.stored,
         "days_incomplete": len(progress.incomplete),
         "incomplete_days": MetadataValue.json(sorted(progress.incomplete)),
         "bytes_written": progress.bytes,
-        "wall_seconds": round(time.monotonic() - started, 2),
+        "wall_seconds": round(stats.wall_seconds if stats else 0.0, 2),
     }
     if stats is not None:
         metadata |= {
@@ -128,16 +133,6 @@ def bronze_carbon_intensity(
             "accepted_without_data": stats.accepted_without_data,
             **{f"retries_{cause}": n for cause, n in stats.retries_by_cause().items()},
         }
-        retries = (
-            ", ".join(f"{n} {cause}" for cause, n in stats.retries_by_cause().items() if n)
-            or "none"
-        )
-        context.log.info(
-            f"Fetched {len(to_fetch):,} days with {stats.requests_planned:,} requests "
-            f"({stats.http_requests:,} HTTP attempts; retries: {retries}) "
-            f"in {stats.wall_seconds:.1f}s; "
-            f"{len(progress.incomplete):,} days stored incomplete"
-        )
     if lost:
         raise Failure(
             description=str(FetchIncomplete(lost)),
@@ -148,3 +143,37 @@ def bronze_carbon_intensity(
         )
     context.add_output_metadata(metadata)
     return {day.isoformat(): str(store.path(day)) for day in days}
+
+
+def _fetch_and_store(
+    context: AssetExecutionContext, api: CarbonIntensityApi, store: BronzeStore, plan: RequestPlan
+) -> tuple[_Progress, FetchStats | None, dict[dt.date, str]]:
+    """Fetch the plan, storing each day as soon as it is whole; (progress, stats, lost days)."""
+    progress = _Progress(context, len(plan.days))
+    if not plan.days:
+        return progress, None, {}
+    lost: dict[dt.date, str] = {}
+    requests = api.fetch(plan, log=context.log)
+    try:
+        for day, sources in whole_days(plan, requests):
+            document = merge_with_previous(build_document(day, sources), store.read(day))
+            progress.add(document, store.write(document))
+    except ApiRequestRejected as error:
+        raise Failure(
+            description=f"The Carbon Intensity API rejected a request: {error}",
+            metadata={"days_stored_before_stopping": progress.stored},
+            allow_retries=False,  # a 4xx answers the same next time
+        ) from error
+    except FetchIncomplete as error:
+        lost = error.lost_days
+        context.log.error(str(error))
+    stats = requests.stats
+    retries = (
+        ", ".join(f"{n} {cause}" for cause, n in stats.retries_by_cause().items() if n) or "none"
+    )
+    context.log.info(
+        f"Fetched {len(plan.days):,} days with {stats.requests_planned:,} requests "
+        f"({stats.http_requests:,} HTTP attempts; retries: {retries}) "
+        f"in {stats.wall_seconds:.1f}s; {len(progress.incomplete):,} days stored incomplete"
+    )
+    return progress, stats, lost

@@ -33,6 +33,7 @@ import aiohttp
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from carbon_assets import settings
 from carbon_assets.bronze.records import Period, periods_in_response
 from carbon_assets.bronze.request_plan import (
     MAX_DAYS_PER_REQUEST,
@@ -41,7 +42,6 @@ from carbon_assets.bronze.request_plan import (
     plan_requests,
 )
 from carbon_assets.gc_pause import paused_gc
-from carbon_assets.settings import DEFAULT_API_BASE_URL, DEFAULT_API_MAX_CONCURRENCY
 
 # Why a request was sent again; these are the keys of FetchStats.retries.
 RETRY_CAUSES = ("5xx", "429", "timeout", "connection", "malformed", "empty", "incomplete")
@@ -127,9 +127,14 @@ def api_error_message(body: bytes) -> str:
 class CarbonIntensityApi(ConfigurableResource):
     """Client of the Carbon Intensity API's regional range endpoint."""
 
-    base_url: str = Field(default=DEFAULT_API_BASE_URL, description="CARBON_API_BASE_URL")
-    max_concurrency: int = Field(
-        default=DEFAULT_API_MAX_CONCURRENCY, ge=1, description="CARBON_API_MAX_CONCURRENCY"
+    base_url: str | None = Field(
+        default=None, description=f"the API; unset: ${settings.API_BASE_URL}, else the public API"
+    )
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description=f"requests in flight at most; unset: ${settings.API_MAX_CONCURRENCY}, else "
+        f"{settings.DEFAULT_API_MAX_CONCURRENCY}",
     )
     days_per_request: int = Field(default=MAX_DAYS_PER_REQUEST, ge=1, le=MAX_DAYS_PER_REQUEST)
     max_attempts: int = Field(default=8, ge=1, description="HTTP attempts per request for errors")
@@ -137,10 +142,21 @@ class CarbonIntensityApi(ConfigurableResource):
         default=3, ge=1, description="attempts before an empty or short answer is accepted"
     )
     backoff_base_seconds: float = 0.5
+    # An answer without data is retried seconds later, not at once: a server that has not yet
+    # published a day seldom has it half a second later.
+    empty_backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 60.0
     max_retry_after_seconds: float = 900.0
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 60.0
+
+    @property
+    def url(self) -> str:
+        return (self.base_url or settings.api_base_url()).rstrip("/")
+
+    @property
+    def concurrency(self) -> int:
+        return self.max_concurrency or settings.api_max_concurrency()
 
     def plan(self, days: Iterable[dt.date]) -> RequestPlan:
         return plan_requests(days, self.days_per_request)
@@ -256,10 +272,8 @@ class Fetch:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=api.connect_timeout_seconds, sock_read=api.read_timeout_seconds
         )
-        connector = aiohttp.TCPConnector(
-            limit=api.max_concurrency, limit_per_host=api.max_concurrency
-        )
-        self.slots = _RequestSlots(api.max_concurrency)
+        connector = aiohttp.TCPConnector(limit=api.concurrency, limit_per_host=api.concurrency)
+        self.slots = _RequestSlots(api.concurrency)
         headers = {"Accept": "application/json", "User-Agent": "carbon-assets (research backfill)"}
         async with aiohttp.ClientSession(
             timeout=timeout, connector=connector, headers=headers
@@ -279,7 +293,7 @@ class Fetch:
 
     async def _fetch_window(self, session: aiohttp.ClientSession, window: Window) -> Answer:
         expected = self.plan.expected_half_hours(window)
-        url = self.api.base_url.rstrip("/") + window.path
+        url = self.api.url + window.path
         # Errors get max_attempts tries and answers without data empty_attempts: loop up to the
         # larger, so that out_of_tries below is always what ends the loop.
         for attempt in range(1, max(self.api.max_attempts, self.api.empty_attempts) + 1):
@@ -324,7 +338,7 @@ class Fetch:
                     ),
                 )
             self.stats.retries[result.retry_cause] += 1
-            await asyncio.sleep(self._backoff(attempt, result.retry_after))
+            await asyncio.sleep(self._backoff(attempt, result.retry_after, no_data))
         raise AssertionError("unreachable: the last attempt is always out of tries")
 
     def _supplied_by(
@@ -396,12 +410,15 @@ class Fetch:
         }.get(cause, "")
         return _Attempt(status=status, periods=periods, retry_cause=cause, detail=detail)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with full jitter; never sooner than the server's Retry-After."""
-        ceiling = min(
-            self.api.backoff_max_seconds, self.api.backoff_base_seconds * 2 ** (attempt - 1)
-        )
-        delay = self.random.uniform(0, ceiling)
+    def _backoff(self, attempt: int, retry_after: float | None, no_data: bool = False) -> float:
+        """Exponential backoff with full jitter; never sooner than the server's Retry-After.
+
+        Answers without data wait at least half their step (equal jitter), so their retries
+        spread over seconds instead of landing in a burst.
+        """
+        base = self.api.empty_backoff_base_seconds if no_data else self.api.backoff_base_seconds
+        ceiling = min(self.api.backoff_max_seconds, base * 2 ** (attempt - 1))
+        delay = self.random.uniform(ceiling / 2 if no_data else 0, ceiling)
         if retry_after is not None:
             delay = max(delay, retry_after) + self.random.uniform(
                 0, 0.1 * self.api.backoff_base_seconds

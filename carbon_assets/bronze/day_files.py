@@ -5,14 +5,18 @@ decoding it back (as plain JSON for tools, or typed for silver).
 
 A day document is what one bronze file holds:
 
-    {"date": "2024-01-01", "complete": true, "half_hours": 48, "region_records": 864,
+    {"date": "2024-01-01", "complete": true,
+     "first_fetched_at": "2024-02-01T10:00:00.123456+00:00",
+     "last_fetched_at": "2024-02-01T10:00:00.123456+00:00",
+     "half_hours": 48, "region_records": 864,
      "missing_half_hours": [], "sources": [
         {"url": ".../regional/intensity/2024-01-01T00:00Z/2024-01-14T00:00Z",
          "status": 200, "attempts": 1, "fetched_at": "2024-02-01T10:00:00.123456+00:00",
          "data": [<the API's period records for this day, unchanged and in API order>]}]}
 
 Several sources appear when a day came from two requests (31 Dec) or when a re-fetch kept
-half-hours that only an earlier fetch had.
+half-hours that only an earlier fetch had. first_/last_fetched_at are the earliest and latest
+fetch behind the file (whether its values have settled, when to try an incomplete day again).
 """
 
 from __future__ import annotations
@@ -32,10 +36,22 @@ from carbon_assets.grid import HALF_HOURS_PER_DAY
 
 DayDocument = dict[str, Any]
 
-# "complete" is the second key of every document written here, so it is read from a file's
-# head: checking years of days does not decompress and parse years of records.
-COMPLETE_FLAG = re.compile(rb'^\{"date":"[0-9-]+","complete":(true|false)')
-COMPLETE_FLAG_WITHIN = 64
+# "complete" and the fetch times are the first keys of every document written here, so they
+# are read from a file's head: checking years of days does not parse years of records.
+HEAD = re.compile(
+    rb'^\{"date":"[0-9-]+","complete":(?P<complete>true|false)'
+    rb'(,"first_fetched_at":(?:"(?P<first>[^"]*)"|null),"last_fetched_at":(?:"(?P<last>[^"]*)"|null))?'
+)
+HEAD_WITHIN = 200
+
+
+@dataclass(frozen=True)
+class DayHead:
+    """What a day file says before its records: complete or not, and when it was fetched."""
+
+    complete: bool
+    first_fetched_at: dt.datetime | None
+    last_fetched_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -70,9 +86,12 @@ def build_document(day: dt.date, sources: list[dict[str, Any]]) -> DayDocument:
     """A day document from its sources (each {url, status, attempts, fetched_at, data}), where
     data is a list of Periods."""
     completeness = assess(day, (period for source in sources for period in source["data"]))
+    fetched = sorted(source["fetched_at"] for source in sources if source.get("fetched_at"))
     return {
         "date": day.isoformat(),
         "complete": completeness.complete,
+        "first_fetched_at": fetched[0] if fetched else None,
+        "last_fetched_at": fetched[-1] if fetched else None,
         "half_hours": completeness.half_hours,
         "region_records": completeness.region_records,
         "missing_half_hours": [api_datetime(start) for start in completeness.missing],
@@ -127,12 +146,37 @@ def decode(content: bytes) -> DayDocument:
     return msgspec.json.decode(gzip.decompress(content))
 
 
-def complete_flag(head: bytes) -> bool | None:
-    """The `complete` flag from the first COMPLETE_FLAG_WITHIN bytes of a decompressed file,
-    or None when they do not show it (a file written by another tool)."""
-    if match := COMPLETE_FLAG.search(head):
-        return match.group(1) == b"true"
-    return None
+def _moment(text: bytes | str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.decode() if isinstance(text, bytes) else text)
+
+
+def read_head(start: bytes) -> DayHead | None:
+    """The head of a day file from the first HEAD_WITHIN bytes of its decompressed content, or
+    None when they do not show it (a file of another tool)."""
+    if (match := HEAD.match(start)) is None:
+        return None
+    return DayHead(
+        complete=match["complete"] == b"true",
+        first_fetched_at=_moment(match["first"]),
+        last_fetched_at=_moment(match["last"]),
+    )
+
+
+def head_of(document: DayDocument) -> DayHead:
+    """The same from a whole document; fetch times from its sources when the head lacks them
+    (files written before the head carried them)."""
+    fetched = sorted(
+        _moment(source["fetched_at"])
+        for source in document.get("sources", ())
+        if source.get("fetched_at")
+    )
+    return DayHead(
+        complete=bool(document.get("complete")),
+        first_fetched_at=fetched[0] if fetched else None,
+        last_fetched_at=fetched[-1] if fetched else None,
+    )
 
 
 # The typed shape of a day file as silver reads it.

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import gzip
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from carbon_assets.bronze import day_files
-from carbon_assets.bronze.day_files import DayDocument
+from carbon_assets.bronze.day_files import DayDocument, DayHead
 from carbon_assets.lake import atomic_write_bytes
+
+API_LOCK_FILE = ".api.lock"
 
 
 class BronzeStore:
@@ -34,16 +39,41 @@ class BronzeStore:
     def exists(self, day: dt.date) -> bool:
         return self.path(day).exists()
 
-    def is_complete(self, day: dt.date) -> bool:
+    def head(self, day: dt.date) -> DayHead | None:
+        """Whether the day's file is complete and when it was fetched, read from the head of the
+        file; None when there is no file."""
         path = self.path(day)
         if not path.exists():
-            return False
+            return None
         with gzip.open(path, "rb") as handle:
-            flag = day_files.complete_flag(handle.read(day_files.COMPLETE_FLAG_WITHIN))
-        if flag is None:
-            document = self.read(day)
-            return bool(document and document.get("complete"))
-        return flag
+            head = day_files.read_head(handle.read(day_files.HEAD_WITHIN))
+        if head is None or head.first_fetched_at is None:
+            return day_files.head_of(self.read(day) or {})
+        return head
+
+    def is_complete(self, day: dt.date) -> bool:
+        head = self.head(day)
+        return head is not None and head.complete
+
+    @contextlib.contextmanager
+    def api_lock(self, on_wait: Callable[[str], object] = print) -> Iterator[None]:
+        """Hold the lake's API lock: one run at a time decides what to fetch and fetches it.
+
+        An flock, so it holds across every process on this machine that writes this lake (the
+        CLI, the Python API, runs the daemon launched) and is released if the holder dies.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / API_LOCK_FILE
+        with open(path, "a+") as lock_file:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait(f"Waiting for another run that is fetching into this lake ({path})")
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def stored_days(self) -> list[dt.date]:
         """Every day that has a file, in order."""

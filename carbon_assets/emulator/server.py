@@ -45,6 +45,10 @@ from carbon_assets.grid import FUELS
 # ================================================================================================
 
 
+# Seed distance between two revisions of a date's values.
+REVISION_SEED_STEP = 7919
+
+
 @dataclasses.dataclass(frozen=True)
 class EmulatorConfig:
     """Everything that shapes the emulator's answers. All faults are off by default.
@@ -80,10 +84,15 @@ class EmulatorConfig:
     duplicate_periods: frozenset[dt.datetime] = frozenset()
     # (period start, regionid) pairs left out of their period.
     missing_region_periods: frozenset[tuple[dt.datetime, int]] = frozenset()
+    # Dates whose values the API has revised since they were first published: served from
+    # another seed (per revision), as the real API revises values after a period ends.
+    revised_dates: frozenset[dt.date] = frozenset()
+    revision: int = 1
 
     def __post_init__(self) -> None:
         # Normalise collections so callers may pass lists/sets and naive (UTC) datetimes.
         object.__setattr__(self, "empty_dates", frozenset(self.empty_dates))
+        object.__setattr__(self, "revised_dates", frozenset(self.revised_dates))
         object.__setattr__(
             self, "duplicate_periods", frozenset(as_utc(m) for m in self.duplicate_periods)
         )
@@ -190,7 +199,8 @@ def build_range_body(config: EmulatorConfig, start: dt.datetime, end: dt.datetim
         day = period_start.date()
         if day in config.empty_dates:
             continue
-        text = day_periods(config.seed, day)[period_start.hour * 2 + period_start.minute // 30]
+        seed = config.seed + REVISION_SEED_STEP * config.revision * (day in config.revised_dates)
+        text = day_periods(seed, day)[period_start.hour * 2 + period_start.minute // 30]
         if period_start in missing_regions:
             text = _without_regions(text, missing_regions[period_start])
         parts.append(text)
@@ -268,7 +278,8 @@ class EmulatorStats:
 # The aiohttp server
 # ================================================================================================
 
-CONFIG_KEY = web.AppKey("emulator_config", EmulatorConfig)
+# A one-element list, so a running emulator can be reconfigured (aiohttp freezes app state).
+CONFIG_KEY = web.AppKey("emulator_config", list)
 STATS_KEY = web.AppKey("emulator_stats", EmulatorStats)
 PATH_COUNTS_KEY = web.AppKey("emulator_path_counts", Counter)
 BODY_EXECUTOR_KEY = web.AppKey("emulator_body_executor", concurrent.futures.ThreadPoolExecutor)
@@ -321,7 +332,7 @@ def _reset_connection(request: web.Request) -> None:
 
 async def _handle_regional_range(request: web.Request) -> web.StreamResponse:
     """``GET /regional/intensity/{from}/{to}``, with latency and faults."""
-    config = request.app[CONFIG_KEY]
+    (config,) = request.app[CONFIG_KEY]
     stats = request.app[STATS_KEY]
     path = request.path
     path_counts = request.app[PATH_COUNTS_KEY]
@@ -401,7 +412,7 @@ async def _shutdown_body_executor(app: web.Application) -> None:
 def create_app(config: EmulatorConfig) -> web.Application:
     """The emulator as an aiohttp application (run it with any aiohttp runner)."""
     app = web.Application()
-    app[CONFIG_KEY] = config
+    app[CONFIG_KEY] = [config]
     app[STATS_KEY] = EmulatorStats()
     app[PATH_COUNTS_KEY] = Counter()
     # One worker: bodies are CPU-bound Python, so more threads would only contend for the GIL.
@@ -479,6 +490,13 @@ class RunningEmulator:
     def stats(self) -> dict:
         """The same dict as ``GET /_stats``."""
         return self._app[STATS_KEY].snapshot()
+
+    def reconfigure(self, **changes: Any) -> EmulatorConfig:
+        """Change the answers from now on (e.g. revised_dates, empty_dates), as the real API's
+        data changes between two runs; returns the new configuration."""
+        self.config = dataclasses.replace(self.config, **changes)
+        self._app[CONFIG_KEY][0] = self.config
+        return self.config
 
     def reset_stats(self) -> None:
         """Same as ``POST /_stats/reset``. Fault draws keep counting per path (not reset)."""

@@ -1,11 +1,21 @@
 """Warehouse: gold's daily rows loaded into carbon_data.carbon_intensity_daily (PostgreSQL)."""
 
+import datetime as dt
+
 import pandas as pd
-from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
+from dagster import (
+    AssetExecutionContext,
+    AutomationCondition,
+    BackfillPolicy,
+    FreshnessPolicy,
+    asset,
+)
 
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.warehouse.io_manager import WAREHOUSE_TABLE
+
+FRESH_FOR = dt.timedelta(hours=6)
 
 
 @asset(
@@ -17,6 +27,8 @@ from carbon_assets.warehouse.io_manager import WAREHOUSE_TABLE
     kinds={"postgres"},
     group_name="carbon_intensity",
     metadata={"dagster/table_name": WAREHOUSE_TABLE},
+    # The daily refresh runs at 00:30 UTC: a warehouse not loaded by 06:00 shows as overdue.
+    freshness_policy=FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=FRESH_FOR),
 )
 def carbon_intensity_daily(
     context: AssetExecutionContext, gold_carbon_intensity_daily: pd.DataFrame

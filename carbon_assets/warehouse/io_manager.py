@@ -1,11 +1,12 @@
 """The warehouse IO manager: gold's daily rows <-> carbon_data.carbon_intensity_daily.
 
-A load is idempotent and all-or-nothing. In ONE transaction it COPYs the rows into a temporary
-staging table, counts which are new, changed or unchanged, and upserts them with
-`INSERT ... ON CONFLICT DO UPDATE ... WHERE values differ`. Staging first means a single fast
-COPY instead of thousands of INSERTs, and lets PostgreSQL compare the rows in bulk; doing it all
-in one transaction means a failure anywhere (a CHECK violation in row 15,000, a lost
-connection) leaves the table exactly as it was, and readers never see a half-loaded range.
+A load is idempotent, all-or-nothing, and replaces its range. In ONE transaction it COPYs the
+rows into a temporary staging table, counts which are new, changed or unchanged, upserts them
+with `INSERT ... ON CONFLICT DO UPDATE ... WHERE values differ`, and deletes the range's rows
+whose key the input no longer has. Staging first means a single fast COPY instead of thousands
+of INSERTs, and lets PostgreSQL compare the rows in bulk; doing it all in one transaction means
+a failure anywhere (a CHECK violation in row 15,000, a lost connection) leaves the table exactly
+as it was, and readers never see a half-loaded range.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class LoadCounts:
     skipped_unchanged: int
     updated: int
     inserted: int
+    deleted: int  # rows of the range whose key the input no longer has
     rows_in_table: int  # rows of the range in the table after the load
 
 
@@ -166,13 +168,14 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         try:
             url = self.warehouse.url()
             if days is None:  # no partitions and no rows: nothing to do
-                counts = LoadCounts(0, duplicates, 0, 0, 0, 0)
+                counts = LoadCounts(0, duplicates, 0, 0, 0, 0, 0)
             else:
                 counts = self._load(self.warehouse.engine(), rows, duplicates, days)
         except Exception as error:  # noqa: BLE001 - re-raised below with the password masked
+            cause = mask_secrets(_describe(error), url or self.warehouse.configured_url())
             raise WarehouseError(
                 f"Loading {len(rows):,} rows into {WAREHOUSE_TABLE} failed; the table is "
-                f"unchanged. {mask_secrets(_describe(error), url or self.warehouse.database_url)}"
+                f"unchanged. {cause}"
             ) from None  # the chained original could show the URL unmasked
 
         span = str(days) if days else "no dates"
@@ -181,6 +184,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         context.log.info(f"Skipped {counts.skipped_unchanged:,} rows already in database")
         context.log.info(f"Updated {counts.updated:,} rows with changed values")
         context.log.info(f"Inserted {counts.inserted:,} new rows")
+        context.log.info(f"Deleted {counts.deleted:,} rows that gold no longer has")
         context.add_output_metadata(
             {
                 "rows_in_range": counts.rows_in_range,
@@ -188,6 +192,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
                 "skipped_unchanged": counts.skipped_unchanged,
                 "updated": counts.updated,
                 "inserted": counts.inserted,
+                "deleted": counts.deleted,
                 "table": WAREHOUSE_TABLE,
                 "database": mask_url(url),
                 "partition_range": span,
@@ -268,6 +273,18 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
                         qualified("excluded", VALUE_COLUMNS),
                     )
                 )
+            # The range holds exactly the input's rows afterwards: a key that vanished upstream
+            # (a region the API stopped sending for a day, a day re-fetched with fewer rows)
+            # goes too, in the same transaction as the upsert.
+            cursor.execute(
+                sql.SQL(
+                    "DELETE FROM {} t WHERE t.date_recorded BETWEEN %s AND %s AND NOT EXISTS"
+                    " (SELECT 1 FROM carbon_staging s"
+                    "  WHERE s.regionid = t.regionid AND s.date_recorded = t.date_recorded)"
+                ).format(table),
+                (days.first, days.last),
+            )
+            deleted = cursor.rowcount
             # Region names follow each region's latest day in the table (loading an old range
             # must not bring back a name the region has since dropped).
             cursor.execute(
@@ -295,6 +312,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
             skipped_unchanged=len(rows) - inserted - updated,
             updated=updated,
             inserted=inserted,
+            deleted=deleted,
             rows_in_table=rows_in_table,
         )
 
@@ -322,7 +340,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         except Exception as error:  # noqa: BLE001 - re-raised below with the password masked
             raise WarehouseError(
                 f"Reading {WAREHOUSE_TABLE} failed. "
-                f"{mask_secrets(_describe(error), url or self.warehouse.database_url)}"
+                f"{mask_secrets(_describe(error), url or self.warehouse.configured_url())}"
             ) from None
         frame = pd.DataFrame.from_records(records, columns=[*GOLD_COLUMNS, *AUDIT_COLUMNS])
         return frame.astype({"regionid": "int64", "half_hours": "int64"})

@@ -15,7 +15,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy.engine import make_url
 
-from carbon_assets.settings import DEFAULT_DATA_DIR
+from carbon_assets import settings
 from carbon_assets.warehouse.embedded import DEFAULT_DATABASE, embedded_database_url
 from carbon_assets.warehouse.migrations import apply_schema
 from carbon_assets.warehouse.secrets import mask_url
@@ -25,15 +25,21 @@ class WarehouseDatabase(ConfigurableResource):
     """The warehouse's PostgreSQL: CARBON_DATABASE_URL, or the embedded server under data_dir."""
 
     database_url: str | None = Field(
-        default=None, description="CARBON_DATABASE_URL; unset = embedded"
+        default=None,
+        description=f"the warehouse; unset: ${settings.DATABASE_URL}, else the embedded server",
     )
-    data_dir: str = Field(
-        default=DEFAULT_DATA_DIR, description="CARBON_DATA_DIR (the embedded server's home)"
+    data_dir: str | None = Field(
+        default=None,
+        description=f"the embedded server's home; unset: ${settings.DATA_DIR}, else ./data",
     )
+
+    def configured_url(self) -> str | None:
+        """The URL asked for (this resource's, else CARBON_DATABASE_URL); None: embedded."""
+        return self.database_url or settings.database_url()
 
     def url(self) -> str:
         """The URL to connect to, starting the embedded server first if it is the one."""
-        return resolve_warehouse_url(self.database_url, self.data_dir)
+        return resolve_warehouse_url(self.configured_url(), self.data_dir or settings.data_dir())
 
     def engine(self) -> sqlalchemy.Engine:
         """A pooled, pre-pinging engine with the schema from sql/ applied."""

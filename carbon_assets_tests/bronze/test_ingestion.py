@@ -25,6 +25,7 @@ from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi
 from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
 from carbon_assets.bronze.io_manager import BronzeJsonIOManager
 from carbon_assets.bronze.records import api_datetime
+from carbon_assets.bronze.refresh import RefreshPolicy
 from carbon_assets.bronze.request_plan import plan_requests
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.emulator import EmulatorConfig, draw_fault, start_emulator
@@ -55,6 +56,7 @@ def materialize_bronze(data_dir, base_url, first, last, refetch=False, **options
         resources={
             "lake": lake,
             "carbon_api": CarbonIntensityApi(base_url=base_url, **(FAST_API | options)),
+            "refresh_policy": RefreshPolicy(),
             "bronze_io_manager": BronzeJsonIOManager(lake=lake),
         },
         instance=DagsterInstance.ephemeral(),
@@ -303,3 +305,37 @@ def test_fetch_incomplete_names_every_lost_day():
     error = FetchIncomplete({D("2024-01-02"): "5xx: HTTP 500", D("2024-01-01"): "timeout"})
     assert str(error).index("2024-01-01") < str(error).index("2024-01-02")
     assert "Re-run the same range" in str(error)
+
+
+OVERLAPPING_RUN = textwrap.dedent(
+    """
+    import sys
+    from carbon_assets_tests.bronze.test_ingestion import materialize_bronze
+    result = materialize_bronze(
+        sys.argv[1], sys.argv[2], "2024-01-01", "2024-02-29", days_per_request=3, max_concurrency=2
+    )
+    sys.exit(0 if result.success else 1)
+    """
+)
+
+
+def test_overlapping_runs_outside_the_daemon_take_turns_at_the_api(tmp_path):
+    """Two Python-API runs of one range into one lake at once (the CLI runs the same way): the
+    pool only queues runs the daemon launches, the lake's API lock queues these."""
+    config = EmulatorConfig(latency_min=0.2, latency_max=0.3)
+    with start_emulator(config) as emulator:
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OVERLAPPING_RUN, str(tmp_path), emulator.base_url],
+                cwd=REPO,
+                env=os.environ | {"PYTHONPATH": str(REPO)},
+            )
+            for _ in range(2)
+        ]
+        exits = [run.wait(timeout=300) for run in runs]
+        served = emulator.stats()
+    assert exits == [0, 0]
+    assert served["peak_in_flight"] <= 2, "both runs were at the API at once"
+    assert set(served["by_path"].values()) == {1}, "a day was fetched twice"
+    days = DayRange.from_keys("2024-01-01", "2024-02-29").days()
+    assert served["requests_total"] == len(plan_requests(days, days_per_request=3).windows)

@@ -127,6 +127,23 @@ def warehouse(
 # --- loads -----------------------------------------------------------------------------------
 
 
+def test_a_range_load_replaces_the_range_deleting_keys_gold_no_longer_has(warehouse) -> None:
+    url, manager = warehouse
+    rows = synthetic_gold_rows("2024-01-01", 4)
+    store(manager, rows, "2024-01-01", "2024-01-04")
+    day_2, day_3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+    # Region 7 vanished from 2 January and 3 January has no rows at all any more; 4 January
+    # is outside the range loaded next and must stay as it is.
+    fewer = rows[~((rows["regionid"] == 7) & (rows["date_recorded"] == day_2))]
+    fewer = fewer[~fewer["date_recorded"].isin([day_3, dt.date(2024, 1, 4)])]
+
+    meta = store(manager, fewer, "2024-01-01", "2024-01-03")
+    assert meta["deleted"] == 1 + 18 and meta["skipped_unchanged"] == 2 * 18 - 1
+    assert meta["dagster/row_count"] == 2 * 18 - 1
+    assert len(table_rows(url)) == 3 * 18 - 1
+    assert store(manager, fewer, "2024-01-01", "2024-01-03")["deleted"] == 0
+
+
 def test_first_load_inserts_all_and_a_rerun_changes_nothing(warehouse) -> None:
     url, manager = warehouse
     rows = synthetic_gold_rows("2024-01-01", 31)

@@ -1,0 +1,106 @@
+"""Keeping the warehouse current with no one watching: the daily refresh and the automation sensor.
+
+Both are RUNNING by default (a fresh `make dev` keeps itself current); pause them in the UI
+under Automation. Each daily tick asks for two kinds of runs of all four assets:
+- the settle window: the last CARBON_SETTLE_DAYS complete days, as one run, so revised values
+  reach the warehouse (bronze fetches only the days not yet final, see bronze/refresh.py);
+- a heal run for each older day stored incomplete that is due for another try.
+A failed step is tried again later (RETRY_POLICY), fetching only what is still missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    Backoff,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    Jitter,
+    RetryPolicy,
+    RunRequest,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    schedule,
+)
+
+from carbon_assets.bronze.refresh import INCOMPLETE, RefreshPolicy
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.lake import LakeResource
+from carbon_assets.partitions import FIRST_FULL_DAY, DayRange
+
+GROUP = "carbon_intensity"
+# A transient outage (the API, PostgreSQL) passes without a person: tries again 10, 20 and 40
+# minutes later. Only for the unattended job: a run someone launched fails at once.
+RETRY_POLICY = RetryPolicy(
+    max_retries=3, delay=600, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+
+daily_refresh_job = define_asset_job(
+    name="daily_refresh",
+    selection=AssetSelection.groups(GROUP),
+    description="Fetch, transform and load the settle window (or one day to heal) through all "
+    "four layers.",
+    op_retry_policy=RETRY_POLICY,
+)
+
+
+def range_tags(days: DayRange) -> dict[str, str]:
+    """The tags that make one run of a partition range (what a single-run backfill launches)."""
+    return {
+        "dagster/asset_partition_range_start": days.first.isoformat(),
+        "dagster/asset_partition_range_end": days.last.isoformat(),
+    }
+
+
+def refresh_requests(
+    tick: dt.datetime, policy: RefreshPolicy, store: BronzeStore
+) -> list[RunRequest]:
+    """The runs a tick at `tick` asks for: the settle window, then one per hole due for a try."""
+    last = tick.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    if last < FIRST_FULL_DAY:
+        return []
+    window = DayRange(max(FIRST_FULL_DAY, last - dt.timedelta(days=policy.window_days - 1)), last)
+    requests = [
+        RunRequest(run_key=f"settle-{window}", tags={**range_tags(window), "carbon/run": "settle"})
+    ]
+    oldest = max(FIRST_FULL_DAY, last - dt.timedelta(days=policy.heal_horizon_days))
+    if oldest < window.first:
+        for day in DayRange(oldest, window.first - dt.timedelta(days=1)).days():
+            if policy.fetch_reason(day, store.head(day), tick) == INCOMPLETE:
+                one_day = DayRange(day, day)
+                requests.append(
+                    RunRequest(
+                        run_key=f"heal-{day}-{tick.date()}",
+                        tags={**range_tags(one_day), "carbon/run": "heal"},
+                    )
+                )
+    return requests
+
+
+# The partition for day D closes at midnight; 00:30 UTC leaves the API time to publish it.
+@schedule(
+    job=daily_refresh_job,
+    cron_schedule="30 0 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every day at 00:30 UTC: the settle window as one run, and a run per incomplete "
+    "day due for another try.",
+)
+def daily_refresh_schedule(
+    context: ScheduleEvaluationContext, refresh_policy: RefreshPolicy, lake: LakeResource
+) -> list[RunRequest]:
+    tick = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+    return refresh_requests(tick, refresh_policy, BronzeStore(lake.bronze_dir))
+
+
+# Drives the eager() conditions of silver, gold and the warehouse: when bronze is materialized
+# on its own (a manual re-fetch), the layers below follow.
+automation_sensor = AutomationConditionSensorDefinition(
+    "carbon_automation",
+    target=AssetSelection.groups(GROUP),
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Materializes silver, gold and the warehouse when bronze changes under them.",
+)

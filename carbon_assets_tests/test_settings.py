@@ -1,0 +1,193 @@
+"""Every variable of the README's configuration table does what the README says.
+
+The main test sets all of them at once and runs the README's CLI command on a persistent
+PostgreSQL instance; the others cover run config over the environment, the settle variables
+and bad values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, build_schedule_context, materialize
+
+from carbon_assets import settings
+from carbon_assets.automation import daily_refresh_schedule
+from carbon_assets.bronze.assets import bronze_carbon_intensity
+from carbon_assets.bronze.client import CarbonIntensityApi
+from carbon_assets.bronze.io_manager import BronzeJsonIOManager
+from carbon_assets.bronze.refresh import RefreshPolicy
+from carbon_assets.emulator import EmulatorConfig, start_emulator
+from carbon_assets.lake import LakeResource
+from carbon_assets_tests.helpers import REPO, range_tags
+from carbon_assets_tests.postgres_helpers import create_database, drop_database, query
+
+README = REPO / "README.md"
+# Where each variable is set and used in a test, beside this module.
+TESTED_ELSEWHERE = {settings.SPARK_REMOTE: "test_spark_connect.py"}
+
+
+def readme_variables() -> list[str]:
+    """The variables of the README's configuration table."""
+    section = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.MULTILINE)
+
+
+def test_every_readme_variable_is_set_by_a_test():
+    variables = readme_variables()
+    assert settings.SETTLE_DAYS in variables and "DAGSTER_POSTGRES_URL" in variables
+    this_module = Path(__file__).read_text()
+    for name in variables:
+        where = Path(__file__).parent / TESTED_ELSEWHERE.get(name, Path(__file__).name)
+        text = this_module if where == Path(__file__) else where.read_text()
+        used = name in text or re.search(rf"\b{_constant(name)}\b", text)
+        assert used, f"{name} is not set by a test"
+
+
+def _constant(variable: str) -> str:
+    """The settings constant that names a variable (CARBON_API_BASE_URL -> API_BASE_URL)."""
+    return next(key for key, value in vars(settings).items() if value == variable)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_every_variable_at_once_through_the_readme_cli_command(tmp_path):
+    """CARBON_API_BASE_URL, CARBON_API_MAX_CONCURRENCY, CARBON_DATABASE_URL, CARBON_DATA_DIR,
+    CARBON_SPARK_MASTER, CARBON_SPARK_CONF, CARBON_SETTLE_DAYS, CARBON_SETTLE_HOURS,
+    CARBON_HEAL_DAYS and DAGSTER_POSTGRES_URL, with `dagster asset materialize`."""
+    warehouse_name, warehouse_url = create_database("service", None)
+    instance_name, instance_url = create_database("service", None)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")
+    lake = tmp_path / "lake"
+    try:
+        with start_emulator(EmulatorConfig(latency_min=0.3, latency_max=0.4)) as emulator:
+            env = os.environ | {
+                settings.API_BASE_URL: emulator.base_url,
+                settings.API_MAX_CONCURRENCY: "3",
+                settings.DATABASE_URL: warehouse_url,
+                settings.DATA_DIR: str(lake),
+                settings.SPARK_MASTER: "local[1]",
+                settings.SPARK_CONF: "spark.sql.shuffle.partitions=3; spark.ui.enabled=false",
+                settings.SETTLE_DAYS: "2",
+                settings.SETTLE_HOURS: "0",
+                settings.HEAL_DAYS: "5",
+                "DAGSTER_HOME": str(home),
+                "DAGSTER_POSTGRES_URL": instance_url.replace("+psycopg2", ""),
+            }
+            # 60 days are 5 requests of up to 13 days: more than 3 could be in flight.
+            command = [
+                str(Path(sys.executable).parent / "dagster"),
+                *("asset", "materialize", "-m", "carbon_assets.definitions", "--select", "*"),
+                *("--partition-range", "2024-01-01...2024-02-29"),
+            ]
+            done = subprocess.run(
+                command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+            )
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            served = emulator.stats()
+        assert served["peak_in_flight"] == 3 and served["requests_total"] == 5
+        assert len(list((lake / "bronze").rglob("*.json.gz"))) == 60
+        assert len(list((lake / "gold").glob("date_recorded=*"))) == 60
+        daily = "SELECT count(*) FROM carbon_data.carbon_intensity_daily"
+        assert query(warehouse_url, daily) == [(60 * 18,)]
+        assert query(instance_url, "SELECT count(*) FROM runs") == [(1,)]
+        # What the code location made of the Spark variables (the run above used them).
+        probe = (
+            "from carbon_assets.definitions import defs; "
+            "c = defs.resources['pyspark'].spark_config; "
+            "print(c['spark.master'], c['spark.sql.shuffle.partitions'])"
+        )
+        shown = subprocess.run(
+            [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert shown.stdout.split() == ["local[1]", "3"], shown.stderr[-2000:]
+    finally:
+        drop_database("service", None, warehouse_name)
+        drop_database("service", None, instance_name)
+
+
+def test_run_config_for_a_resource_keeps_the_environment_for_the_fields_it_does_not_set(
+    tmp_path, monkeypatch
+):
+    with start_emulator(EmulatorConfig(seed=3)) as emulator:
+        monkeypatch.setenv(settings.API_BASE_URL, emulator.base_url)
+        monkeypatch.setenv(settings.API_MAX_CONCURRENCY, "2")
+        monkeypatch.setenv(settings.DATA_DIR, str(tmp_path / "lake"))
+        lake = LakeResource()
+        result = materialize(
+            [bronze_carbon_intensity],
+            resources={
+                "lake": lake,
+                "carbon_api": CarbonIntensityApi(),
+                "refresh_policy": RefreshPolicy(),
+                "bronze_io_manager": BronzeJsonIOManager(lake=lake),
+            },
+            instance=DagsterInstance.ephemeral(),
+            tags=range_tags("2024-01-01", "2024-01-04"),
+            run_config={"resources": {"carbon_api": {"config": {"days_per_request": 1}}}},
+        )
+        served = emulator.stats()
+    assert result.success
+    assert served["requests_total"] == 4  # one request a day, from the run config...
+    assert served["peak_in_flight"] <= 2  # ...to the API and the limit of the environment
+    assert len(list((tmp_path / "lake" / "bronze").rglob("*.json.gz"))) == 4
+
+
+def test_the_settle_variables_shape_the_daily_ticks(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.SETTLE_DAYS, "5")
+    monkeypatch.setenv(settings.SETTLE_HOURS, "48")
+    monkeypatch.setenv(settings.HEAL_DAYS, "9")
+    policy = RefreshPolicy()
+    assert (policy.window_days, policy.final_after_hours, policy.heal_horizon_days) == (5, 48, 9)
+    tick = dt.datetime(2024, 3, 20, 0, 30, tzinfo=dt.UTC)
+    context = build_schedule_context(
+        scheduled_execution_time=tick,
+        resources={"refresh_policy": policy, "lake": LakeResource(data_dir=str(tmp_path))},
+    )
+    (request,) = daily_refresh_schedule(context)
+    assert request.tags == range_tags("2024-03-15", "2024-03-19") | {"carbon/run": "settle"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (settings.API_MAX_CONCURRENCY, "0", "CARBON_API_MAX_CONCURRENCY='0' must be at least 1"),
+        (settings.API_MAX_CONCURRENCY, "three", "is not a whole number"),
+        (settings.SETTLE_HOURS, "-1", "CARBON_SETTLE_HOURS='-1' must be at least 0"),
+        (settings.SETTLE_DAYS, "1.5", "CARBON_SETTLE_DAYS='1.5' is not a whole number"),
+    ],
+)
+def test_a_bad_value_is_refused_in_one_line_naming_the_variable(
+    monkeypatch, variable, value, message
+):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(settings.SettingError, match=re.escape(message)):
+        _ = (settings.api_max_concurrency(), settings.settle_hours(), settings.settle_days())
+
+
+def test_the_definitions_load_with_every_variable_set(monkeypatch):
+    """The bug this guards against: CARBON_API_MAX_CONCURRENCY=3 broke the definitions."""
+    env = os.environ | {
+        settings.API_MAX_CONCURRENCY: "3",
+        settings.SETTLE_DAYS: "4",
+        settings.DATA_DIR: "/tmp/somewhere",
+        settings.DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/nowhere",
+    }
+    probe = (
+        "from carbon_assets.definitions import defs; r = defs.resources; "
+        "print(r['carbon_api'].concurrency, r['refresh_policy'].window_days)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.stdout.split() == ["3", "4"], done.stderr[-2000:]
