@@ -47,12 +47,10 @@ daily_refresh_job = define_asset_job(
 )
 
 
-def range_tags(days: DayRange) -> dict[str, str]:
-    """The tags that make one run of a partition range (what a single-run backfill launches)."""
-    return {
-        "dagster/asset_partition_range_start": days.first.isoformat(),
-        "dagster/asset_partition_range_end": days.last.isoformat(),
-    }
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags that make one run of the partitions first..last (what a single-run backfill
+    launches)."""
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
 
 def refresh_requests(
@@ -64,17 +62,19 @@ def refresh_requests(
         return []
     window = DayRange(max(FIRST_FULL_DAY, last - dt.timedelta(days=policy.window_days - 1)), last)
     requests = [
-        RunRequest(run_key=f"settle-{window}", tags={**range_tags(window), "carbon/run": "settle"})
+        RunRequest(
+            run_key=f"settle-{window}",
+            tags={**range_tags(str(window.first), str(window.last)), "carbon/run": "settle"},
+        )
     ]
     oldest = max(FIRST_FULL_DAY, last - dt.timedelta(days=policy.heal_horizon_days))
     if oldest < window.first:
         for day in DayRange(oldest, window.first - dt.timedelta(days=1)).days():
             if policy.fetch_reason(day, store.head(day), tick) == INCOMPLETE:
-                one_day = DayRange(day, day)
                 requests.append(
                     RunRequest(
                         run_key=f"heal-{day}-{tick.date()}",
-                        tags={**range_tags(one_day), "carbon/run": "heal"},
+                        tags={**range_tags(str(day), str(day)), "carbon/run": "heal"},
                     )
                 )
     return requests

@@ -12,14 +12,13 @@ from pathlib import Path
 import pandas as pd
 from dagster import DagsterInstance, materialize
 
-from carbon_assets import automation
+from carbon_assets.automation import range_tags
 from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.records import Period
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
-from carbon_assets.partitions import DayRange
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,11 +32,6 @@ CENT = Decimal("0.01")
 
 
 # --- runs --------------------------------------------------------------------------------
-
-
-def range_tags(first: str, last: str) -> dict[str, str]:
-    """The tags of a single run over the partitions first..last (what a backfill launches)."""
-    return automation.range_tags(DayRange.from_keys(first, last))
 
 
 def materialize_range(

@@ -188,7 +188,7 @@ def test_sigkill_during_bronze_then_rerun_matches_a_clean_run(
         )
     assert rerun.success, step_failures(rerun)
     bronze_metadata = output_metadata(rerun, "bronze_carbon_intensity")
-    assert bronze_metadata["days_skipped_complete"] == len(stored)
+    assert bronze_metadata["days_left_as_they_are"] == len(stored)
     assert bronze_metadata["days_written"] == DAYS - len(stored)
     assert_recovered(data_dir, service_database_url, reference)
     FAULT_MATRIX.append(
@@ -257,7 +257,7 @@ def test_sigkill_during_the_silver_write_then_rerun_matches_a_clean_run(
         build_resources(str(data_dir), closed_port_url(), service_database_url), FIRST, LAST
     )
     assert rerun.success, step_failures(rerun)
-    assert output_metadata(rerun, "bronze_carbon_intensity")["days_skipped_complete"] == DAYS
+    assert output_metadata(rerun, "bronze_carbon_intensity")["days_left_as_they_are"] == DAYS
     assert_recovered(data_dir, service_database_url, reference)
     FAULT_MATRIX.append(
         FaultRecord(

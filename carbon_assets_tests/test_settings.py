@@ -50,6 +50,18 @@ def test_every_readme_variable_is_set_by_a_test():
         assert used, f"{name} is not set by a test"
 
 
+def resources_seen(env: dict[str, str], values: str) -> list[str]:
+    """`values` (an expression over the resources `r`) as a fresh process with `env` loading
+    the definitions sees them."""
+    probe = f"from carbon_assets.definitions import defs; r = defs.resources; print({values})"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()
+
+
 def _constant(variable: str) -> str:
     """The settings constant that names a variable (CARBON_API_BASE_URL -> API_BASE_URL)."""
     return next(key for key, value in vars(settings).items() if value == variable)
@@ -100,16 +112,9 @@ def test_every_variable_at_once_through_the_readme_cli_command(tmp_path):
         assert query(warehouse_url, daily) == [(60 * 18,)]
         assert query(instance_url, "SELECT count(*) FROM runs") == [(1,)]
         # What the code location made of the Spark variables (the run above used them).
-        probe = (
-            "from carbon_assets.definitions import defs; "
-            "c = defs.resources['pyspark'].spark_config; "
-            "print(c['spark.master'], c['spark.sql.shuffle.partitions'])"
-        )
-        shown = subprocess.run(
-            [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
-            timeout=120, check=False,
-        )  # fmt: skip
-        assert shown.stdout.split() == ["local[1]", "3"], shown.stderr[-2000:]
+        spark = "r['pyspark'].spark_config['spark.master'], r['pyspark'].spark_config"
+        shown = resources_seen(env, f"{spark}['spark.sql.shuffle.partitions']")
+        assert shown == ["local[1]", "3"]
     finally:
         drop_database("service", None, warehouse_name)
         drop_database("service", None, instance_name)
@@ -182,12 +187,5 @@ def test_the_definitions_load_with_every_variable_set(monkeypatch):
         settings.DATA_DIR: "/tmp/somewhere",
         settings.DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/nowhere",
     }
-    probe = (
-        "from carbon_assets.definitions import defs; r = defs.resources; "
-        "print(r['carbon_api'].concurrency, r['refresh_policy'].window_days)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
-    assert done.stdout.split() == ["3", "4"], done.stderr[-2000:]
+    shown = resources_seen(env, "r['carbon_api'].concurrency, r['refresh_policy'].window_days")
+    assert shown == ["3", "4"]
