@@ -23,6 +23,10 @@ setup(
         "pandas>=2.2,<3",
         # The emulator's data generator.
         "numpy>=1.26,<3",
+        # The warehouse's charts in the Dagster UI (PNG, no display needed).
+        "matplotlib>=3.8,<4",
+        # The preview of the latest day as a Markdown table (pandas' to_markdown).
+        "tabulate>=0.9",
         "pyarrow>=17,<27",
         "SQLAlchemy>=2.0.30,<2.1",
         "psycopg2-binary>=2.9.9,<3",
@@ -43,6 +47,8 @@ setup(
             "ruff>=0.6",
             # The benchmark's process memory and CPU readings.
             "psutil>=5.9,<8",
+            # The README's queries over the Parquet lake (run by a test).
+            "duckdb>=1.1,<3",
         ],
     },
     entry_points={"console_scripts": ["carbon-assets=carbon_assets.cli:main"]},

@@ -23,8 +23,8 @@ from carbon_assets.parquet_io_manager import SparkParquetIOManager
 from carbon_assets.silver.assets import silver_carbon_intensity
 from carbon_assets.silver.checks import silver_checks
 from carbon_assets.spark import default_spark_config
-from carbon_assets.warehouse.assets import carbon_intensity_daily
-from carbon_assets.warehouse.checks import warehouse_checks
+from carbon_assets.warehouse.assets import carbon_intensity_daily, carbon_intensity_halfhourly
+from carbon_assets.warehouse.checks import halfhourly_checks, warehouse_checks
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
 from carbon_assets.warehouse.resource import WarehouseDatabase
 
@@ -33,8 +33,9 @@ ALL_ASSETS = [
     silver_carbon_intensity,
     gold_carbon_intensity_daily,
     carbon_intensity_daily,
+    carbon_intensity_halfhourly,
 ]
-ALL_CHECKS = [bronze_checks, silver_checks, gold_checks, warehouse_checks]
+ALL_CHECKS = [bronze_checks, silver_checks, gold_checks, warehouse_checks, halfhourly_checks]
 
 
 def build_resources(

@@ -37,7 +37,7 @@ CENT = Decimal("0.01")
 def materialize_range(
     resources, first: str, last: str, selection=None, run_config=None, raise_on_error=False
 ):
-    """All four assets and their checks (or `selection`) for first..last, in this process."""
+    """All the assets and their checks (or `selection`) for first..last, in this process."""
     return materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         resources=resources,

@@ -8,6 +8,7 @@ from pathlib import Path
 from dagster import AssetKey, BackfillPolicy, DefaultScheduleStatus, DefaultSensorStatus
 
 from carbon_assets.bronze import checks as bronze_checks
+from carbon_assets.columns import sql_descriptions
 from carbon_assets.definitions import ALL_CHECKS, defs
 from carbon_assets.gold import checks as gold_checks
 from carbon_assets.silver import checks as silver_checks
@@ -24,7 +25,19 @@ ASSETS = [
     "silver_carbon_intensity",
     "gold_carbon_intensity_daily",
     "carbon_intensity_daily",
+    "carbon_intensity_halfhourly",
 ]
+
+
+def test_every_tabular_asset_explains_its_columns_as_the_sql_comments_do():
+    for name in ASSETS[1:]:
+        (spec,) = defs.resolve_assets_def(name).specs
+        columns = spec.metadata["dagster/column_schema"].columns
+        assert columns and all(column.description for column in columns), name
+    daily = defs.resolve_assets_def("carbon_intensity_daily")
+    (spec,) = daily.specs
+    described = {c.name: c.description for c in spec.metadata["dagster/column_schema"].columns}
+    assert described["half_hours"] == sql_descriptions()["carbon_intensity_daily"]["half_hours"]
 
 
 def test_every_asset_is_daily_partitioned_single_run_and_described():
@@ -49,11 +62,11 @@ def test_every_check_is_registered_with_a_description():
         value
         for module in (bronze_checks, silver_checks, gold_checks, warehouse_checks)
         for key, value in vars(module).items()
-        if key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_"))
+        if key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_", "HALF_HOURLY_"))
         and key != "WAREHOUSE_TABLE"
         and isinstance(value, str)
     }
-    assert names == constants and len(names) == 13
+    assert names == constants and len(names) == 16
     assert all(spec.description for spec in specs)
     assert {s.name for s in specs if s.blocking} == {
         SILVER_UNIQUE_HALF_HOURS,

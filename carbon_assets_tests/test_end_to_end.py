@@ -6,6 +6,7 @@ half-up to the cent), and a second run of the same range must change nothing.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import json
@@ -19,6 +20,7 @@ import sqlalchemy
 from dagster import AssetKey
 
 from carbon_assets.definitions import build_resources
+from carbon_assets.emulator import regional_period_records
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUELS, INDEX_LABELS
 from carbon_assets_tests.helpers import materialize_range
@@ -111,6 +113,19 @@ def test_three_days_end_to_end_then_rerun_changes_nothing(tmp_path, emulator, sp
     first = materialize_range(resources, FIRST, LAST, raise_on_error=True)
     assert first.success
     assert load_metadata(first)["inserted"] == 3 * 18
+    # What a researcher sees in the UI: one observation of the last day with that day's rows
+    # and two charts of the range.
+    (observation,) = [
+        event.asset_observation_data.asset_observation
+        for event in first.all_events
+        if event.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert observation.partition == LAST
+    pictures = {key: value.value for key, value in observation.metadata.items()}
+    assert pictures["latest_day"] == LAST and pictures["preview"].count("\n") == 18 + 1
+    for chart in ("intensity_heatmap", "gb_fuel_mix"):
+        encoded = pictures[chart].split("base64,", 1)[1].rstrip(")")
+        assert base64.b64decode(encoded).startswith(b"\x89PNG"), chart
 
     stored = warehouse_rows(warehouse_url)
     assert len(stored) == 3 * 18
@@ -129,3 +144,38 @@ def test_three_days_end_to_end_then_rerun_changes_nothing(tmp_path, emulator, sp
     assert (metadata["inserted"], metadata["updated"]) == (0, 0)
     assert metadata["skipped_unchanged"] == 3 * 18
     pd.testing.assert_frame_equal(warehouse_rows(warehouse_url), before)
+
+    # The half-hourly table holds every region and half-hour exactly as the API sent it.
+    assert_half_hours_as_the_api_sent_them(warehouse_url, emulator.config.seed)
+
+
+def assert_half_hours_as_the_api_sent_them(database_url: str, seed: int) -> None:
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(
+                sqlalchemy.text(
+                    "SELECT regionid, period_start, date_recorded, intensity_forecast,"
+                    f" intensity_index, {', '.join(f'fuel_{f}' for f in FUELS)}"
+                    " FROM carbon_data.carbon_intensity_halfhourly"
+                    " ORDER BY period_start, regionid"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    first, last = dt.date.fromisoformat(FIRST), dt.date.fromisoformat(LAST)
+    starts = [
+        dt.datetime.combine(first, dt.time(), dt.UTC) + i * dt.timedelta(minutes=30)
+        for i in range(((last - first).days + 1) * 48)
+    ]
+    expected = []
+    for start in starts:
+        for region in regional_period_records(start, seed):  # the emulator's own answer
+            shares = {mix["fuel"]: Decimal(str(mix["perc"])) for mix in region["generationmix"]}
+            intensity = region["intensity"]
+            expected.append(
+                (region["regionid"], start, start.date(), intensity["forecast"])
+                + (intensity["index"], *(shares[fuel] for fuel in FUELS))
+            )
+    assert len(stored) == len(expected) == len(starts) * 18
+    assert [tuple(row) for row in stored] == expected

@@ -162,7 +162,7 @@ def test_plain_install_runs_db_init_and_loads_definitions(
     first = run(
         [cli, "db-init", "--database-url", service_database_url], cwd=workdir, timeout=RUN_TIMEOUT
     )
-    assert "Applied 001" in first.stdout, first.stdout
+    assert "Applied 001, 002" in first.stdout, first.stdout
     assert ("001",) in query(
         service_database_url, "SELECT version FROM carbon_data.schema_migrations"
     )

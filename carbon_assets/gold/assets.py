@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, 
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
 
+from carbon_assets.columns import DAILY, arrow_table_schema
 from carbon_assets.gold.rows import GOLD_SCHEMA, gold_batches
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.spark import map_files_in_python, spark_session
@@ -26,7 +27,13 @@ def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DataFrame
     # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
     automation_condition=AutomationCondition.eager(),
     io_manager_key="spark_parquet_io_manager",
-    metadata={"lake_folder": "gold", "csv_export": "gold_carbon_intensity_daily.csv"},
+    metadata={
+        "lake_folder": "gold",
+        "csv_export": "gold_carbon_intensity_daily.csv",
+        "dagster/column_schema": arrow_table_schema(
+            GOLD_SCHEMA, DAILY, key=("regionid", "date_recorded")
+        ),
+    },
     kinds={"pyspark", "parquet", "csv"},
     group_name="carbon_intensity",
 )

@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, 
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
 
+from carbon_assets.columns import DAILY, HALF_HOURLY, arrow_table_schema
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.silver.rows import SILVER_SCHEMA, silver_batches
 from carbon_assets.spark import map_files_in_python, spark_session
@@ -27,7 +28,16 @@ def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
     automation_condition=AutomationCondition.eager(),
     io_manager_key="spark_parquet_io_manager",
-    metadata={"lake_folder": "silver"},
+    metadata={
+        "lake_folder": "silver",
+        "dagster/column_schema": arrow_table_schema(
+            SILVER_SCHEMA,
+            HALF_HOURLY,
+            DAILY,
+            key=("regionid", "timestamp"),
+            aliases={"timestamp": "period_start"},
+        ),
+    },
     kinds={"pyspark", "parquet"},
     group_name="carbon_intensity",
 )

@@ -1,21 +1,33 @@
-"""Warehouse: gold's daily rows loaded into carbon_data.carbon_intensity_daily (PostgreSQL)."""
+"""Warehouse: gold's daily rows and silver's half-hourly rows in PostgreSQL (carbon_data)."""
 
 import datetime as dt
+from collections.abc import Iterator, Mapping
 
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
+    AssetObservation,
     AutomationCondition,
     BackfillPolicy,
     FreshnessPolicy,
+    MetadataValue,
     asset,
 )
 
+from carbon_assets.columns import sql_table_schema
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.partitions import daily_partitions
-from carbon_assets.warehouse.io_manager import WAREHOUSE_TABLE
+from carbon_assets.warehouse.charts import as_markdown_image, gb_fuel_mix, intensity_heatmap
+from carbon_assets.warehouse.tables import DAILY, HALF_HOURLY
 
+WAREHOUSE_TABLE = DAILY.qualified
 FRESH_FOR = dt.timedelta(hours=6)
+# Silver day files are read and loaded this many at a time: memory stays flat over years.
+DAYS_PER_CHUNK = 31
+SILVER_TO_HALF_HOURLY = {"timestamp": "period_start"}
+SILVER_COLUMN_OF = {table: silver for silver, table in SILVER_TO_HALF_HOURLY.items()}
+PREVIEW_COLUMNS = ["regionid", "shortname", "intensity_avg", "index_mode", "fuel_gas", "fuel_wind"]
 
 
 @asset(
@@ -26,7 +38,10 @@ FRESH_FOR = dt.timedelta(hours=6)
     io_manager_key="warehouse_io_manager",
     kinds={"postgres"},
     group_name="carbon_intensity",
-    metadata={"dagster/table_name": WAREHOUSE_TABLE},
+    metadata={
+        "dagster/table_name": DAILY.qualified,
+        "dagster/column_schema": sql_table_schema(DAILY.name, DAILY.key),
+    },
     # The daily refresh runs at 00:30 UTC: a warehouse not loaded by 06:00 shows as overdue.
     freshness_policy=FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=FRESH_FOR),
 )
@@ -36,10 +51,88 @@ def carbon_intensity_daily(
     """Daily carbon intensity per region in PostgreSQL: carbon_data.carbon_intensity_daily.
 
     One row per (regionid, date_recorded), the primary key, with gold's averages as
-    DECIMAL(10,2). Loading is idempotent: within one transaction, rows of the range that are
-    new are inserted, rows whose values changed are updated, identical rows are left alone;
-    the counts of each show in the materialization's metadata.
+    DECIMAL(10,2). A load replaces its range in one transaction: new rows are inserted,
+    changed rows updated, identical rows left alone, rows gold no longer has deleted; the
+    counts show in the materialization's metadata. Each run also records an observation of its
+    last day with a preview of that day's rows and two charts of the range (intensity by region
+    and day, the GB generation mix).
     """
     rows = gold_carbon_intensity_daily[list(GOLD_COLUMNS)]
     context.log.info(f"Loading {len(rows):,} gold rows into {WAREHOUSE_TABLE}")
-    return rows.sort_values(["date_recorded", "regionid"], ignore_index=True)
+    rows = rows.sort_values(["date_recorded", "regionid"], ignore_index=True)
+    if len(rows):
+        # Metadata of a range's materialization is copied onto every day's event; the
+        # pictures are hundreds of kilobytes, so they go once, in an observation of the
+        # range's last day.
+        latest = str(rows["date_recorded"].max())
+        context.log_event(
+            AssetObservation(asset_key=context.asset_key, partition=latest, metadata=pictures(rows))
+        )
+        context.add_output_metadata({"pictures": MetadataValue.text(f"observation of {latest}")})
+    return rows
+
+
+def pictures(daily: pd.DataFrame) -> dict[str, MetadataValue]:
+    """The latest day's rows and the range's two charts, as UI metadata."""
+    latest = daily[daily["date_recorded"] == daily["date_recorded"].max()]
+    preview = latest[PREVIEW_COLUMNS].astype({"intensity_avg": float, "fuel_gas": float})
+    return {
+        "latest_day": MetadataValue.text(str(latest["date_recorded"].iloc[0])),
+        "preview": MetadataValue.md(preview.to_markdown(index=False, floatfmt=".2f")),
+        "intensity_heatmap": MetadataValue.md(
+            as_markdown_image(intensity_heatmap(daily), "Carbon intensity by region and day")
+        ),
+        "gb_fuel_mix": MetadataValue.md(
+            as_markdown_image(gb_fuel_mix(daily), "GB generation mix by day")
+        ),
+    }
+
+
+class SilverDays:
+    """The half-hourly table's rows from silver day files, read DAYS_PER_CHUNK days at a time
+    as the warehouse IO manager iterates (an iterable, not an iterator: Dagster would take a
+    generator returned by an asset for its events)."""
+
+    def __init__(self, day_files: Mapping[str, str]):
+        self.day_files = day_files
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        # Silver keeps the day in its folder name, not in the file.
+        silver_columns = [
+            SILVER_COLUMN_OF.get(c, c) for c in HALF_HOURLY.input_columns if c != "date_recorded"
+        ]
+        days = sorted(self.day_files)
+        for start in range(0, len(days), DAYS_PER_CHUNK):
+            frames = []
+            for day in days[start : start + DAYS_PER_CHUNK]:
+                frame = pq.read_table(self.day_files[day], columns=silver_columns).to_pandas()
+                frames.append(frame.assign(date_recorded=dt.date.fromisoformat(day)))
+            yield pd.concat(frames, ignore_index=True).rename(columns=SILVER_TO_HALF_HOURLY)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    automation_condition=AutomationCondition.eager(),
+    io_manager_key="warehouse_io_manager",
+    kinds={"postgres"},
+    group_name="carbon_intensity",
+    metadata={
+        "dagster/table_name": HALF_HOURLY.qualified,
+        "dagster/column_schema": sql_table_schema(HALF_HOURLY.name, HALF_HOURLY.key),
+    },
+)
+def carbon_intensity_halfhourly(
+    context: AssetExecutionContext, silver_carbon_intensity: dict[str, str]
+) -> SilverDays:
+    """Half-hourly carbon intensity per region in PostgreSQL: carbon_intensity_halfhourly.
+
+    One row per (regionid, period_start), the primary key, with the forecast, the index and
+    the nine fuel shares exactly as the API sent them (NUMERIC, no binary floating point):
+    what diurnal and load-shifting studies need. Loaded from silver's day files a month at a
+    time, with the same idempotent, range-replacing, counted load as the daily table.
+    """
+    context.log.info(
+        f"Loading {len(silver_carbon_intensity):,} silver days into {HALF_HOURLY.qualified}"
+    )
+    return SilverDays(silver_carbon_intensity)

@@ -1,14 +1,22 @@
-"""The warehouse's asset checks, measured in SQL on the table itself."""
+"""The warehouse's asset checks, measured in SQL on the tables themselves."""
 
 import datetime as dt
 
+import pyarrow.parquet as pq
 import sqlalchemy
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSpec, multi_asset_check
 
-from carbon_assets.lake import LakeResource, read_parquet_table
+from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.grid import HALF_HOURS_PER_DAY, REGION_COUNT
+from carbon_assets.lake import LakeResource, day_files, read_parquet_table
 from carbon_assets.partitions import FIRST_FULL_DAY, day_range, listed, scope
-from carbon_assets.warehouse.assets import WAREHOUSE_TABLE, carbon_intensity_daily
+from carbon_assets.warehouse.assets import (
+    WAREHOUSE_TABLE,
+    carbon_intensity_daily,
+    carbon_intensity_halfhourly,
+)
 from carbon_assets.warehouse.resource import WarehouseDatabase
+from carbon_assets.warehouse.tables import HALF_HOURLY
 
 WAREHOUSE_UNIQUE_KEY = "warehouse_unique_region_date"
 WAREHOUSE_ROWS_MATCH_GOLD = "warehouse_rows_match_gold"
@@ -105,6 +113,100 @@ def warehouse_checks(
             metadata={
                 "scope": scope(date_range),
                 "table": WAREHOUSE_TABLE,
+                "failing_dates": listed(failing),
+            },
+        )
+
+
+# --- the half-hourly table ---------------------------------------------------------------
+
+HALF_HOURLY_UNIQUE_KEY = "halfhourly_unique_region_half_hour"
+HALF_HOURLY_COMPLETE_DAYS = "halfhourly_complete_days_have_864_rows"
+HALF_HOURLY_ROWS_MATCH_SILVER = "halfhourly_rows_match_silver"
+ROWS_PER_COMPLETE_DAY = HALF_HOURS_PER_DAY * REGION_COUNT
+
+HALF_HOURLY_CHECK_DESCRIPTIONS = {
+    HALF_HOURLY_UNIQUE_KEY: (
+        "(regionid, period_start) is unique, counted in SQL. A failure means a half-hour is "
+        "counted twice on the listed dates."
+    ),
+    HALF_HOURLY_COMPLETE_DAYS: (
+        f"Days complete in bronze have {ROWS_PER_COMPLETE_DAY} rows (48 half-hours x 18 regions). "
+        "A failure means half-hours were lost on the way to PostgreSQL on the listed dates."
+    ),
+    HALF_HOURLY_ROWS_MATCH_SILVER: (
+        "The table has as many rows per date as silver. A failure means the load missed or kept "
+        "extra rows: the listed dates in PostgreSQL differ from the lake."
+    ),
+}
+SQL_HALF_HOURLY_DUPLICATED_DATES = f"""
+    SELECT DISTINCT date_recorded FROM (
+        SELECT date_recorded FROM {HALF_HOURLY.qualified}
+        WHERE date_recorded BETWEEN :first AND :last
+        GROUP BY regionid, period_start, date_recorded HAVING count(*) > 1) AS duplicated"""
+SQL_HALF_HOURLY_ROWS_PER_DATE = f"""
+    SELECT date_recorded, count(*) FROM {HALF_HOURLY.qualified}
+    WHERE date_recorded BETWEEN :first AND :last GROUP BY date_recorded"""
+
+
+def halfhourly_problems(
+    connection: sqlalchemy.Connection,
+    silver_rows_per_date: dict[str, int],
+    complete_days: set[str],
+    first: dt.date,
+    last: dt.date,
+) -> dict[str, list[str]]:
+    """For each half-hourly check, the failing dates in [first, last]."""
+    window = {"first": first, "last": last}
+    duplicated = connection.execute(sqlalchemy.text(SQL_HALF_HOURLY_DUPLICATED_DATES), window)
+    stored = {
+        str(d): n
+        for d, n in connection.execute(sqlalchemy.text(SQL_HALF_HOURLY_ROWS_PER_DATE), window)
+    }
+    return {
+        HALF_HOURLY_UNIQUE_KEY: sorted(str(row[0]) for row in duplicated),
+        HALF_HOURLY_COMPLETE_DAYS: sorted(
+            d for d in complete_days if stored.get(d, 0) != ROWS_PER_COMPLETE_DAY
+        ),
+        HALF_HOURLY_ROWS_MATCH_SILVER: sorted(
+            d
+            for d in set(stored) | set(silver_rows_per_date)
+            if stored.get(d, 0) != silver_rows_per_date.get(d, 0)
+        ),
+    }
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(name, asset=carbon_intensity_halfhourly, description=description)
+        for name, description in HALF_HOURLY_CHECK_DESCRIPTIONS.items()
+    ],
+)
+def halfhourly_checks(
+    context: AssetCheckExecutionContext, lake: LakeResource, warehouse: WarehouseDatabase
+):
+    date_range = day_range(context)
+    # Row counts from the Parquet footers: the checks read no rows of silver.
+    silver_rows_per_date = {
+        day: pq.ParquetFile(path).metadata.num_rows
+        for day, path in day_files(lake.silver_dir, date_range).items()
+    }
+    bronze = BronzeStore(lake.bronze_dir)
+    complete_days = {
+        day for day in silver_rows_per_date if bronze.is_complete(dt.date.fromisoformat(day))
+    }
+    first, last = (
+        (date_range.first, date_range.last) if date_range else (FIRST_FULL_DAY, dt.date.max)
+    )
+    with warehouse.engine().connect() as connection:
+        problems = halfhourly_problems(connection, silver_rows_per_date, complete_days, first, last)
+    for name, failing in problems.items():
+        yield AssetCheckResult(
+            check_name=name,
+            passed=not failing,
+            metadata={
+                "scope": scope(date_range),
+                "table": HALF_HOURLY.qualified,
                 "failing_dates": listed(failing),
             },
         )

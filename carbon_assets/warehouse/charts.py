@@ -1,0 +1,87 @@
+"""Pictures of the daily table for the Dagster UI and the README: PNG bytes, no display needed.
+
+- a heatmap of intensity_avg, one row per region and one column per day;
+- the GB-wide generation mix over the days (region 18), as stacked shares.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pandas as pd
+
+# Figure without pyplot: no global state and no display backend, safe in any thread.
+from matplotlib.figure import Figure
+
+from carbon_assets.grid import FUEL_COLUMNS, FUELS, REGIONS
+
+GB = 18
+# Fossil fuels warm, low-carbon ones cool, imports and other in greys.
+FUEL_COLOURS = {
+    "biomass": "#8c6d31",
+    "coal": "#3b3b3b",
+    "imports": "#9e9e9e",
+    "gas": "#e6550d",
+    "nuclear": "#756bb1",
+    "other": "#c7c7c7",
+    "hydro": "#3182bd",
+    "solar": "#fdd835",
+    "wind": "#31a354",
+}
+DPI = 80
+WEEKLY_BEYOND_DAYS = 366
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def intensity_heatmap(daily: pd.DataFrame) -> bytes:
+    """Regions x days of intensity_avg (gCO2/kWh): where and when the grid was clean."""
+    grid = daily.pivot_table(
+        index="regionid", columns="date_recorded", values="intensity_avg", aggfunc="first"
+    ).astype(float)
+    names = {regionid: shortname for regionid, _, shortname in REGIONS}
+    figure = Figure(figsize=(10, 5))
+    axes = figure.subplots()
+    image = axes.imshow(grid.to_numpy(), aspect="auto", cmap="RdYlGn_r", interpolation="nearest")
+    axes.set_yticks(range(len(grid.index)), [names.get(r, str(r)) for r in grid.index], fontsize=8)
+    days = list(grid.columns)
+    step = max(1, len(days) // 10)
+    axes.set_xticks(range(0, len(days), step), [str(d) for d in days[::step]], rotation=45)
+    axes.set_title(f"Carbon intensity by region and day, {days[0]} to {days[-1]}")
+    figure.colorbar(image, ax=axes, label="intensity_avg, gCO2/kWh")
+    return _png(figure)
+
+
+def gb_fuel_mix(daily: pd.DataFrame) -> bytes:
+    """The GB-wide generation mix (region 18) over the days, as stacked percentages."""
+    gb = daily[daily["regionid"] == GB]
+    shares = gb[list(FUEL_COLUMNS)].astype(float).fillna(0.0)
+    shares.index = pd.to_datetime(gb["date_recorded"])
+    shares = shares.sort_index()
+    if len(shares) > WEEKLY_BEYOND_DAYS:  # weekly means keep a long range readable and small
+        shares = shares.resample("W").mean()
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots()
+    axes.stackplot(
+        shares.index,
+        *(shares[column] for column in FUEL_COLUMNS),
+        labels=list(FUELS),
+        colors=[FUEL_COLOURS[fuel] for fuel in FUELS],
+    )
+    axes.set_ylim(0, 100)
+    axes.set_ylabel("share of generation, %")
+    step = "week" if len(shares) < len(gb) else "day"
+    axes.set_title(f"GB generation mix by {step}")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
+def as_markdown_image(png: bytes, alt: str) -> str:
+    """A Markdown image the Dagster UI shows inline (the PNG travels in the metadata)."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -1,0 +1,278 @@
+"""Loading a range of days into a warehouse table: idempotent, all-or-nothing, range-replacing.
+
+In ONE transaction a load COPYs the rows into a temporary staging table, counts which are new,
+changed or unchanged, upserts them with `INSERT ... ON CONFLICT DO UPDATE ... WHERE values
+differ`, and deletes the range's rows whose key the input no longer has. Staging first means a
+single fast COPY instead of thousands of INSERTs, and lets PostgreSQL compare the rows in bulk;
+doing it all in one transaction means a failure anywhere (a CHECK violation in row 15,000, a
+lost connection) leaves the table exactly as it was, and readers never see a half-loaded range.
+The same code loads every table (tables.py says what differs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+import psycopg2
+import sqlalchemy
+from psycopg2 import sql
+
+from carbon_assets.partitions import DayRange
+from carbon_assets.warehouse.tables import AUDIT_COLUMNS, SCHEMA, WarehouseTable
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    """What one load did."""
+
+    rows_in_range: int  # input rows after removing duplicates
+    duplicates_removed: int
+    skipped_unchanged: int
+    updated: int
+    inserted: int
+    deleted: int  # rows of the range whose key the input no longer has
+    rows_in_table: int  # rows of the range in the table after the load
+
+
+def prepare_rows(df: pd.DataFrame, table: WarehouseTable) -> pd.DataFrame:
+    """Rows ready for COPY: exactly the table's input columns, whole numbers as integers,
+    dates as YYYY-MM-DD and moments as ISO text in UTC. Decimals and floats are left as they
+    are: a DECIMAL(10,2) column rounds them half away from zero (= ROUND_HALF_UP) as they are
+    read, and floats are written in their shortest round-trip form (so 2.675 is 2.68, as
+    Decimal(str(2.675)) would be, and a share the API sent as 12.3 stays 12.3 in NUMERIC).
+    Raises ValueError on missing or unexpected columns."""
+    wanted = table.input_columns
+    missing = [c for c in wanted if c not in df.columns]
+    unexpected = [c for c in df.columns if c not in wanted and c not in AUDIT_COLUMNS]
+    if missing or unexpected:
+        raise ValueError(
+            f"Rows for {table.qualified} must have the columns {list(wanted)}; "
+            f"missing {missing}, unexpected {unexpected}"
+        )
+    rows = df.loc[:, list(wanted)].reset_index(drop=True)
+    for column in (*table.whole_numbers, *table.whole_numbers_or_null):
+        required = column in table.whole_numbers
+        try:
+            rows[column] = rows[column].astype("int64" if required else "Int64")
+        except (TypeError, ValueError) as error:
+            nulls = " without nulls" if required else ""
+            raise ValueError(f"{column} must be whole numbers{nulls}: {error}") from None
+    days = pd.to_datetime(rows[table.day_column])
+    if days.isna().any():
+        raise ValueError(f"{table.day_column} must not be null")
+    if (days != days.dt.normalize()).any():
+        raise ValueError(f"{table.day_column} must be dates, not timestamps with a time of day")
+    rows[table.day_column] = days.dt.strftime("%Y-%m-%d")
+    for column in table.moments:
+        rows[column] = pd.to_datetime(rows[column], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    return rows
+
+
+def check_range(rows: pd.DataFrame, days: DayRange, table: WarehouseTable) -> None:
+    """Raise ValueError if any row's day (YYYY-MM-DD text) is outside `days`."""
+    start, end = days.first.isoformat(), days.last.isoformat()
+    day = rows[table.day_column]
+    outside = rows[(day < start) | (day > end)]
+    if len(outside):
+        examples = ", ".join(
+            f"{day} region {region}"
+            for day, region in outside[[table.day_column, "regionid"]]
+            .head(3)
+            .itertuples(index=False)
+        )
+        raise ValueError(
+            f"{len(outside):,} input rows are outside the partition range {start}...{end} "
+            f"(e.g. {examples}); the asset must return only rows of the partitions it materializes"
+        )
+
+
+def remove_duplicates(rows: pd.DataFrame, table: WarehouseTable) -> tuple[pd.DataFrame, int]:
+    """Keep the last row of each key; return the rows and how many went."""
+    duplicated = rows.duplicated(list(table.key), keep="last")
+    count = int(duplicated.sum())
+    return (rows[~duplicated].reset_index(drop=True) if count else rows), count
+
+
+def csv_buffer(rows: pd.DataFrame) -> io.StringIO:
+    """`rows` as CSV text for COPY ... (FORMAT csv): nulls (None, NaN, NA) as empty fields,
+    floats in their shortest round-trip form, Decimals as written. Python's csv module over
+    plain lists is about twice as fast as DataFrame.to_csv with Decimal objects."""
+    columns = []
+    for name in rows.columns:
+        values = rows[name]
+        if values.dtype == object or values.dtype.kind == "f" or values.hasnans:
+            values = values.astype(object).where(values.notna(), None)
+        columns.append(values.tolist())
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(zip(*columns))
+    buffer.seek(0)
+    return buffer
+
+
+def describe(error: BaseException) -> str:
+    """'ErrorType: message' of the database's own error rather than SQLAlchemy's wrapper (which
+    appends the whole statement)."""
+    # When the connection dies inside the transaction, leaving engine.begin() tries a rollback
+    # that fails with "connection already closed"; report the error that says what happened.
+    while (
+        isinstance(error, (sqlalchemy.exc.InterfaceError, psycopg2.InterfaceError))
+        and error.__context__ is not None
+    ):
+        error = error.__context__
+
+    original = (
+        getattr(error, "orig", None) if isinstance(error, sqlalchemy.exc.DBAPIError) else None
+    )
+    shown = original if original is not None else error
+    return f"{type(shown).__name__}: {str(shown).strip()}"
+
+
+def load_range(
+    engine: sqlalchemy.Engine, table: WarehouseTable, chunks: Iterable[pd.DataFrame], days: DayRange
+) -> LoadCounts:
+    """Replace the rows of `days` in `table` with those of `chunks` (DataFrames of whole days,
+    each prepared and checked here), counting what changed, in one transaction."""
+    target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
+    values = table.value_columns
+
+    def listed(alias: str, names: tuple[str, ...]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(alias, name) for name in names)
+
+    def same_key(left: str, right: str) -> sql.Composable:
+        return sql.SQL(" AND ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(left, c), sql.Identifier(right, c))
+            for c in table.key
+        )
+
+    first_key = sql.Identifier(table.key[0])
+    with engine.begin() as connection:
+        cursor = connection.connection.cursor()
+        # Concurrent loads of this table queue up here, so the counts below stay exact.
+        # SHARE ROW EXCLUSIVE conflicts with writers (and itself) but not with readers.
+        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+        # Staging columns copy the target's types (DECIMAL(10,2), SMALLINT...) but not its
+        # constraints, so a bad value fails on the target, naming the target's CHECK. Region
+        # names ride along for dim_region when the table does not hold them.
+        extra = [c for c in table.input_columns if c not in table.columns]
+        cursor.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE carbon_staging ON COMMIT DROP"
+                " AS SELECT {}{} FROM {} WITH NO DATA"
+            ).format(
+                columns,
+                sql.SQL("").join(
+                    sql.SQL(", NULL::text AS {}").format(sql.Identifier(c)) for c in extra
+                ),
+                target,
+            )
+        )
+        copy = sql.SQL("COPY carbon_staging ({}) FROM STDIN WITH (FORMAT csv)").format(
+            sql.SQL(", ").join(map(sql.Identifier, table.input_columns))
+        )
+        staged = duplicates = 0
+        for chunk in chunks:
+            rows = prepare_rows(chunk, table)
+            check_range(rows, days, table)
+            rows, removed = remove_duplicates(rows, table)
+            cursor.copy_expert(copy.as_string(cursor), csv_buffer(rows))
+            staged, duplicates = staged + len(rows), duplicates + removed
+        cursor.execute(
+            sql.SQL(
+                "SELECT count(*) FILTER (WHERE t.{} IS NULL),"
+                " count(*) FILTER (WHERE t.{} IS NOT NULL AND ({}) IS DISTINCT FROM ({}))"
+                " FROM carbon_staging s LEFT JOIN {} t ON {}"
+            ).format(
+                first_key,
+                first_key,
+                listed("s", values),
+                listed("t", values),
+                target,
+                same_key("t", "s"),
+            )
+        )
+        inserted, updated = cursor.fetchone()
+
+        # Regions first, so the foreign key holds for new regions' rows.
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO carbon_data.dim_region (regionid, shortname, dno, updated_at)"
+                " SELECT DISTINCT ON (regionid) regionid, shortname, dno, now()"
+                " FROM carbon_staging ORDER BY regionid, {} DESC"
+                " ON CONFLICT (regionid) DO NOTHING"
+            ).format(sql.Identifier(table.day_column))
+        )
+        if inserted or updated:  # an idempotent re-run writes nothing at all
+            # Only new and changed rows go in (the SELECT's WHERE), so a re-run with a few
+            # changes touches a few rows; ON CONFLICT ... WHERE keeps unchanged rows (and
+            # their updated_at) untouched even so.
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} AS t ({}) SELECT {} FROM carbon_staging s LEFT JOIN {} c ON {}"
+                    " WHERE c.{} IS NULL OR ({}) IS DISTINCT FROM ({})"
+                    " ON CONFLICT ({}) DO UPDATE SET {}, updated_at = now()"
+                    " WHERE ({}) IS DISTINCT FROM ({})"
+                ).format(
+                    target,
+                    columns,
+                    listed("s", table.columns),
+                    target,
+                    same_key("c", "s"),
+                    first_key,
+                    listed("s", values),
+                    listed("c", values),
+                    sql.SQL(", ").join(map(sql.Identifier, table.key)),
+                    sql.SQL(", ").join(
+                        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+                        for c in values
+                    ),
+                    listed("t", values),
+                    listed("excluded", values),
+                )
+            )
+        # The range holds exactly the input's rows afterwards: a key that vanished upstream
+        # (a region the API stopped sending for a day, a day re-fetched with fewer rows)
+        # goes too, in the same transaction as the upsert.
+        cursor.execute(
+            sql.SQL(
+                "DELETE FROM {} t WHERE t.{} BETWEEN %s AND %s"
+                " AND NOT EXISTS (SELECT 1 FROM carbon_staging s WHERE {})"
+            ).format(target, sql.Identifier(table.day_column), same_key("s", "t")),
+            (days.first, days.last),
+        )
+        deleted = cursor.rowcount
+        if table.holds_region_names:
+            # Region names follow each region's latest day in the table (loading an old range
+            # must not bring back a name the region has since dropped).
+            cursor.execute(
+                sql.SQL(
+                    "UPDATE carbon_data.dim_region d"
+                    " SET shortname = l.shortname, dno = l.dno, updated_at = now()"
+                    " FROM (SELECT DISTINCT regionid FROM carbon_staging) r"
+                    " CROSS JOIN LATERAL (SELECT t.shortname, t.dno FROM {} t"
+                    "  WHERE t.regionid = r.regionid ORDER BY t.{} DESC LIMIT 1) l"
+                    " WHERE d.regionid = r.regionid"
+                    " AND (d.shortname, d.dno) IS DISTINCT FROM (l.shortname, l.dno)"
+                ).format(target, sql.Identifier(table.day_column))
+            )
+        cursor.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {} BETWEEN %s AND %s").format(
+                target, sql.Identifier(table.day_column)
+            ),
+            (days.first, days.last),
+        )
+        (rows_in_table,) = cursor.fetchone()
+
+    return LoadCounts(
+        rows_in_range=staged,
+        duplicates_removed=duplicates,
+        skipped_unchanged=staged - inserted - updated,
+        updated=updated,
+        inserted=inserted,
+        deleted=deleted,
+        rows_in_table=rows_in_table,
+    )
