@@ -2,7 +2,7 @@
 
 `dagster dev` (webserver, daemon, code server) runs as a subprocess on a free port, with the
 instance on a fresh database of the embedded PostgreSQL and the repository's dagster.yaml and
-workspace.yaml. A 3-day backfill of all four assets (one run: BackfillPolicy.single_run) goes
+workspace.yaml. A 3-day backfill of all five assets (one run: BackfillPolicy.single_run) goes
 through GraphQL against the API emulator; then Chromium (Debian's `chromium`, installed by
 scripts/install-browser.sh) opens the asset graph, each asset's partitions view and the checks
 views, and the test asserts what a person would look for there. Screenshots and the
@@ -48,6 +48,7 @@ ASSET_KEYS = [
     "silver_carbon_intensity",
     "gold_carbon_intensity_daily",
     "carbon_intensity_daily",
+    "carbon_intensity_halfhourly",
 ]
 PARTITIONS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 # Every check the definitions declare, by asset: all of them must show as passed.
@@ -56,7 +57,7 @@ for _checks in ALL_CHECKS:
     for _spec in _checks.check_specs:
         CHECKS.setdefault(_spec.asset_key.to_user_string(), []).append(_spec.name)
 
-STARTUP_TIMEOUT = 120  # s until the webserver answers with the four assets
+STARTUP_TIMEOUT = 120  # s until the webserver answers with the five assets
 BACKFILL_TIMEOUT = 300  # s for the backfill (its daemon ticks every 30 s) and its one run
 UI_TIMEOUT = 30_000  # ms for anything to show up in the browser
 
@@ -125,7 +126,7 @@ class Backfilled:
 
 @pytest.fixture(scope="module")
 def dagster_ui(chromium_path, emulator, embedded_dir, output_dir):
-    """`dagster dev` on a free port after a successful 3-day backfill of all four assets.
+    """`dagster dev` on a free port after a successful 3-day backfill of all five assets.
 
     Depends on chromium_path so that a machine without a browser skips before the slow part.
     Its DAGSTER_HOME and lake live in a temp dir of their own, not under pytest's basetemp,
@@ -221,7 +222,7 @@ def open_page(page, dagster_ui: Backfilled, path: str) -> None:
 # --- what a person would look for ---------------------------------------------------------
 
 
-def test_asset_graph_shows_the_four_assets_and_passing_checks(page, dagster_ui, output_dir):
+def test_asset_graph_shows_the_assets_and_passing_checks(page, dagster_ui, output_dir):
     from playwright.sync_api import expect
 
     open_page(page, dagster_ui, f"/asset-groups/{GROUP}")
@@ -277,6 +278,56 @@ def test_checks_view_shows_every_check_passed(page, dagster_ui, output_dir, key)
     expect(page.get_by_text("Evaluation result", exact=True)).to_be_visible()
     expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
     screenshot(page, output_dir, f"03-checks-{key}")
+
+
+# A column of each tabular asset and the words its Columns section must show for it.
+DESCRIBED = {
+    "silver_carbon_intensity": ("missing_fuels", "Known fuels the API left out"),
+    "gold_carbon_intensity_daily": ("half_hours", "Number of half-hour periods"),
+    "carbon_intensity_daily": ("index_mode", "ties go to the higher-carbon label"),
+    "carbon_intensity_halfhourly": ("period_start", "UTC start of the half-hour period"),
+}
+
+
+@pytest.mark.parametrize("key", list(DESCRIBED))
+def test_the_columns_are_explained_before_anyone_asks(page, dagster_ui, output_dir, key):
+    from playwright.sync_api import expect
+
+    column, words = DESCRIBED[key]
+    open_page(page, dagster_ui, f"/assets/{key}")
+    expect(page.get_by_text(column, exact=True).first).to_be_visible()
+    expect(page.get_by_text(re.compile(re.escape(words))).first).to_be_visible()
+    screenshot(page, output_dir, f"05-columns-{key}")
+
+
+def test_the_warehouse_run_shows_a_preview_and_two_charts(page, dagster_ui, output_dir):
+    from playwright.sync_api import expect
+
+    open_page(page, dagster_ui, "/assets/carbon_intensity_daily?view=events")
+    # The run's observation of its last day sits beside that day's materialization.
+    last_day = page.get_by_text(PARTITIONS[-1], exact=True)
+    expect(last_day.first).to_be_visible()
+    for index in range(last_day.count()):
+        last_day.nth(index).click()
+        if page.get_by_text("intensity_heatmap", exact=True).count():
+            break
+    expect(page.get_by_text("intensity_heatmap", exact=True).first).to_be_visible()
+    screenshot(page, output_dir, "06-warehouse-observation")
+    shown = {
+        "preview": page.get_by_role("dialog").get_by_text("North Scotland"),
+        "intensity_heatmap": page.locator('img[alt="Carbon intensity by region and day"]'),
+        "gb_fuel_mix": page.locator('img[alt="GB generation mix by day"]'),
+    }
+    for name, content in shown.items():
+        row = page.locator("tr").filter(has=page.get_by_text(name, exact=True)).first
+        row.get_by_text("[Show Markdown]").click()  # Markdown metadata opens in a dialog
+        expect(content.first).to_be_visible()
+        if name != "preview":  # a real picture, not a broken image
+            assert content.first.evaluate("img => img.naturalWidth") > 300, name
+        page.wait_for_timeout(500)
+        screenshot(page, output_dir, f"06-{name}")
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("dialog")).to_have_count(0)
 
 
 def test_backfill_completed(page, dagster_ui, output_dir):

@@ -12,6 +12,7 @@ import io
 import pandas as pd
 
 # Figure without pyplot: no global state and no display backend, safe in any thread.
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from carbon_assets.grid import FUEL_COLUMNS, FUELS, REGIONS
@@ -78,7 +79,9 @@ def gb_fuel_mix(daily: pd.DataFrame) -> bytes:
     step = "week" if len(shares) < len(gb) else "day"
     axes.set_title(f"GB generation mix by {step}")
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    figure.autofmt_xdate()
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     return _png(figure)
 
 

@@ -1,0 +1,86 @@
+"""Every query of the README's "Query the data" runs against the demo's month and answers.
+
+The demo's data is made the way `make demo` makes it (all assets for January 2024 from the
+emulator with the demo's seed); the PostgreSQL queries run on the warehouse, the DuckDB ones
+over the lake, with `data/` pointing at it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pytest
+import sqlalchemy
+
+from carbon_assets.definitions import build_resources
+from carbon_assets.emulator import EmulatorConfig, start_emulator
+from carbon_assets_tests.helpers import REPO, materialize_range
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+DEMO_SEED, FIRST, LAST = 42, "2024-01-01", "2024-01-31"
+# What each query answers for the demo's month: (rows, a column that must be there).
+EXPECTED = [(31, "intensity_avg"), (18, "mean_intensity"), (1, "wind")]
+
+
+def readme_queries() -> dict[str, list[str]]:
+    """{"PostgreSQL": [sql, ...], "DuckDB": [...]} from the README's "Query the data"."""
+    section = (REPO / "README.md").read_text().split("## Query the data", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    postgres, duck = section.split("### DuckDB", 1)
+    blocks = re.compile(r"```sql\n(.*?)```", re.DOTALL)
+    return {"PostgreSQL": blocks.findall(postgres), "DuckDB": blocks.findall(duck)}
+
+
+@pytest.fixture(scope="module")
+def demo_month(tmp_path_factory, spark):
+    """The demo's lake and warehouse: (data dir, warehouse URL)."""
+    from carbon_assets_tests.postgres_helpers import create_database, drop_database
+
+    name, url = create_database("service", None)
+    data_dir = tmp_path_factory.mktemp("demo") / "data"
+    with start_emulator(EmulatorConfig(seed=DEMO_SEED)) as emulator:
+        resources = build_resources(str(data_dir), emulator.base_url, url)
+        materialize_range(resources, FIRST, LAST, raise_on_error=True)
+    yield data_dir, url
+    drop_database("service", None, name)
+
+
+def test_the_readme_has_three_queries_for_each_engine():
+    queries = readme_queries()
+    assert [len(queries["PostgreSQL"]), len(queries["DuckDB"])] == [3, 3]
+
+
+@pytest.mark.parametrize("number", range(3))
+def test_the_postgresql_query_answers(demo_month, number):
+    _, url = demo_month
+    query = readme_queries()["PostgreSQL"][number]
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            result = connection.exec_driver_sql(query)
+            columns, rows = list(result.keys()), result.all()
+    finally:
+        engine.dispose()
+    count, column = EXPECTED[number]
+    assert len(rows) == count and column in columns, (columns, rows[:3])
+
+
+@pytest.mark.parametrize("number", range(3))
+def test_the_duckdb_query_answers_the_same_over_the_lake(demo_month, number):
+    data_dir, url = demo_month
+    query = readme_queries()["DuckDB"][number].replace("'data/", f"'{data_dir}/")
+    answer = duckdb.sql(query)
+    columns, rows = answer.columns, answer.fetchall()
+    count, column = EXPECTED[number]
+    assert len(rows) == count and column in columns, (columns, rows[:3])
+    if number == 1:  # the greenest hours agree with PostgreSQL's, region by region
+        postgres = readme_queries()["PostgreSQL"][1]
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                expected = [row[1] for row in connection.exec_driver_sql(postgres)]
+        finally:
+            engine.dispose()
+        assert [row[1] for row in rows] == expected
