@@ -129,7 +129,7 @@ def test_mask_secrets_keeps_words_that_merely_contain_the_password() -> None:
 def test_sqlalchemy_url_makes_psycopg2_explicit_and_refuses_other_drivers() -> None:
     assert sqlalchemy_url("postgresql://u@h/db").startswith("postgresql+psycopg2://")
     assert sqlalchemy_url("postgres://u@h/db").startswith("postgresql+psycopg2://")
-    with pytest.raises(ValueError, match="Unsupported database URL scheme") as raised:
+    with pytest.raises(ValueError, match="uses the scheme .mysql.") as raised:
         sqlalchemy_url("mysql://u:hunter2@h/db")
     assert "hunter2" not in str(raised.value)
 
