@@ -415,7 +415,7 @@ def test_a_data_dir_too_long_for_a_unix_socket_still_gets_a_working_url() -> Non
         url = embedded_database_url(data_dir, "carbon", driver=None)
         socket_dir = Path(url.split("?host=", 1)[1])
         assert len(str(data_dir / "postgres" / ".s.PGSQL.5432")) > 107
-        assert not str(socket_dir).startswith(str(data_dir))  # pgserver moved it somewhere short
+        assert not str(socket_dir).startswith(str(data_dir))  # moved to a short private folder
         assert query(url, "SELECT current_database()") == [("carbon",)]
     finally:
         discard_server(data_dir)
