@@ -39,7 +39,11 @@ from carbon_assets.emulator import EmulatorConfig, regional_period_records, star
 from carbon_assets.gold.checks import GOLD_REGIONS_PER_DATE
 from carbon_assets.lake import read_parquet_table
 from carbon_assets.partitions import DayRange
-from carbon_assets.silver.checks import SILVER_INTENSITY_NON_NEGATIVE, SILVER_NO_UNKNOWN_FUELS
+from carbon_assets.silver.checks import (
+    SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_KNOWN_REGIONS,
+    SILVER_NO_UNKNOWN_FUELS,
+)
 from carbon_assets.warehouse.resource import dispose_engines
 from carbon_assets_tests.faults.common import (
     REPO,
@@ -275,6 +279,55 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
             "(second copy: forecast +7, 2 points of mix moved)",
             "bronze keeps both copies (49 periods); silver keeps the later one, 48 x 18 rows; "
             "silver_unique_region_half_hours and every other check pass; gold half_hours = 48",
+            "0",
+        )
+    )
+
+
+def test_an_unknown_region_is_refused_by_a_blocking_check_and_never_reaches_the_warehouse(
+    stored,
+):
+    """Region 19 'Atlantis' in every half-hour of NEW_DAY (the other days are clean)."""
+    config = EmulatorConfig(seed=SEED, unknown_region_dates={dt.date(2024, 3, 4)})
+    with start_emulator(config) as emulator:
+        result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY_2)
+    found = check_results(result)
+    check = found[SILVER_KNOWN_REGIONS]
+    assert not check.passed and failing_dates(check) == [NEW_DAY]
+    assert check.metadata["unknown_regions_by_date"].value == {NEW_DAY: ["19 (Atlantis)"]}
+    assert check.metadata["failing_rows"].value == 48
+    assert check.description == f"Regions the API does not have: {NEW_DAY}: 19 (Atlantis)"
+    # Blocking: the run stops before gold, for every day of the range.
+    assert not result.success
+    assert materialized_assets(result) == {"bronze_carbon_intensity", "silver_carbon_intensity"}
+    assert stored.layer_unchanged("gold")
+    assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
+    assert set(silver_rows(stored.data_dir, NEW_DAY)["regionid"]) == set(range(1, 20))  # kept
+
+    # The operator decides to load the range anyway: gold keeps the 18 regions only.
+    again = materialize_range(
+        stored.resources(),
+        BASE_FIRST,
+        NEW_DAY_2,
+        selection=["gold_carbon_intensity_daily", "carbon_intensity_daily"],
+    )
+    assert again.success, step_failures(again)
+    assert all(check.passed for check in check_results(again).values())
+    dump = warehouse_dump(stored.url)
+    regions = {row[0] for row in dump["carbon_intensity_daily"]}
+    assert regions == set(range(1, 19)) and len(dump["carbon_intensity_daily"]) == 5 * 18
+    assert [row[0] for row in dump["dim_region"]] == list(range(1, 19))
+    assert stored.warehouse_lost() == 0
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a region the API does not have",
+            "emulator unknown_region_dates={2024-03-04}: region 19 'Atlantis' in every "
+            "half-hour of the day",
+            "bronze and silver keep it; blocking silver_known_regions fails naming "
+            '{"2024-03-04": ["19 (Atlantis)"]} (48 rows); gold and the warehouse are not '
+            "materialized for any day of the range; run fails. Gold and the warehouse "
+            "materialized afterwards on their own load the 5 days with the 18 regions only: "
+            "no region 19 in carbon_intensity_daily or dim_region",
             "0",
         )
     )

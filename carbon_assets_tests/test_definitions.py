@@ -13,6 +13,7 @@ from carbon_assets.gold import checks as gold_checks
 from carbon_assets.silver import checks as silver_checks
 from carbon_assets.silver.checks import (
     SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_KNOWN_REGIONS,
     SILVER_NO_UNKNOWN_FUELS,
     SILVER_UNIQUE_HALF_HOURS,
 )
@@ -53,10 +54,11 @@ def test_every_check_is_registered_with_a_description():
         and key != "WAREHOUSE_TABLE"
         and isinstance(value, str)
     }
-    assert names == constants and len(names) == 13
+    assert names == constants and len(names) == 14
     assert all(spec.description for spec in specs)
     assert {s.name for s in specs if s.blocking} == {
         SILVER_UNIQUE_HALF_HOURS,
+        SILVER_KNOWN_REGIONS,
         SILVER_NO_UNKNOWN_FUELS,
         SILVER_INTENSITY_NON_NEGATIVE,
     }
