@@ -29,7 +29,7 @@ import pandas as pd
 import pydantic
 import pytest
 
-from carbon_assets.bronze.checks import BRONZE_DAYS_COMPLETE
+from carbon_assets.bronze.checks import BRONZE_DAYS_COMPLETE, BRONZE_RECORDS_ON_GRID
 from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.day_assembly import whole_days
 from carbon_assets.bronze.request_plan import RANGE_TOO_LONG_MESSAGE, plan_requests
@@ -328,6 +328,48 @@ def test_an_unknown_region_is_refused_by_a_blocking_check_and_never_reaches_the_
             "materialized for any day of the range; run fails. Gold and the warehouse "
             "materialized afterwards on their own load the 5 days with the 18 regions only: "
             "no region 19 in carbon_intensity_daily or dim_region",
+            "0",
+        )
+    )
+
+
+OFF_GRID = dt.datetime(2024, 3, 4, 9, 15, tzinfo=dt.UTC)
+
+
+def test_a_record_off_the_half_hour_grid_is_kept_in_bronze_and_flagged(stored):
+    with start_emulator(EmulatorConfig(seed=SEED, off_grid_periods={OFF_GRID})) as emulator:
+        result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY)
+    assert result.success, step_failures(result)  # a warning: the run carries on
+    found = check_results(result)
+    check = found[BRONZE_RECORDS_ON_GRID]
+    assert not check.passed and failing_dates(check) == [NEW_DAY]
+    assert check.metadata["off_grid_starts_by_date"].value == {NEW_DAY: ["2024-03-04T09:15Z"]}
+    assert check.description == f"Records off the half-hour grid: {NEW_DAY}: 2024-03-04T09:15Z"
+    assert {name for name, c in found.items() if not c.passed} == {BRONZE_RECORDS_ON_GRID}
+
+    document = BronzeStore(stored.data_dir / "bronze").read(dt.date(2024, 3, 4))
+    records = [r for s in document["sources"] for r in s["data"]]
+    (kept,) = [r for r in records if r["from"] == "2024-03-04T09:15Z"]  # as the API sent it
+    assert kept["to"] == "2024-03-04T09:45Z"
+    assert kept["regions"] == regional_period_records(OFF_GRID.replace(minute=0), SEED)
+    assert len(records) == 49 and document["complete"]
+
+    silver = silver_rows(stored.data_dir, NEW_DAY)
+    assert len(silver) == 48 * 18
+    assert not (pd.to_datetime(silver["timestamp"], utc=True).dt.minute % 30).any()
+    gold = read_parquet_table(
+        stored.data_dir / "gold", DayRange(dt.date(2024, 3, 4), dt.date(2024, 3, 4))
+    )
+    assert set(gold["half_hours"]) == {48} and len(gold) == 18
+    assert stored.warehouse_lost() == 0
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a record off the half-hour grid",
+            "emulator off_grid_periods={2024-03-04T09:15Z} (an extra record 09:15-09:45)",
+            "bronze keeps it as sent (49 records, off_grid_starts in the file); "
+            "bronze_records_on_half_hour_grid fails (warning) naming 2024-03-04: "
+            "2024-03-04T09:15Z; silver leaves it out (48 x 18 rows), gold half_hours = 48; "
+            "run succeeds",
             "0",
         )
     )

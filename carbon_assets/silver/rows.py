@@ -50,6 +50,7 @@ SILVER_COLUMNS: tuple[str, ...] = tuple(SILVER_SCHEMA.names)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
 DAY = dt.timedelta(days=1)
+HALF_HOUR_MICROS = dt.timedelta(minutes=30) // MICROSECOND  # the epoch is on the grid
 
 
 class BronzeFileError(ValueError):
@@ -71,7 +72,9 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
     """The silver rows of one gzip bronze day document: one per (regionid, half-hour).
 
     Only half-hours that start on the file's date are kept (a source may reach into the next
-    day). When the file holds a (regionid, half-hour) more than once (a re-fetch kept beside an
+    day), and only records that start on the half-hour grid (a record the API sent at 09:15 is
+    no half-hour: it stays in bronze, where bronze_records_on_half_hour_grid names it). When
+    the file holds a (regionid, half-hour) more than once (a re-fetch kept beside an
     earlier one, or the API repeating a period with other values), the latest fetch wins
     (a source without fetched_at loses to any with one), then the later source in the file,
     then the later record within the source, then the later region entry within the record.
@@ -98,7 +101,7 @@ def _latest_versions(
         fetched_at = _utc_micros(source.fetched_at) if source.fetched_at else None
         for record_position, period in enumerate(source.data or ()):
             start = _utc_micros(period.start)
-            if not first_micros <= start < last_micros:
+            if not first_micros <= start < last_micros or start % HALF_HOUR_MICROS:
                 continue
             rank = (fetched_at is not None, fetched_at or 0, source_position, record_position)
             for region in period.regions or ():

@@ -64,6 +64,15 @@ def test_half_hours_of_another_date_are_left_to_that_dates_file(tmp_path):
     assert {row["date_recorded"] for row in rows_of(path)} == {DAY}
 
 
+def test_a_record_off_the_half_hour_grid_is_no_half_hour_of_silver(tmp_path):
+    period = real_periods()[0]  # 12:30
+    quarter = {**copy.deepcopy(period), "from": "2019-08-25T12:45Z", "to": "2019-08-25T13:15Z"}
+    seconds = {**copy.deepcopy(period), "from": "2019-08-25T13:00:30Z"}
+    rows = rows_of(stored(tmp_path, [source([period, quarter, seconds])]))
+    assert len(rows) == 18
+    assert {row["timestamp"] for row in rows} == {dt.datetime(2019, 8, 25, 12, 30, tzinfo=dt.UTC)}
+
+
 def test_a_fetch_with_a_time_beats_one_without_and_the_last_region_entry_breaks_a_tie(tmp_path):
     period = real_periods()[0]
     dated, undated = copy.deepcopy(period), copy.deepcopy(period)
