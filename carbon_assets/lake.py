@@ -145,11 +145,28 @@ def read_parquet_table(
     dataset = pa_ds.dataset(
         folder, format="parquet", partitioning=HIVE_DATES, exclude_invalid_files=True
     )
+    if columns and not set(columns) <= set(dataset.schema.names):
+        dataset = _with_every_column(dataset, folder, columns)
     condition = None
     if days is not None:
         date = pa_ds.field(PARTITION_COLUMN)
         condition = (date >= days.first) & (date <= days.last)
     return dataset.to_table(columns=columns, filter=condition).to_pandas()
+
+
+def _with_every_column(dataset: pa_ds.Dataset, folder: Path, columns: list[str]) -> pa_ds.Dataset:
+    """The dataset with the union of its files' schemas (its schema is its first file's), and
+    columns no file has yet as nulls: files written before a layer gained a column still read."""
+    unified = pa.unify_schemas([pq.read_schema(path) for path in dataset.files])
+    unified = pa.unify_schemas([unified, pa.schema([(PARTITION_COLUMN, pa.date32())])])
+    absent = [pa.field(name, pa.null()) for name in columns if name not in unified.names]
+    return pa_ds.dataset(
+        folder,
+        schema=pa.schema([*unified, *absent]),
+        format="parquet",
+        partitioning=HIVE_DATES,
+        exclude_invalid_files=True,
+    )
 
 
 def day_files(folder: Path, days: DayRange | None = None) -> dict[str, str]:

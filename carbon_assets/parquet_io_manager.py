@@ -8,7 +8,8 @@ produced no rows lose their old file. (Collecting is cheap at this size, while S
 partitioned writer spent most of gold's time opening small files in a single task.)
 
 Each asset names its folder in its metadata (`lake_folder`); an optional `csv_export` writes
-the whole table to {data_dir}/exports as CSV.
+the whole table to {data_dir}/exports as CSV, and an optional `counted_columns` ({metadata
+name: column}) reports how many written rows have a value in each such column.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pyspark.sql import DataFrame
@@ -98,6 +100,8 @@ class SparkParquetIOManager(ConfigurableIOManager):
             "days_without_rows": MetadataValue.json(without_rows),
             "path": MetadataValue.path(str(folder)),
         }
+        for name, column in context.definition_metadata.get("counted_columns", {}).items():
+            metadata[name] = pc.count(table.column(column)).as_py()  # non-null values
         if export_name := context.definition_metadata.get("csv_export"):
             export_path = self.lake.exports_dir / export_name
             metadata["csv_export"] = MetadataValue.path(str(export_path))

@@ -42,6 +42,7 @@ from carbon_assets.partitions import DayRange
 from carbon_assets.silver.checks import (
     SILVER_INTENSITY_NON_NEGATIVE,
     SILVER_KNOWN_REGIONS,
+    SILVER_NO_CONFLICTING_DUPLICATES,
     SILVER_NO_UNKNOWN_FUELS,
 )
 from carbon_assets.warehouse.resource import dispose_engines
@@ -58,6 +59,7 @@ from carbon_assets_tests.faults.common import (
     first_region,
     leftovers,
     materialized_assets,
+    output_metadata,
     report_matrix,
     rows_lost,
     step_failures,
@@ -245,14 +247,21 @@ def test_a_missing_region_fails_the_bronze_check_and_a_missing_region_day_fails_
 DUPLICATED = dt.datetime(2024, 3, 4, 10, 0, tzinfo=dt.UTC)
 
 
-def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes(stored):
+def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_conflict_is_flagged(stored):
     with start_emulator(EmulatorConfig(seed=SEED, duplicate_periods={DUPLICATED})) as emulator:
         result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY)
-    assert result.success, step_failures(result)
+    assert result.success, step_failures(result)  # a warning: the run carries on
     found = check_results(result)
-    assert all(check.passed for check in found.values()), [
-        n for n, c in found.items() if not c.passed
-    ]
+    assert {name for name, check in found.items() if not check.passed} == {
+        SILVER_NO_CONFLICTING_DUPLICATES
+    }
+    conflict = found[SILVER_NO_CONFLICTING_DUPLICATES]
+    assert failing_dates(conflict) == [NEW_DAY]
+    assert conflict.metadata["conflicting_half_hours"].value == {"2024-03-04T10:00Z": 18}
+    assert conflict.description == (
+        "The API sent conflicting versions of: 2024-03-04T10:00Z (18 regions)"
+    )
+    assert output_metadata(result, "silver_carbon_intensity")["conflicting_duplicates"] == 18
     document = BronzeStore(stored.data_dir / "bronze").read(dt.date(2024, 3, 4))
     froms = [r["from"] for s in document["sources"] for r in s["data"]]
     assert froms.count("2024-03-04T10:00Z") == 2  # bronze keeps what the API sent
@@ -267,6 +276,8 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
         regionid: forecast + 7
         for regionid, forecast in first_copy.items()  # the later copy won
     }
+    assert set(at_ten["conflicting_versions"]) == {2}
+    assert silver["conflicting_versions"].notna().sum() == 18
     gold = read_parquet_table(
         stored.data_dir / "gold", DayRange(dt.date(2024, 3, 4), dt.date(2024, 3, 4))
     )
@@ -277,8 +288,11 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
             "a duplicated half-hour",
             "emulator duplicate_periods={2024-03-04T10:00Z} "
             "(second copy: forecast +7, 2 points of mix moved)",
-            "bronze keeps both copies (49 periods); silver keeps the later one, 48 x 18 rows; "
-            "silver_unique_region_half_hours and every other check pass; gold half_hours = 48",
+            "bronze keeps both copies (49 periods); silver keeps the later one, 48 x 18 rows, "
+            "conflicting_versions = 2 on the 18 rows of 10:00; silver's metadata "
+            "conflicting_duplicates = 18; silver_no_conflicting_duplicates fails (warning) naming "
+            "2024-03-04T10:00Z (18 regions); every other check passes; gold half_hours = 48; "
+            "run succeeds",
             "0",
         )
     )

@@ -54,7 +54,7 @@ def test_every_check_is_registered_with_a_description():
         and key != "WAREHOUSE_TABLE"
         and isinstance(value, str)
     }
-    assert names == constants and len(names) == 15
+    assert names == constants and len(names) == 16
     assert all(spec.description for spec in specs)
     assert {s.name for s in specs if s.blocking} == {
         SILVER_UNIQUE_HALF_HOURS,

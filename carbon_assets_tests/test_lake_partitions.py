@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from carbon_assets.definitions import ALL_ASSETS, build_resources
 from carbon_assets.lake import read_parquet_table
+from carbon_assets.partitions import DayRange
 from carbon_assets_tests.helpers import range_tags
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -93,3 +95,25 @@ def test_gold_before_any_silver_fails_saying_so_and_writes_nothing(tmp_path, spa
         failure.event_specific_data.error
     )
     assert not (data / "gold").exists() or not any((data / "gold").iterdir())
+
+
+def test_files_written_before_a_column_existed_read_it_as_null(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "silver"
+    old, new = folder / "date_recorded=2024-01-01", folder / "date_recorded=2024-01-02"
+    old.mkdir(parents=True)
+    new.mkdir()
+    pq.write_table(pa.table({"regionid": pa.array([1], pa.int32())}), old / "part-0.parquet")
+    pq.write_table(
+        pa.table({"regionid": pa.array([2], pa.int32()), "added": pa.array([7], pa.int32())}),
+        new / "part-0.parquet",
+    )
+    table = read_parquet_table(folder, columns=["regionid", "added", "date_recorded"])
+    assert table.sort_values("regionid")["added"].tolist()[1] == 7
+    assert pd.isna(table.sort_values("regionid")["added"].tolist()[0])
+    only_old = read_parquet_table(
+        folder, DayRange(dt.date(2024, 1, 1), dt.date(2024, 1, 1)), columns=["regionid", "never"]
+    )
+    assert only_old["regionid"].tolist() == [1] and only_old["never"].isna().all()

@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import pyarrow as pa
@@ -44,6 +45,9 @@ SILVER_SCHEMA = pa.schema(
         ("extra_fuels", pa.map_(pa.string(), pa.float64())),
         ("missing_fuels", pa.list_(pa.string())),
         ("fetched_at", pa.timestamp("us", tz="UTC")),
+        # How many different versions of this (regionid, half-hour) the bronze file held (the
+        # latest fetch's won); NULL when it came once or every copy agreed.
+        ("conflicting_versions", pa.int32()),
     ]
 )
 SILVER_COLUMNS: tuple[str, ...] = tuple(SILVER_SCHEMA.names)
@@ -51,6 +55,15 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
 DAY = dt.timedelta(days=1)
 HALF_HOUR_MICROS = dt.timedelta(minutes=30) // MICROSECOND  # the epoch is on the grid
+
+
+class Version(NamedTuple):
+    """The winning version of one (regionid, half-hour)."""
+
+    start: int  # microseconds since the epoch
+    fetched_at: int | None
+    region: RegionRecord
+    conflicting_versions: int | None  # distinct versions in the file, when more than one
 
 
 class BronzeFileError(ValueError):
@@ -78,6 +91,8 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
     earlier one, or the API repeating a period with other values), the latest fetch wins
     (a source without fetched_at loses to any with one), then the later source in the file,
     then the later record within the source, then the later region entry within the record.
+    `conflicting_versions` counts the different versions when the copies disagree, so that the
+    API's conflicting answers are recorded, not silently resolved.
 
     Raises BronzeFileError, naming `name`, when the bytes are not such a document.
     """
@@ -90,13 +105,14 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
         raise BronzeFileError(f"{name} is not a bronze day document: {error}") from None
 
 
-def _latest_versions(
-    day: DayRecords, file_date: dt.date
-) -> list[tuple[int, int | None, RegionRecord]]:
-    """(start, fetched_at, region) of the version of each (regionid, half-hour) that wins."""
+def _latest_versions(day: DayRecords, file_date: dt.date) -> list[Version]:
+    """The version of each (regionid, half-hour) that wins, with how many different versions
+    the file held of it when that is more than one."""
     first_micros = (dt.datetime.combine(file_date, dt.time(), UTC) - EPOCH) // MICROSECOND
     last_micros = first_micros + DAY // MICROSECOND
     chosen: dict[tuple[int | None, int], tuple] = {}
+    # Only for the (rare) keys seen more than once: their distinct versions.
+    seen: dict[tuple[int | None, int], list[RegionRecord]] = {}
     for source_position, source in enumerate(day.sources or ()):
         fetched_at = _utc_micros(source.fetched_at) if source.fetched_at else None
         for record_position, period in enumerate(source.data or ()):
@@ -107,16 +123,24 @@ def _latest_versions(
             for region in period.regions or ():
                 key = (region.regionid, start)
                 kept = chosen.get(key)
+                if kept is not None:
+                    versions = seen.setdefault(key, [kept[3]])
+                    if region not in versions:  # the same values again are no conflict
+                        versions.append(region)
                 if kept is None or rank >= kept[0]:
                     chosen[key] = (rank, start, fetched_at, region)
-    return [version[1:] for version in chosen.values()]
+    winners = []
+    for key, (_, start, fetched_at, region) in chosen.items():
+        distinct = len(seen.get(key, ()))
+        winners.append(Version(start, fetched_at, region, distinct if distinct > 1 else None))
+    return winners
 
 
-def _table(file_date: dt.date, versions: list[tuple[int, int | None, RegionRecord]]) -> pa.Table:
-    regions = [region for _, _, region in versions]
+def _table(file_date: dt.date, versions: list[Version]) -> pa.Table:
+    regions = [version.region for version in versions]
     intensities = [region.intensity or Intensity() for region in regions]
     columns = {
-        "timestamp": [start for start, _, _ in versions],
+        "timestamp": [version.start for version in versions],
         "date_recorded": [file_date] * len(regions),
         "regionid": [region.regionid for region in regions],
         "shortname": [region.shortname for region in regions],
@@ -124,7 +148,8 @@ def _table(file_date: dt.date, versions: list[tuple[int, int | None, RegionRecor
         "intensity_forecast": [_whole(intensity.forecast) for intensity in intensities],
         "intensity_index": [intensity.index for intensity in intensities],
         **_fuel_columns([region.generationmix or () for region in regions]),
-        "fetched_at": [fetched_at for _, fetched_at, _ in versions],
+        "fetched_at": [version.fetched_at for version in versions],
+        "conflicting_versions": [version.conflicting_versions for version in versions],
     }
     arrays = [_array(columns[field.name], field.type) for field in SILVER_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=SILVER_SCHEMA)

@@ -92,6 +92,21 @@ def test_a_fetch_with_a_time_beats_one_without_and_the_last_region_entry_breaks_
     )
 
 
+def test_copies_that_disagree_are_counted_and_identical_ones_are_not(tmp_path):
+    period = real_periods()[0]
+    revised = copy.deepcopy(period)
+    revised["regions"][0]["intensity"]["forecast"] += 7  # region 1 only
+    again = copy.deepcopy(revised)  # the revision sent twice: still two versions
+    rows = rows_of(stored(tmp_path, [source([period, revised, again])]))
+    by_region = {row["regionid"]: row for row in rows}
+    assert len(rows) == 18
+    assert by_region[1]["conflicting_versions"] == 2
+    assert by_region[1]["intensity_forecast"] == period["regions"][0]["intensity"]["forecast"] + 7
+    assert {row["conflicting_versions"] for row in rows if row["regionid"] != 1} == {None}
+    once = rows_of(stored(tmp_path, [source([period, copy.deepcopy(period)])]))
+    assert {row["conflicting_versions"] for row in once} == {None}
+
+
 def test_a_fractional_forecast_rounds_half_up_and_a_repeated_fuel_keeps_its_last_share(tmp_path):
     period = copy.deepcopy(real_periods()[0])
     period["regions"][0]["intensity"]["forecast"] = 176.5
