@@ -75,6 +75,9 @@ class SparkParquetIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         folder = self._folder(context)
+        # Created even when no day has rows, so a downstream asset can tell "materialized,
+        # nothing in this range" from "never materialized".
+        folder.mkdir(parents=True, exist_ok=True)
         remove_leftovers(folder)  # temporary files of a run that was killed mid-write
         date_range = day_range(context)
         if date_range is not None:
@@ -132,9 +135,14 @@ class SparkParquetIOManager(ConfigurableIOManager):
             raise TypeError(
                 f"{type(self).__name__} loads pandas DataFrames or dict[str, str], not {wanted}"
             )
-        if not any(
-            folder.glob(f"{PARTITION_COLUMN}=*")
-        ):  # never materialized: say so, not "no rows"
-            upstream = context.upstream_output.asset_key.to_user_string()
+        upstream = context.upstream_output.asset_key.to_user_string()
+        if not folder.is_dir():  # never materialized: say so, not "no rows"
             raise FileNotFoundError(f"{folder} holds no data yet: materialize {upstream} first")
-        return day_files(folder, date_range)
+        files = day_files(folder, date_range)
+        if not files:
+            span = f"for {date_range}" if date_range else "at all"
+            context.log.warning(
+                f"{upstream} has no rows {span}: nothing to build from them (bronze holds no "
+                "data for these days; see bronze_days_complete)"
+            )
+        return files
