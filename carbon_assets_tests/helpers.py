@@ -1,11 +1,17 @@
 """What the tests (and the benchmarks) share: runs over a partition range, fast API options,
-bronze day files from the real recorded 2019 response, synthetic gold rows."""
+bronze day files from the real recorded 2019 response, synthetic gold rows, a disk that fills
+up."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import random
+import shutil
+import subprocess
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -113,3 +119,39 @@ def synthetic_gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFram
             )
     frame = pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
     return frame.astype({"regionid": "int64", "half_hours": "int64"})
+
+
+# --- a disk that fills up ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, size_bytes: int) -> Iterator[Path]:
+    """A tmpfs of `size_bytes` mounted at `folder` (created if missing; what it held is hidden
+    meanwhile), unmounted afterwards: a real filesystem that runs out of space.
+
+    Skips the calling test (with the reason) when this process may not mount one.
+    """
+    import pytest
+
+    mount, umount = shutil.which("mount"), shutil.which("umount")
+    if os.geteuid() != 0 or mount is None or umount is None:
+        pytest.skip("mounting a small filesystem needs root and mount(8)")
+    folder.mkdir(parents=True, exist_ok=True)
+    options = f"size={size_bytes},mode=0755"
+    mounted = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", options, "carbon-test-small", str(folder)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run([umount, str(folder)], check=True)
+
+
+def pages(size: int, page: int = 4096) -> int:
+    """Bytes a file of `size` bytes takes on a tmpfs (whole pages)."""
+    return -(-size // page) * page

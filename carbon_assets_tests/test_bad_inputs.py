@@ -65,7 +65,7 @@ from carbon_assets_tests.faults.common import (
     step_failures,
     warehouse_dump,
 )
-from carbon_assets_tests.helpers import FAST_API, materialize_range
+from carbon_assets_tests.helpers import FAST_API, materialize_range, pages, small_filesystem
 from carbon_assets_tests.postgres_helpers import admin_sql, create_database, drop_database
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -511,6 +511,47 @@ def test_an_unknown_fuel_blocks_gold_and_the_warehouse(stored):
             "blocking silver_no_unknown_fuels fails naming 2024-03-02 "
             "(silver keeps it in extra_fuels); "
             "gold and the warehouse are not materialized in that run; run fails",
+            "0",
+        )
+    )
+
+
+# --- the machine -------------------------------------------------------------------------
+
+
+def test_a_full_disk_under_silver_fails_naming_the_file_and_keeps_every_stored_day(stored):
+    silver = stored.data_dir / "silver"
+    kept = {path.relative_to(silver): path.read_bytes() for path in silver.rglob("*.parquet")}
+    room = sum(pages(len(content)) for content in kept.values()) + 8 * 1024  # < one day file
+    with small_filesystem(silver, room):
+        for relative, content in kept.items():
+            (silver / relative).parent.mkdir(parents=True, exist_ok=True)
+            (silver / relative).write_bytes(content)
+        result = materialize_range(stored.resources(), BASE_FIRST, BASE_LAST)
+        after = {path.relative_to(silver): path.read_bytes() for path in silver.rglob("*.parquet")}
+        temporary = [path.name for path in silver.rglob(".tmp-*")]
+    assert not result.success
+    failures = step_failures(result)
+    assert list(failures) == ["silver_carbon_intensity"], failures
+    message = failures["silver_carbon_intensity"]
+    # Dagster's "Error occurred while handling output", caused by ours:
+    first_line = next(line for line in message.splitlines() if "LakeWriteError: " in line)
+    first_line = first_line.split("LakeWriteError: ", 1)[1]
+    assert first_line.startswith(
+        f"No space left on the device of {silver.resolve()}/date_recorded=2024-03-"
+    ), first_line
+    assert "while writing part-0.parquet" in first_line and "free space there" in first_line
+    assert after == kept and not temporary  # every day whole, as it was
+    assert stored.layer_unchanged("gold")
+    assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "disk full under the lake",
+            f"a {room // 1024} KiB tmpfs mounted on data/silver holding its 3 day files, "
+            "with less room than one more; the 3 days materialized again",
+            f'silver fails: "{first_line.replace(str(silver.resolve()), "data/silver")}"; '
+            "every day file whole and unchanged, no temporary file; gold and the warehouse "
+            "not materialized",
             "0",
         )
     )
