@@ -557,6 +557,39 @@ def test_a_full_disk_under_silver_fails_naming_the_file_and_keeps_every_stored_d
     )
 
 
+def test_a_database_url_with_an_unescaped_at_fails_the_load_without_showing_the_password(stored):
+    name = stored.url.rsplit("/", 1)[1]
+    url = f"postgresql://postgres:Real7x@Pw0rdX9@127.0.0.1:5432/{name}"
+    resources = build_resources(str(stored.data_dir), closed_port_url(), url)
+    result = materialize_range(
+        resources, BASE_FIRST, BASE_LAST, selection=["carbon_intensity_daily"]
+    )
+    assert not result.success
+    failures = step_failures(result)
+    assert list(failures) == ["carbon_intensity_daily"], failures
+    cause = next(line for line in failures["carbon_intensity_daily"].splitlines() if "@" in line)
+    assert "CARBON_DATABASE_URL has more than one '@' before the host" in cause
+    assert "percent-encode special characters" in cause
+    everything = "\n".join(
+        f"{event.message} {getattr(event.event_specific_data, 'error', '') or ''}"
+        for event in result.all_events
+    )
+    for secret in ("Real7x", "Pw0rdX9"):
+        assert secret not in everything + failures["carbon_intensity_daily"]
+    assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a password with an unescaped @ in the database URL",
+            "CARBON_DATABASE_URL postgresql://postgres:Real7x@Pw0rdX9@127.0.0.1:5432/<db>, "
+            "warehouse asset run",
+            "the load fails before connecting: \"... CARBON_DATABASE_URL has more than one '@' "
+            "before the host, so the host cannot be told apart from the password: percent-encode "
+            'special characters ..."; no part of the password in any event; table unchanged',
+            "0",
+        )
+    )
+
+
 # --- what the operator asks for -----------------------------------------------------------
 
 
