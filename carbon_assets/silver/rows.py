@@ -16,7 +16,6 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import NamedTuple
 
 import msgspec
 import pyarrow as pa
@@ -57,13 +56,9 @@ DAY = dt.timedelta(days=1)
 HALF_HOUR_MICROS = dt.timedelta(minutes=30) // MICROSECOND  # the epoch is on the grid
 
 
-class Version(NamedTuple):
-    """The winning version of one (regionid, half-hour)."""
-
-    start: int  # microseconds since the epoch
-    fetched_at: int | None
-    region: RegionRecord
-    conflicting_versions: int | None  # distinct versions in the file, when more than one
+# The winning version of one (regionid, half-hour): (start, fetched_at, region), the times in
+# microseconds since the epoch. Plain tuples: there is one per silver row.
+Version = tuple[int, int | None, RegionRecord]
 
 
 class BronzeFileError(ValueError):
@@ -100,14 +95,17 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
         with paused_gc():
             day = day_files.decode_records(content)
             file_date = dt.date.fromisoformat(day.date)
-            return _table(file_date, _latest_versions(day, file_date))
+            return _table(file_date, *_latest_versions(day, file_date))
     except (OSError, EOFError, msgspec.DecodeError, ValueError, TypeError) as error:
         raise BronzeFileError(f"{name} is not a bronze day document: {error}") from None
 
 
-def _latest_versions(day: DayRecords, file_date: dt.date) -> list[Version]:
-    """The version of each (regionid, half-hour) that wins, with how many different versions
-    the file held of it when that is more than one."""
+def _latest_versions(
+    day: DayRecords, file_date: dt.date
+) -> tuple[list[Version], list[int | None] | None]:
+    """The version of each (regionid, half-hour) that wins and, for each, how many different
+    versions the file held of it when more than one (None instead of the list when no
+    (regionid, half-hour) came twice)."""
     first_micros = (dt.datetime.combine(file_date, dt.time(), UTC) - EPOCH) // MICROSECOND
     last_micros = first_micros + DAY // MICROSECOND
     chosen: dict[tuple[int | None, int], tuple] = {}
@@ -129,18 +127,20 @@ def _latest_versions(day: DayRecords, file_date: dt.date) -> list[Version]:
                         versions.append(region)
                 if kept is None or rank >= kept[0]:
                     chosen[key] = (rank, start, fetched_at, region)
-    winners = []
-    for key, (_, start, fetched_at, region) in chosen.items():
-        distinct = len(seen.get(key, ()))
-        winners.append(Version(start, fetched_at, region, distinct if distinct > 1 else None))
-    return winners
+    winners = [version[1:] for version in chosen.values()]
+    if not seen:  # nearly always
+        return winners, None
+    distinct = [len(seen.get(key, ())) for key in chosen]
+    return winners, [count if count > 1 else None for count in distinct]
 
 
-def _table(file_date: dt.date, versions: list[Version]) -> pa.Table:
-    regions = [version.region for version in versions]
+def _table(
+    file_date: dt.date, versions: list[Version], conflicting: list[int | None] | None
+) -> pa.Table:
+    regions = [region for _, _, region in versions]
     intensities = [region.intensity or Intensity() for region in regions]
     columns = {
-        "timestamp": [version.start for version in versions],
+        "timestamp": [start for start, _, _ in versions],
         "date_recorded": [file_date] * len(regions),
         "regionid": [region.regionid for region in regions],
         "shortname": [region.shortname for region in regions],
@@ -148,8 +148,8 @@ def _table(file_date: dt.date, versions: list[Version]) -> pa.Table:
         "intensity_forecast": [_whole(intensity.forecast) for intensity in intensities],
         "intensity_index": [intensity.index for intensity in intensities],
         **_fuel_columns([region.generationmix or () for region in regions]),
-        "fetched_at": [version.fetched_at for version in versions],
-        "conflicting_versions": [version.conflicting_versions for version in versions],
+        "fetched_at": [fetched_at for _, fetched_at, _ in versions],
+        "conflicting_versions": conflicting or [None] * len(versions),
     }
     arrays = [_array(columns[field.name], field.type) for field in SILVER_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=SILVER_SCHEMA)
