@@ -1,6 +1,6 @@
 """What the tests (and the benchmarks) share: runs over a partition range, fast API options,
-bronze day files from the real recorded 2019 response, synthetic gold rows, a disk that fills
-up."""
+bronze day files from the real recorded 2019 response, synthetic gold rows, filesystems that
+fill up or cannot hold ACLs."""
 
 from __future__ import annotations
 
@@ -121,35 +121,42 @@ def synthetic_gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFram
     return frame.astype({"regionid": "int64", "half_hours": "int64"})
 
 
-# --- a disk that fills up ----------------------------------------------------------------
+# --- filesystems mounted for a test -----------------------------------------------------
 
 
 @contextlib.contextmanager
-def small_filesystem(folder: Path, size_bytes: int) -> Iterator[Path]:
-    """A tmpfs of `size_bytes` mounted at `folder` (created if missing; what it held is hidden
-    meanwhile), unmounted afterwards: a real filesystem that runs out of space.
-
-    Skips the calling test (with the reason) when this process may not mount one.
-    """
+def mounted(folder: Path, fstype: str, options: str) -> Iterator[Path]:
+    """A fresh filesystem of `fstype` mounted at `folder` (created if missing; what it held is
+    hidden meanwhile), unmounted afterwards. Skips the calling test (with the reason) when this
+    process may not mount one."""
     import pytest
 
     mount, umount = shutil.which("mount"), shutil.which("umount")
     if os.geteuid() != 0 or mount is None or umount is None:
-        pytest.skip("mounting a small filesystem needs root and mount(8)")
+        pytest.skip(f"mounting a {fstype} needs root and mount(8)")
     folder.mkdir(parents=True, exist_ok=True)
-    options = f"size={size_bytes},mode=0755"
-    mounted = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", options, "carbon-test-small", str(folder)],
+    result = subprocess.run(
+        [mount, "-t", fstype, "-o", options, f"carbon-test-{fstype}", str(folder)],
         check=False,
         capture_output=True,
         text=True,
     )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a {fstype} here: {result.stderr.strip()}")
     try:
         yield folder
     finally:
         subprocess.run([umount, str(folder)], check=True)
+
+
+def small_filesystem(folder: Path, size_bytes: int):
+    """A tmpfs of `size_bytes` at `folder`: a real filesystem that runs out of space."""
+    return mounted(folder, "tmpfs", f"size={size_bytes},mode=0755")
+
+
+def filesystem_without_acls(folder: Path):
+    """A ramfs at `folder`, mode 0700: a real filesystem that cannot hold POSIX ACLs."""
+    return mounted(folder, "ramfs", "mode=0700")
 
 
 def pages(size: int, page: int = 4096) -> int:

@@ -290,7 +290,7 @@ def _grant_server_user_traversal(server: EmbeddedServer) -> None:
     if user is None:
         return
     for target in (server.pgdata, server.bin_path.parent):
-        for _ in range(len(target.parents) + 1):
+        for _ in range(len(target.parents) + 2):  # one grant per folder, then a last look
             blocked = _first_untraversable(target, user)
             if blocked is None:
                 break

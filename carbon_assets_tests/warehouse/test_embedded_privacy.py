@@ -31,11 +31,13 @@ from carbon_assets.warehouse.acl import (
 )
 from carbon_assets.warehouse.embedded import (
     SOCKET_NAME,
+    EmbeddedServerError,
     embedded_database_url,
     embedded_server,
     socket_path_fits,
     stop_embedded_server,
 )
+from carbon_assets_tests.helpers import filesystem_without_acls
 from carbon_assets_tests.postgres_helpers import (
     attempts_as_other_user,
     discard_server,
@@ -154,6 +156,26 @@ def test_a_server_reachable_by_others_is_restarted_privately(tmp_path):
         discard_server(data_dir)
         shutil.rmtree(data_dir.parent, ignore_errors=True)
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_folder_that_cannot_hold_an_acl_stops_the_start_saying_what_to_do() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the server runs as another user (needing ACLs) only when started as root")
+    parent = server_data_dir("carbon-test-pg-noacl-")
+    try:
+        with filesystem_without_acls(parent / "ramfs") as no_acls:
+            with pytest.raises(EmbeddedServerError) as raised:
+                embedded_server(no_acls / "data")
+            assert str(raised.value) == (
+                f"The embedded PostgreSQL runs as user pgserver, which cannot traverse {no_acls}, "
+                "and an ACL could not be added there (Operation not supported): run "
+                f"`setfacl -m u:pgserver:x {no_acls}`, or run as a non-root user, or set "
+                "CARBON_DATA_DIR to a folder it can reach"
+            )
+            assert stat.S_IMODE(os.lstat(no_acls).st_mode) == 0o700  # not widened instead
+            assert not (no_acls / "data" / "postgres" / "PG_VERSION").exists()
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_a_stopped_server_leaves_no_socket_folder_behind() -> None:
