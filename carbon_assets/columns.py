@@ -24,6 +24,8 @@ LAKE_ONLY = {
     "NULL when none (nearly always).",
     "missing_fuels": "Known fuels the API left out of this half-hour's mix; NULL when none.",
     "fetched_at": "When the API answer behind this row was fetched (lineage).",
+    "conflicting_versions": "How many different versions of this region's half-hour the API "
+    "sent (the latest fetch's is kept); NULL when all copies agreed or there was one.",
 }
 
 _CREATE = re.compile(

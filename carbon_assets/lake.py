@@ -12,6 +12,7 @@ day's old file or its new one, never a part of either.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import shutil
 import tempfile
@@ -64,22 +65,48 @@ class LakeResource(ConfigurableResource):
         return self.root / "exports"
 
 
+class LakeWriteError(OSError):
+    """A lake file could not be written; the message names the file and says what to do (the
+    operating system's own message names no file when a disk is full)."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _write_error(path: Path, size: int, error: OSError) -> LakeWriteError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "No space left" if error.errno == errno.ENOSPC else "Disk quota exceeded"
+        message = (
+            f"{what} on the device of {path.parent} while writing {path.name} "
+            f"({size:,} bytes): free space there (or set CARBON_DATA_DIR to a bigger disk) and "
+            "re-run; the file is unchanged"
+        )
+    else:
+        message = f"Writing {path} failed: {error.strerror or error}; the file is unchanged"
+    return LakeWriteError(error.errno, message, str(path))
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a part of it.
 
     The bytes go to a temporary file in the same folder, are fsynced, then renamed over the
-    target; the folder is fsynced so the rename itself survives a power cut.
+    target; the folder is fsynced so the rename itself survives a power cut. A failure (a full
+    disk...) leaves the old file and no temporary one, and raises LakeWriteError naming it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
+    temp_name: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+    except BaseException as error:
+        if temp_name is not None:
+            Path(temp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, LakeWriteError):
+            raise _write_error(path, len(payload), error) from error
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -149,11 +176,28 @@ def read_parquet_table(
     dataset = pa_ds.dataset(
         folder, format="parquet", partitioning=HIVE_DATES, exclude_invalid_files=True
     )
+    if columns and not set(columns) <= set(dataset.schema.names):
+        dataset = _with_every_column(dataset, folder, columns)
     condition = None
     if days is not None:
         date = pa_ds.field(PARTITION_COLUMN)
         condition = (date >= days.first) & (date <= days.last)
     return dataset.to_table(columns=columns, filter=condition).to_pandas()
+
+
+def _with_every_column(dataset: pa_ds.Dataset, folder: Path, columns: list[str]) -> pa_ds.Dataset:
+    """The dataset with the union of its files' schemas (its schema is its first file's), and
+    columns no file has yet as nulls: files written before a layer gained a column still read."""
+    unified = pa.unify_schemas([pq.read_schema(path) for path in dataset.files])
+    unified = pa.unify_schemas([unified, pa.schema([(PARTITION_COLUMN, pa.date32())])])
+    absent = [pa.field(name, pa.null()) for name in columns if name not in unified.names]
+    return pa_ds.dataset(
+        folder,
+        schema=pa.schema([*unified, *absent]),
+        format="parquet",
+        partitioning=HIVE_DATES,
+        exclude_invalid_files=True,
+    )
 
 
 def day_files(folder: Path, days: DayRange | None = None) -> dict[str, str]:

@@ -8,7 +8,8 @@ produced no rows lose their old file. (Collecting is cheap at this size, while S
 partitioned writer spent most of gold's time opening small files in a single task.)
 
 Each asset names its folder in its metadata (`lake_folder`); an optional `csv_export` writes
-the whole table to {data_dir}/exports as CSV.
+the whole table to {data_dir}/exports as CSV, and an optional `counted_columns` ({metadata
+name: column}) reports how many written rows have a value in each such column.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pyspark.sql import DataFrame
@@ -73,6 +75,9 @@ class SparkParquetIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         folder = self._folder(context)
+        # Created even when no day has rows, so a downstream asset can tell "materialized,
+        # nothing in this range" from "never materialized".
+        folder.mkdir(parents=True, exist_ok=True)
         remove_leftovers(folder)  # temporary files of a run that was killed mid-write
         date_range = day_range(context)
         if date_range is not None:
@@ -98,6 +103,8 @@ class SparkParquetIOManager(ConfigurableIOManager):
             "days_without_rows": MetadataValue.json(without_rows),
             "path": MetadataValue.path(str(folder)),
         }
+        for name, column in context.definition_metadata.get("counted_columns", {}).items():
+            metadata[name] = pc.count(table.column(column)).as_py()  # non-null values
         if export_name := context.definition_metadata.get("csv_export"):
             export_path = self.lake.exports_dir / export_name
             metadata["csv_export"] = MetadataValue.path(str(export_path))
@@ -128,9 +135,14 @@ class SparkParquetIOManager(ConfigurableIOManager):
             raise TypeError(
                 f"{type(self).__name__} loads pandas DataFrames or dict[str, str], not {wanted}"
             )
-        if not any(
-            folder.glob(f"{PARTITION_COLUMN}=*")
-        ):  # never materialized: say so, not "no rows"
-            upstream = context.upstream_output.asset_key.to_user_string()
+        upstream = context.upstream_output.asset_key.to_user_string()
+        if not folder.is_dir():  # never materialized: say so, not "no rows"
             raise FileNotFoundError(f"{folder} holds no data yet: materialize {upstream} first")
-        return day_files(folder, date_range)
+        files = day_files(folder, date_range)
+        if not files:
+            span = f"for {date_range}" if date_range else "at all"
+            context.log.warning(
+                f"{upstream} has no rows {span}: nothing to build from them (bronze holds no "
+                "data for these days; see bronze_days_complete)"
+            )
+        return files

@@ -1,11 +1,17 @@
 """What the tests (and the benchmarks) share: runs over a partition range, fast API options,
-bronze day files from the real recorded 2019 response, synthetic gold rows."""
+bronze day files from the real recorded 2019 response, synthetic gold rows, filesystems that
+fill up or cannot hold ACLs."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import random
+import shutil
+import subprocess
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -113,3 +119,46 @@ def synthetic_gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFram
             )
     frame = pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
     return frame.astype({"regionid": "int64", "half_hours": "int64"})
+
+
+# --- filesystems mounted for a test -----------------------------------------------------
+
+
+@contextlib.contextmanager
+def mounted(folder: Path, fstype: str, options: str) -> Iterator[Path]:
+    """A fresh filesystem of `fstype` mounted at `folder` (created if missing; what it held is
+    hidden meanwhile), unmounted afterwards. Skips the calling test (with the reason) when this
+    process may not mount one."""
+    import pytest
+
+    mount, umount = shutil.which("mount"), shutil.which("umount")
+    if os.geteuid() != 0 or mount is None or umount is None:
+        pytest.skip(f"mounting a {fstype} needs root and mount(8)")
+    folder.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [mount, "-t", fstype, "-o", options, f"carbon-test-{fstype}", str(folder)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a {fstype} here: {result.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run([umount, str(folder)], check=True)
+
+
+def small_filesystem(folder: Path, size_bytes: int):
+    """A tmpfs of `size_bytes` at `folder`: a real filesystem that runs out of space."""
+    return mounted(folder, "tmpfs", f"size={size_bytes},mode=0755")
+
+
+def filesystem_without_acls(folder: Path):
+    """A ramfs at `folder`, mode 0700: a real filesystem that cannot hold POSIX ACLs."""
+    return mounted(folder, "ramfs", "mode=0700")
+
+
+def pages(size: int, page: int = 4096) -> int:
+    """Bytes a file of `size` bytes takes on a tmpfs (whole pages)."""
+    return -(-size // page) * page

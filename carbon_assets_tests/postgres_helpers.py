@@ -35,10 +35,10 @@ _embedded_dirs: dict[str, Path] = {}
 def server_data_dir(prefix: str) -> Path:
     """A fresh data directory for an embedded server, directly under the system temp dir.
 
-    Not pytest's tmp_path: run as root, pgserver runs PostgreSQL as an unprivileged OS user
-    that must be able to traverse every parent directory, and any pytest session (another
-    one running in parallel, say) resets /tmp/pytest-of-<user> to mode 0700, which makes a
-    server living below it crash with "Permission denied".
+    Not pytest's tmp_path: run as root, PostgreSQL runs as an unprivileged OS user that gets
+    traversal of each parent folder through an ACL entry, and any pytest session (another one
+    running in parallel, say) chmods /tmp/pytest-of-<user> to 0700, which resets the ACL's
+    mask and makes a server living below it crash with "Permission denied".
     """
     return Path(tempfile.mkdtemp(prefix=prefix))
 
@@ -122,3 +122,55 @@ def role_with_password() -> Iterator[tuple[str, str]]:
             drop_database("service", None, name)
     finally:
         admin_sql("service", None, f"DROP ROLE IF EXISTS {role}")
+
+
+# --- another local user ----------------------------------------------------------------------
+
+OTHER_USER = "nobody"
+
+# Run as OTHER_USER: for each path argument, what that user could do with it, as JSON.
+_ATTEMPTS = r"""
+import json, os, socket, sys
+outcomes = {}
+for path in sys.argv[1:]:
+    if path.endswith(".s.PGSQL.5432"):
+        attempts = {"connect": lambda p: socket.socket(socket.AF_UNIX).connect(p)}
+    else:
+        attempts = {"list": os.listdir, "enter": lambda p: os.stat(os.path.join(p, "."))}
+    outcomes[path] = {}
+    for name, attempt in attempts.items():
+        try:
+            attempt(path)
+            outcomes[path][name] = "ok"
+        except OSError as error:
+            outcomes[path][name] = type(error).__name__
+print(json.dumps(outcomes))
+"""
+
+
+def attempts_as_other_user(*paths: Path) -> dict[str, dict[str, str]]:
+    """What OTHER_USER can do with each path: {path: {"connect": "ok" | error name}} for a
+    PostgreSQL socket, {path: {"list": ..., "enter": ...}} for a folder.
+
+    Skips the calling test (with the reason) when this process cannot switch users.
+    """
+    import json
+    import os
+    import subprocess
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip(f"acting as user {OTHER_USER} needs root")
+    runuser, python = shutil.which("runuser"), shutil.which("python3", path="/usr/bin:/bin")
+    if runuser is None or python is None:
+        pytest.skip("acting as another user needs runuser and a system python3")
+    completed = subprocess.run(
+        [runuser, "-u", OTHER_USER, "--", python, "-I", "-S", "-c", _ATTEMPTS, *map(str, paths)],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(completed.stdout)

@@ -29,7 +29,7 @@ import pandas as pd
 import pydantic
 import pytest
 
-from carbon_assets.bronze.checks import BRONZE_DAYS_COMPLETE
+from carbon_assets.bronze.checks import BRONZE_DAYS_COMPLETE, BRONZE_RECORDS_ON_GRID
 from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.day_assembly import whole_days
 from carbon_assets.bronze.request_plan import RANGE_TOO_LONG_MESSAGE, plan_requests
@@ -39,7 +39,12 @@ from carbon_assets.emulator import EmulatorConfig, regional_period_records, star
 from carbon_assets.gold.checks import GOLD_REGIONS_PER_DATE
 from carbon_assets.lake import read_parquet_table
 from carbon_assets.partitions import DayRange
-from carbon_assets.silver.checks import SILVER_INTENSITY_NON_NEGATIVE, SILVER_NO_UNKNOWN_FUELS
+from carbon_assets.silver.checks import (
+    SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_KNOWN_REGIONS,
+    SILVER_NO_CONFLICTING_DUPLICATES,
+    SILVER_NO_UNKNOWN_FUELS,
+)
 from carbon_assets.warehouse.resource import dispose_engines
 from carbon_assets_tests.faults.common import (
     REPO,
@@ -54,12 +59,13 @@ from carbon_assets_tests.faults.common import (
     first_region,
     leftovers,
     materialized_assets,
+    output_metadata,
     report_matrix,
     rows_lost,
     step_failures,
     warehouse_dump,
 )
-from carbon_assets_tests.helpers import FAST_API, materialize_range
+from carbon_assets_tests.helpers import FAST_API, materialize_range, pages, small_filesystem
 from carbon_assets_tests.postgres_helpers import admin_sql, create_database, drop_database
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -241,14 +247,21 @@ def test_a_missing_region_fails_the_bronze_check_and_a_missing_region_day_fails_
 DUPLICATED = dt.datetime(2024, 3, 4, 10, 0, tzinfo=dt.UTC)
 
 
-def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes(stored):
+def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_conflict_is_flagged(stored):
     with start_emulator(EmulatorConfig(seed=SEED, duplicate_periods={DUPLICATED})) as emulator:
         result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY)
-    assert result.success, step_failures(result)
+    assert result.success, step_failures(result)  # a warning: the run carries on
     found = check_results(result)
-    assert all(check.passed for check in found.values()), [
-        n for n, c in found.items() if not c.passed
-    ]
+    assert {name for name, check in found.items() if not check.passed} == {
+        SILVER_NO_CONFLICTING_DUPLICATES
+    }
+    conflict = found[SILVER_NO_CONFLICTING_DUPLICATES]
+    assert failing_dates(conflict) == [NEW_DAY]
+    assert conflict.metadata["conflicting_half_hours"].value == {"2024-03-04T10:00Z": 18}
+    assert conflict.description == (
+        "The API sent conflicting versions of: 2024-03-04T10:00Z (18 regions)"
+    )
+    assert output_metadata(result, "silver_carbon_intensity")["conflicting_duplicates"] == 18
     document = BronzeStore(stored.data_dir / "bronze").read(dt.date(2024, 3, 4))
     froms = [r["from"] for s in document["sources"] for r in s["data"]]
     assert froms.count("2024-03-04T10:00Z") == 2  # bronze keeps what the API sent
@@ -263,6 +276,8 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
         regionid: forecast + 7
         for regionid, forecast in first_copy.items()  # the later copy won
     }
+    assert set(at_ten["conflicting_versions"]) == {2}
+    assert silver["conflicting_versions"].notna().sum() == 18
     gold = read_parquet_table(
         stored.data_dir / "gold", DayRange(dt.date(2024, 3, 4), dt.date(2024, 3, 4))
     )
@@ -273,8 +288,102 @@ def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_unique_check_passes
             "a duplicated half-hour",
             "emulator duplicate_periods={2024-03-04T10:00Z} "
             "(second copy: forecast +7, 2 points of mix moved)",
-            "bronze keeps both copies (49 periods); silver keeps the later one, 48 x 18 rows; "
-            "silver_unique_region_half_hours and every other check pass; gold half_hours = 48",
+            "bronze keeps both copies (49 periods); silver keeps the later one, 48 x 18 rows, "
+            "conflicting_versions = 2 on the 18 rows of 10:00; silver's metadata "
+            "conflicting_duplicates = 18; silver_no_conflicting_duplicates fails (warning) naming "
+            "2024-03-04T10:00Z (18 regions); every other check passes; gold half_hours = 48; "
+            "run succeeds",
+            "0",
+        )
+    )
+
+
+def test_an_unknown_region_is_refused_by_a_blocking_check_and_never_reaches_the_warehouse(
+    stored,
+):
+    """Region 19 'Atlantis' in every half-hour of NEW_DAY (the other days are clean)."""
+    config = EmulatorConfig(seed=SEED, unknown_region_dates={dt.date(2024, 3, 4)})
+    with start_emulator(config) as emulator:
+        result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY_2)
+    found = check_results(result)
+    check = found[SILVER_KNOWN_REGIONS]
+    assert not check.passed and failing_dates(check) == [NEW_DAY]
+    assert check.metadata["unknown_regions_by_date"].value == {NEW_DAY: ["19 (Atlantis)"]}
+    assert check.metadata["failing_rows"].value == 48
+    assert check.description == f"Regions the API does not have: {NEW_DAY}: 19 (Atlantis)"
+    # Blocking: the run stops before gold, for every day of the range.
+    assert not result.success
+    assert materialized_assets(result) == {"bronze_carbon_intensity", "silver_carbon_intensity"}
+    assert stored.layer_unchanged("gold")
+    assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
+    assert set(silver_rows(stored.data_dir, NEW_DAY)["regionid"]) == set(range(1, 20))  # kept
+
+    # The operator decides to load the range anyway: gold keeps the 18 regions only.
+    again = materialize_range(
+        stored.resources(),
+        BASE_FIRST,
+        NEW_DAY_2,
+        selection=["gold_carbon_intensity_daily", "carbon_intensity_daily"],
+    )
+    assert again.success, step_failures(again)
+    assert all(check.passed for check in check_results(again).values())
+    dump = warehouse_dump(stored.url)
+    regions = {row[0] for row in dump["carbon_intensity_daily"]}
+    assert regions == set(range(1, 19)) and len(dump["carbon_intensity_daily"]) == 5 * 18
+    assert [row[0] for row in dump["dim_region"]] == list(range(1, 19))
+    assert stored.warehouse_lost() == 0
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a region the API does not have",
+            "emulator unknown_region_dates={2024-03-04}: region 19 'Atlantis' in every "
+            "half-hour of the day",
+            "bronze and silver keep it; blocking silver_known_regions fails naming "
+            '{"2024-03-04": ["19 (Atlantis)"]} (48 rows); gold and the warehouse are not '
+            "materialized for any day of the range; run fails. Gold and the warehouse "
+            "materialized afterwards on their own load the 5 days with the 18 regions only: "
+            "no region 19 in carbon_intensity_daily or dim_region",
+            "0",
+        )
+    )
+
+
+OFF_GRID = dt.datetime(2024, 3, 4, 9, 15, tzinfo=dt.UTC)
+
+
+def test_a_record_off_the_half_hour_grid_is_kept_in_bronze_and_flagged(stored):
+    with start_emulator(EmulatorConfig(seed=SEED, off_grid_periods={OFF_GRID})) as emulator:
+        result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY)
+    assert result.success, step_failures(result)  # a warning: the run carries on
+    found = check_results(result)
+    check = found[BRONZE_RECORDS_ON_GRID]
+    assert not check.passed and failing_dates(check) == [NEW_DAY]
+    assert check.metadata["off_grid_starts_by_date"].value == {NEW_DAY: ["2024-03-04T09:15Z"]}
+    assert check.description == f"Records off the half-hour grid: {NEW_DAY}: 2024-03-04T09:15Z"
+    assert {name for name, c in found.items() if not c.passed} == {BRONZE_RECORDS_ON_GRID}
+
+    document = BronzeStore(stored.data_dir / "bronze").read(dt.date(2024, 3, 4))
+    records = [r for s in document["sources"] for r in s["data"]]
+    (kept,) = [r for r in records if r["from"] == "2024-03-04T09:15Z"]  # as the API sent it
+    assert kept["to"] == "2024-03-04T09:45Z"
+    assert kept["regions"] == regional_period_records(OFF_GRID.replace(minute=0), SEED)
+    assert len(records) == 49 and document["complete"]
+
+    silver = silver_rows(stored.data_dir, NEW_DAY)
+    assert len(silver) == 48 * 18
+    assert not (pd.to_datetime(silver["timestamp"], utc=True).dt.minute % 30).any()
+    gold = read_parquet_table(
+        stored.data_dir / "gold", DayRange(dt.date(2024, 3, 4), dt.date(2024, 3, 4))
+    )
+    assert set(gold["half_hours"]) == {48} and len(gold) == 18
+    assert stored.warehouse_lost() == 0
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a record off the half-hour grid",
+            "emulator off_grid_periods={2024-03-04T09:15Z} (an extra record 09:15-09:45)",
+            "bronze keeps it as sent (49 records, off_grid_starts in the file); "
+            "bronze_records_on_half_hour_grid fails (warning) naming 2024-03-04: "
+            "2024-03-04T09:15Z; silver leaves it out (48 x 18 rows), gold half_hours = 48; "
+            "run succeeds",
             "0",
         )
     )
@@ -402,6 +511,80 @@ def test_an_unknown_fuel_blocks_gold_and_the_warehouse(stored):
             "blocking silver_no_unknown_fuels fails naming 2024-03-02 "
             "(silver keeps it in extra_fuels); "
             "gold and the warehouse are not materialized in that run; run fails",
+            "0",
+        )
+    )
+
+
+# --- the machine -------------------------------------------------------------------------
+
+
+def test_a_full_disk_under_silver_fails_naming_the_file_and_keeps_every_stored_day(stored):
+    silver = stored.data_dir / "silver"
+    kept = {path.relative_to(silver): path.read_bytes() for path in silver.rglob("*.parquet")}
+    room = sum(pages(len(content)) for content in kept.values()) + 8 * 1024  # < one day file
+    with small_filesystem(silver, room):
+        for relative, content in kept.items():
+            (silver / relative).parent.mkdir(parents=True, exist_ok=True)
+            (silver / relative).write_bytes(content)
+        result = materialize_range(stored.resources(), BASE_FIRST, BASE_LAST)
+        after = {path.relative_to(silver): path.read_bytes() for path in silver.rglob("*.parquet")}
+        temporary = [path.name for path in silver.rglob(".tmp-*")]
+    assert not result.success
+    failures = step_failures(result)
+    assert list(failures) == ["silver_carbon_intensity"], failures
+    message = failures["silver_carbon_intensity"]
+    # Dagster's "Error occurred while handling output", caused by ours:
+    first_line = next(line for line in message.splitlines() if "LakeWriteError: " in line)
+    first_line = first_line.split("LakeWriteError: ", 1)[1]
+    assert first_line.startswith(
+        f"No space left on the device of {silver.resolve()}/date_recorded=2024-03-"
+    ), first_line
+    assert "while writing part-0.parquet" in first_line and "free space there" in first_line
+    assert after == kept and not temporary  # every day whole, as it was
+    assert stored.layer_unchanged("gold")
+    assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "disk full under the lake",
+            f"a {room // 1024} KiB tmpfs mounted on data/silver holding its 3 day files, "
+            "with less room than one more; the 3 days materialized again",
+            f'silver fails: "{first_line.replace(str(silver.resolve()), "data/silver")}"; '
+            "every day file whole and unchanged, no temporary file; gold and the warehouse "
+            "not materialized",
+            "0",
+        )
+    )
+
+
+def test_a_database_url_with_an_unescaped_at_fails_the_load_without_showing_the_password(stored):
+    name = stored.url.rsplit("/", 1)[1]
+    url = f"postgresql://postgres:Real7x@Pw0rdX9@127.0.0.1:5432/{name}"
+    resources = build_resources(str(stored.data_dir), closed_port_url(), url)
+    result = materialize_range(
+        resources, BASE_FIRST, BASE_LAST, selection=["carbon_intensity_daily"]
+    )
+    assert not result.success
+    failures = step_failures(result)
+    assert list(failures) == ["carbon_intensity_daily"], failures
+    cause = next(line for line in failures["carbon_intensity_daily"].splitlines() if "@" in line)
+    assert "CARBON_DATABASE_URL has more than one '@' before the host" in cause
+    assert "percent-encode special characters" in cause
+    everything = "\n".join(
+        f"{event.message} {getattr(event.event_specific_data, 'error', '') or ''}"
+        for event in result.all_events
+    )
+    for secret in ("Real7x", "Pw0rdX9"):
+        assert secret not in everything + failures["carbon_intensity_daily"]
+    assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
+    BAD_INPUT_MATRIX.append(
+        FaultRecord(
+            "a password with an unescaped @ in the database URL",
+            "CARBON_DATABASE_URL postgresql://postgres:Real7x@Pw0rdX9@127.0.0.1:5432/<db>, "
+            "warehouse asset run",
+            "the load fails before connecting: \"... CARBON_DATABASE_URL has more than one '@' "
+            "before the host, so the host cannot be told apart from the password: percent-encode "
+            'special characters ..."; no part of the password in any event; table unchanged',
             "0",
         )
     )

@@ -14,6 +14,7 @@ from carbon_assets.gold import checks as gold_checks
 from carbon_assets.silver import checks as silver_checks
 from carbon_assets.silver.checks import (
     SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_KNOWN_REGIONS,
     SILVER_NO_UNKNOWN_FUELS,
     SILVER_UNIQUE_HALF_HOURS,
 )
@@ -66,10 +67,11 @@ def test_every_check_is_registered_with_a_description():
         and key != "WAREHOUSE_TABLE"
         and isinstance(value, str)
     }
-    assert names == constants and len(names) == 16
+    assert names == constants and len(names) == 19
     assert all(spec.description for spec in specs)
     assert {s.name for s in specs if s.blocking} == {
         SILVER_UNIQUE_HALF_HOURS,
+        SILVER_KNOWN_REGIONS,
         SILVER_NO_UNKNOWN_FUELS,
         SILVER_INTENSITY_NON_NEGATIVE,
     }

@@ -10,6 +10,7 @@ The fidelity tests compare the emulator's answers with real recorded responses c
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import datetime as dt
 import email.utils
@@ -640,3 +641,48 @@ def test_cli_serves_until_terminated():
         out, err = process.communicate(timeout=15)
     assert process.returncode == 0, err
     assert f"Carbon Intensity API emulator on http://127.0.0.1:{port}" in out
+
+
+def test_unknown_region_dates():
+    config = EmulatorConfig(unknown_region_dates=frozenset({dt.date(2022, 6, 1)}))
+    with start_emulator(config) as running:
+        _, _, body = regional(running.base_url, "2022-05-31T23:01Z", "2022-06-02T00:30Z")
+    by_from = {p["from"]: p["regions"] for p in data_of(body)}
+    assert [r["regionid"] for r in by_from["2022-06-01T08:30Z"]] == list(range(1, 20))
+    atlantis = by_from["2022-06-01T08:30Z"][-1]
+    assert (atlantis["shortname"], atlantis["dnoregion"]) == ("Atlantis", "Atlantis Power Networks")
+    assert atlantis["intensity"] == by_from["2022-06-01T08:30Z"][17]["intensity"]  # GB's values
+    assert all(len(regions) == 19 for f, regions in by_from.items() if f.startswith("2022-06-01"))
+    assert len(by_from["2022-05-31T23:30Z"]) == len(by_from["2022-06-02T00:00Z"]) == 18
+
+
+def test_off_grid_periods():
+    moment = dt.datetime(2022, 6, 1, 9, 15, tzinfo=UTC)
+    with start_emulator(EmulatorConfig(off_grid_periods=frozenset({moment}))) as running:
+        _, _, body = regional(running.base_url, "2022-06-01T08:01Z", "2022-06-01T10:30Z")
+        _, _, before_its_end = regional(running.base_url, "2022-06-01T08:01Z", "2022-06-01T09:40Z")
+    periods = data_of(body)
+    froms = [p["from"] for p in periods]
+    times = ["08:00", "08:30", "09:00", "09:15", "09:30", "10:00"]
+    assert froms == [f"2022-06-01T{time}Z" for time in times]
+    off_grid = periods[3]
+    assert off_grid["to"] == "2022-06-01T09:45Z"
+    assert off_grid["regions"] == regional_period_records(moment.replace(minute=0))
+    # The range rule applies: its end, 09:45, is after this request's `to`.
+    assert "2022-06-01T09:15Z" not in [p["from"] for p in data_of(before_its_end)]
+    with pytest.raises(ValueError, match="is on the grid"):
+        EmulatorConfig(off_grid_periods=frozenset({moment.replace(minute=30)}))
+
+
+def test_cli_options_for_an_unknown_region_and_an_off_grid_record(capsys):
+    from carbon_assets.emulator import command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = ["--unknown-region-date", "2024-03-04", "--off-grid-period", "2024-03-04T09:15Z"]
+    config = command.config_from_args(parser.parse_args(args))
+    assert config.unknown_region_dates == frozenset({dt.date(2024, 3, 4)})
+    assert config.off_grid_periods == frozenset({dt.datetime(2024, 3, 4, 9, 15, tzinfo=UTC)})
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--off-grid-period", "2024-03-04T09:30Z"])
+    assert "off the half-hour grid" in capsys.readouterr().err

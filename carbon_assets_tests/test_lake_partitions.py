@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,8 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from carbon_assets.definitions import ALL_ASSETS, build_resources
 from carbon_assets.lake import read_parquet_table
-from carbon_assets_tests.helpers import range_tags
+from carbon_assets.partitions import DayRange
+from carbon_assets_tests.helpers import FAST_API, range_tags
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -93,3 +95,56 @@ def test_gold_before_any_silver_fails_saying_so_and_writes_nothing(tmp_path, spa
         failure.event_specific_data.error
     )
     assert not (data / "gold").exists() or not any((data / "gold").iterdir())
+
+
+def test_gold_after_a_silver_range_without_rows_builds_nothing_and_says_why(
+    tmp_path, spark, capsys
+):
+    """The API has no data for these days: bronze stores them empty, silver writes no rows;
+    gold then has nothing to aggregate, which is not "silver holds no data yet"."""
+    from carbon_assets.emulator import EmulatorConfig, start_emulator
+
+    data = tmp_path / "data"
+    days = {dt.date(2024, 5, 1), dt.date(2024, 5, 2)}
+    with start_emulator(EmulatorConfig(empty_dates=days)) as empty_api:
+        result = materialize(
+            ALL_ASSETS,
+            selection=LAKE_ONLY,
+            resources=build_resources(
+                data_dir=str(data), api_base_url=empty_api.base_url, empty_attempts=1, **FAST_API
+            ),
+            instance=DagsterInstance.ephemeral(),
+            tags=range_tags("2024-05-01", "2024-05-02"),
+        )
+    assert result.success
+    gold_rows = [
+        m.metadata["dagster/row_count"].value
+        for m in result.asset_materializations_for_node("gold_carbon_intensity_daily")
+    ]
+    assert set(gold_rows) == {0}
+    logged = capsys.readouterr().err  # dagster's console logger
+    assert "silver_carbon_intensity has no rows for 2024-05-01...2024-05-02" in logged
+    assert "holds no data yet" not in logged
+    assert not any((data / "gold").glob("date_recorded=*"))
+
+
+def test_files_written_before_a_column_existed_read_it_as_null(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "silver"
+    old, new = folder / "date_recorded=2024-01-01", folder / "date_recorded=2024-01-02"
+    old.mkdir(parents=True)
+    new.mkdir()
+    pq.write_table(pa.table({"regionid": pa.array([1], pa.int32())}), old / "part-0.parquet")
+    pq.write_table(
+        pa.table({"regionid": pa.array([2], pa.int32()), "added": pa.array([7], pa.int32())}),
+        new / "part-0.parquet",
+    )
+    table = read_parquet_table(folder, columns=["regionid", "added", "date_recorded"])
+    assert table.sort_values("regionid")["added"].tolist()[1] == 7
+    assert pd.isna(table.sort_values("regionid")["added"].tolist()[0])
+    only_old = read_parquet_table(
+        folder, DayRange(dt.date(2024, 1, 1), dt.date(2024, 1, 1)), columns=["regionid", "never"]
+    )
+    assert only_old["regionid"].tolist() == [1] and only_old["never"].isna().all()

@@ -1,4 +1,7 @@
-"""Bronze's asset check: is every day complete?"""
+"""Bronze's asset checks: is every day complete, and does every record start on the grid?
+
+Both read each day file's summary (what precedes its records), never the records themselves.
+"""
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -15,6 +18,7 @@ from carbon_assets.lake import LakeResource
 from carbon_assets.partitions import MAX_LISTED, day_range, listed, scope
 
 BRONZE_DAYS_COMPLETE = "bronze_days_complete"
+BRONZE_RECORDS_ON_GRID = "bronze_records_on_half_hour_grid"
 
 
 @multi_asset_check(
@@ -26,7 +30,16 @@ BRONZE_DAYS_COMPLETE = "bronze_days_complete"
                 "Every day has 48 half-hours x 18 regions x 9 fuels. A failure lists the days "
                 "the API had no or partial data for: their daily averages cover fewer half-hours."
             ),
-        )
+        ),
+        AssetCheckSpec(
+            BRONZE_RECORDS_ON_GRID,
+            asset=bronze_carbon_intensity,
+            description=(
+                "Every record the API sent starts on :00 or :30 UTC. A failure names each day "
+                "and the starts off that grid: bronze keeps those records as sent, silver leaves "
+                "them out (they are no half-hour)."
+            ),
+        ),
     ],
 )
 def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
@@ -36,15 +49,18 @@ def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
     incomplete: dict[str, int] = {}
     without_records: list[str] = []
     absent: list[str] = []
+    off_grid: dict[str, list[str]] = {}
     for day in days:
-        if store.is_complete(day):
-            continue
-        document = store.read(day)
-        if document is None:
+        summary = store.summary(day)
+        if summary is None:
             absent.append(day.isoformat())
             continue
-        incomplete[day.isoformat()] = document["half_hours"]
-        if document["region_records"] == 0:
+        if starts := summary.get("off_grid_starts"):
+            off_grid[day.isoformat()] = starts
+        if summary["complete"]:
+            continue
+        incomplete[day.isoformat()] = summary["half_hours"]
+        if summary["region_records"] == 0:
             without_records.append(day.isoformat())
     yield AssetCheckResult(
         check_name=BRONZE_DAYS_COMPLETE,
@@ -60,4 +76,26 @@ def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
             "days_with_no_data": listed(without_records),
             "days_not_stored": listed(absent),
         },
+    )
+    yield AssetCheckResult(
+        check_name=BRONZE_RECORDS_ON_GRID,
+        passed=not off_grid,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "scope": scope(date_range),
+            "days_checked": len(days),
+            "off_grid_starts": sum(len(starts) for starts in off_grid.values()),
+            "off_grid_starts_by_date": MetadataValue.json(
+                dict(list(off_grid.items())[:MAX_LISTED])
+            ),
+            "failing_dates": listed(off_grid),
+        },
+        description=(
+            "Records off the half-hour grid: "
+            + "; ".join(
+                f"{day}: {', '.join(starts)}" for day, starts in list(off_grid.items())[:10]
+            )
+            if off_grid
+            else None
+        ),
     )

@@ -9,7 +9,7 @@ A day document is what one bronze file holds:
      "first_fetched_at": "2024-02-01T10:00:00.123456+00:00",
      "last_fetched_at": "2024-02-01T10:00:00.123456+00:00",
      "half_hours": 48, "region_records": 864,
-     "missing_half_hours": [], "sources": [
+     "missing_half_hours": [], ["off_grid_starts": [...],] "sources": [
         {"url": ".../regional/intensity/2024-01-01T00:00Z/2024-01-14T00:00Z",
          "status": 200, "attempts": 1, "fetched_at": "2024-02-01T10:00:00.123456+00:00",
          "data": [<the API's period records for this day, unchanged and in API order>]}]}
@@ -17,6 +17,9 @@ A day document is what one bronze file holds:
 Several sources appear when a day came from two requests (31 Dec) or when a re-fetch kept
 half-hours that only an earlier fetch had. first_/last_fetched_at are the earliest and latest
 fetch behind the file (whether its values have settled, when to try an incomplete day again).
+`off_grid_starts` is present only when the API sent records that do not start on :00 or :30
+(kept like any other, listed for the bronze check). Everything before "sources" is the file's
+summary, read without decoding the records.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ import gzip
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
 from carbon_assets.bronze.records import Period, PeriodRecord, api_datetime
-from carbon_assets.bronze.request_plan import half_hours_of
+from carbon_assets.bronze.request_plan import half_hours_of, is_on_grid
 from carbon_assets.grid import HALF_HOURS_PER_DAY
 
 DayDocument = dict[str, Any]
@@ -54,11 +57,16 @@ class DayHead:
     last_fetched_at: dt.datetime | None
 
 
+# Where the records start: what comes before is the summary (date, completeness, lists).
+SOURCES_KEY = b',"sources":'
+
+
 @dataclass(frozen=True)
 class DayCompleteness:
     half_hours: int  # distinct half-hours with every region and fuel
     region_records: int
     missing: tuple[dt.datetime, ...]  # half-hours absent or short of regions/fuels
+    off_grid: tuple[dt.datetime, ...] = ()  # starts of records not on :00/:30, in order
 
     @property
     def complete(self) -> bool:
@@ -67,14 +75,20 @@ class DayCompleteness:
 
 def assess(day: dt.date, periods: Iterable[Period]) -> DayCompleteness:
     full: set[dt.datetime] = set()
+    off_grid: dict[dt.datetime, None] = {}
     region_records = 0
     for period in periods:
         region_records += period.regions
-        if period.full:
+        if not is_on_grid(period.start):
+            off_grid[period.start] = None
+        elif period.full:
             full.add(period.start)
     missing = tuple(start for start in half_hours_of(day) if start not in full)
     return DayCompleteness(
-        half_hours=HALF_HOURS_PER_DAY - len(missing), region_records=region_records, missing=missing
+        half_hours=HALF_HOURS_PER_DAY - len(missing),
+        region_records=region_records,
+        missing=missing,
+        off_grid=tuple(off_grid),
     )
 
 
@@ -82,12 +96,17 @@ def day_periods(document: DayDocument) -> list[Period]:
     return [period for source in document["sources"] for period in source["data"]]
 
 
+def moment_text(moment: dt.datetime) -> str:
+    """The API's format (2024-01-01T09:15Z), or ISO 8601 when the moment has seconds."""
+    return moment.isoformat() if moment.second or moment.microsecond else api_datetime(moment)
+
+
 def build_document(day: dt.date, sources: list[dict[str, Any]]) -> DayDocument:
     """A day document from its sources (each {url, status, attempts, fetched_at, data}), where
     data is a list of Periods."""
     completeness = assess(day, (period for source in sources for period in source["data"]))
     fetched = sorted(source["fetched_at"] for source in sources if source.get("fetched_at"))
-    return {
+    document = {
         "date": day.isoformat(),
         "complete": completeness.complete,
         "first_fetched_at": fetched[0] if fetched else None,
@@ -95,8 +114,10 @@ def build_document(day: dt.date, sources: list[dict[str, Any]]) -> DayDocument:
         "half_hours": completeness.half_hours,
         "region_records": completeness.region_records,
         "missing_half_hours": [api_datetime(start) for start in completeness.missing],
-        "sources": sources,
     }
+    if completeness.off_grid:  # nearly never: files stay as they were without it
+        document["off_grid_starts"] = [moment_text(start) for start in completeness.off_grid]
+    return {**document, "sources": sources}
 
 
 def merge_with_previous(new: DayDocument, previous: DayDocument | None) -> DayDocument:
@@ -177,6 +198,18 @@ def head_of(document: DayDocument) -> DayHead:
         first_fetched_at=fetched[0] if fetched else None,
         last_fetched_at=fetched[-1] if fetched else None,
     )
+
+
+def summary(stream: BinaryIO, chunk_size: int = 4096) -> DayDocument:
+    """The document without its records ("sources"), read from the start of a decompressed
+    stream: a check over years of days does not decode years of records."""
+    head = b""
+    while (cut := head.find(SOURCES_KEY)) < 0:
+        chunk = stream.read(chunk_size)
+        if not chunk:  # a file written by another tool: decode all of it
+            return {k: v for k, v in msgspec.json.decode(head).items() if k != "sources"}
+        head += chunk
+    return msgspec.json.decode(head[:cut] + b"}")
 
 
 # The typed shape of a day file as silver reads it.

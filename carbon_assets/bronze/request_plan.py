@@ -11,7 +11,9 @@ is the 48 half-hours that START on D (00:00Z .. 23:30Z). So:
   from a small extra request when 1 Jan is not being fetched.
 
 Every half-hour has exactly one *supplier* request, so a boundary half-hour returned by two
-requests is stored once.
+requests is stored once. A record that starts off the half-hour grid (09:15: the API's periods
+are on :00/:30, but bronze keeps whatever it sends) is supplied by the request of the half-hour
+it falls in, so it is stored (and flagged by a check) rather than dropped as nobody's.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ HALF_HOUR = dt.timedelta(minutes=30)
 MAX_REGIONAL_RANGE_DAYS = 14
 RANGE_TOO_LONG_MESSAGE = "The date range you have specified is greater than 14 days."
 MAX_DAYS_PER_REQUEST = MAX_REGIONAL_RANGE_DAYS - 1
+
+
+def half_hour_of(moment: dt.datetime) -> dt.datetime:
+    """The start of the half-hour (on :00 or :30 UTC) that `moment` falls in."""
+    return moment - dt.timedelta(
+        minutes=moment.minute % 30, seconds=moment.second, microseconds=moment.microsecond
+    )
+
+
+def is_on_grid(moment: dt.datetime) -> bool:
+    """Whether `moment` starts a half-hour (:00 or :30 UTC), as every API period should."""
+    return half_hour_of(moment) == moment
 
 
 def day_start(day: dt.date) -> dt.datetime:
@@ -64,13 +78,34 @@ class Window:
         return self.path
 
 
+class Suppliers(dict[dt.datetime, Window]):
+    """Half-hour start -> the request that supplies it, filled by RequestPlan.assign.
+
+    A moment off the half-hour grid is supplied by the request of the half-hour it falls in
+    (lookups with [] and .get alike), so whoever checks "is this record mine?" keeps a record
+    the API sent at 09:15 instead of dropping it.
+    """
+
+    def __missing__(self, moment: dt.datetime) -> Window:
+        on_grid = half_hour_of(moment)
+        if on_grid == moment:
+            raise KeyError(moment)
+        return self[on_grid]
+
+    def get(self, moment: dt.datetime, default: Window | None = None) -> Window | None:
+        try:
+            return self[moment]
+        except KeyError:
+            return default
+
+
 @dataclass
 class RequestPlan:
     """The requests for a set of days and, for each half-hour, the request that supplies it."""
 
     days: tuple[dt.date, ...]
     windows: list[Window] = field(default_factory=list)
-    supplier: dict[dt.datetime, Window] = field(default_factory=dict)
+    supplier: Suppliers = field(default_factory=Suppliers)
     # Derived from `supplier` as it is filled in, for lookups once per window and per day.
     _supplied: dict[Window, list[dt.datetime]] = field(default_factory=dict, repr=False)
     _day_windows: dict[dt.date, list[Window]] = field(default_factory=dict, repr=False)
@@ -82,6 +117,10 @@ class RequestPlan:
         day_windows = self._day_windows.setdefault(starts[0].date(), [])
         if window not in day_windows:
             day_windows.append(window)
+
+    def supplier_of(self, moment: dt.datetime) -> Window | None:
+        """The request that supplies the record starting at `moment` (on the grid or off it)."""
+        return self.supplier.get(moment)
 
     def expected_half_hours(self, window: Window) -> list[dt.datetime]:
         """The half-hours this window must deliver (those it is the supplier of), in order."""

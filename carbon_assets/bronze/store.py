@@ -36,6 +36,15 @@ class BronzeStore:
         path = self.path(day)
         return day_files.decode(path.read_bytes()) if path.exists() else None
 
+    def summary(self, day: dt.date) -> DayDocument | None:
+        """The day's file without its records (date, completeness, missing and off-grid
+        half-hours), or None if absent."""
+        path = self.path(day)
+        if not path.exists():
+            return None
+        with gzip.open(path, "rb") as handle:
+            return day_files.summary(handle)
+
     def exists(self, day: dt.date) -> bool:
         return self.path(day).exists()
 

@@ -9,7 +9,9 @@ import sys
 from carbon_assets import settings
 from carbon_assets.warehouse.migrations import apply_schema, discover_migrations
 from carbon_assets.warehouse.resource import create_warehouse_engine, resolve_warehouse_url
-from carbon_assets.warehouse.secrets import mask_secrets, mask_url
+from carbon_assets.warehouse.secrets import describe_error, mask_url
+
+URL_SOURCE = f"--database-url (or ${settings.DATABASE_URL})"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +33,11 @@ def run(args: argparse.Namespace) -> int:
     """Apply the schema in sql/ and say which versions were applied, and where."""
     url: str | None = None
     try:
-        url = resolve_warehouse_url(args.database_url, args.data_dir)
+        url = resolve_warehouse_url(args.database_url, args.data_dir, URL_SOURCE)
         applied = apply_schema(create_warehouse_engine(url))
         latest = discover_migrations()[-1].version
     except Exception as error:  # noqa: BLE001 - any failure: one masked line and exit code 1
-        message = mask_secrets(f"{type(error).__name__}: {error}", url or args.database_url)
-        print(f"db-init failed: {message}", file=sys.stderr)
+        print(f"db-init failed: {describe_error(error, url or args.database_url)}", file=sys.stderr)
         return 1
     if applied:
         print(f"Applied {', '.join(applied)} to {mask_url(url)}")

@@ -22,7 +22,7 @@ import sys
 
 from carbon_assets import settings
 from carbon_assets.warehouse.embedded import DEFAULT_DATABASE, embedded_database_url
-from carbon_assets.warehouse.secrets import mask_secrets
+from carbon_assets.warehouse.secrets import describe_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         url = embedded_database_url(args.data_dir, args.database, driver=args.driver or None)
     except Exception as error:  # noqa: BLE001 - any failure: one masked line and exit code 1
-        print(f"db-url failed: {mask_secrets(f'{type(error).__name__}: {error}')}", file=sys.stderr)
+        print(f"db-url failed: {describe_error(error)}", file=sys.stderr)
         return 1
     print(url)
     return 0

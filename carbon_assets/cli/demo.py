@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,12 +73,17 @@ def warehouse_sample(database_url: str, first: dt.date, rows: int = 10) -> pd.Da
 def run(args: argparse.Namespace) -> int:
     from carbon_assets.emulator import EmulatorConfig, start_emulator
     from carbon_assets.warehouse.resource import resolve_warehouse_url
-    from carbon_assets.warehouse.secrets import mask_url
+    from carbon_assets.warehouse.secrets import describe_error, mask_url
 
     first, last = dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last)
-    env = prepare_environment()
-    data_dir = Path(env[settings.DATA_DIR])
-    database_url = resolve_warehouse_url(env.get(settings.DATABASE_URL), data_dir)
+    try:
+        env = prepare_environment()
+        data_dir = Path(env[settings.DATA_DIR])
+        database_url = resolve_warehouse_url(env.get(settings.DATABASE_URL), data_dir)
+    except Exception as error:  # noqa: BLE001 - any failure: one masked line and exit code 1
+        urls = (os.environ.get(settings.DATABASE_URL), os.environ.get("DAGSTER_POSTGRES_URL"))
+        print(f"demo failed: {describe_error(error, *urls)}", file=sys.stderr)
+        return 1
     config = EmulatorConfig(
         seed=args.seed, latency_min=0.2, latency_max=2.0, latency_scale=args.latency_scale
     )

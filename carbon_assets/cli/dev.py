@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from carbon_assets.cli.local_stack import prepare_environment
+from carbon_assets.settings import DATABASE_URL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,12 +17,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from carbon_assets.warehouse.secrets import mask_url
+    from carbon_assets.warehouse.secrets import describe_error, mask_url
 
-    env = prepare_environment()
-    print(
-        f"Dagster instance on {mask_url(env['DAGSTER_POSTGRES_URL'])}; UI on http://{args.host}:{args.port}"
-    )
+    try:
+        env = prepare_environment()
+    except Exception as error:  # noqa: BLE001 - any failure: one masked line and exit code 1
+        urls = (os.environ.get(DATABASE_URL), os.environ.get("DAGSTER_POSTGRES_URL"))
+        print(f"dev failed: {describe_error(error, *urls)}", file=sys.stderr)
+        return 1
+    instance = mask_url(env["DAGSTER_POSTGRES_URL"])
+    print(f"Dagster instance on {instance}; UI on http://{args.host}:{args.port}")
     dagster = str(Path(sys.executable).parent / "dagster")
     os.execve(
         dagster,

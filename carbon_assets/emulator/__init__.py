@@ -16,8 +16,9 @@ What it copies from the real API (see ../shared/fixtures/carbon-intensity-api/AP
 * the error bodies ``{"error": {"code": "400 Bad Request", "message": ...}}``.
 
 What it adds for testing resilience: seeded, reproducible faults (500, 429, 503, slow answers,
-connection resets, truncated bodies, ``{}``), latency, missing dates, duplicated periods and
-missing (period, region) pairs, and request statistics at ``GET /_stats``.
+connection resets, truncated bodies, ``{}``), latency, missing dates, duplicated periods,
+missing (period, region) pairs, a region the API does not have (id 19) on chosen dates, records
+off the half-hour grid, and request statistics at ``GET /_stats``.
 
 The package: ``data`` (the synthetic records and the range rule), ``server`` (faults,
 statistics, the aiohttp server and ``start_emulator``) and ``command`` (the CLI). Nothing starts

@@ -38,6 +38,15 @@ def _parse_period_argument(text: str) -> dt.datetime:
     return moment
 
 
+def _parse_off_grid_argument(text: str) -> dt.datetime:
+    moment = parse_api_datetime(text)
+    if moment is None or (moment.minute in (0, 30) and not moment.second):
+        raise argparse.ArgumentTypeError(
+            f"expected a moment off the half-hour grid (e.g. 2024-01-01T09:15Z), got {text!r}"
+        )
+    return moment
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``emulate-api`` options."""
     parser.description = "Serve an offline emulator of the Carbon Intensity API (regional)."
@@ -65,6 +74,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duplicate-period", type=_parse_period_argument, action="append", default=[],
         metavar="YYYY-MM-DDThh:mmZ", help="a period start served twice (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--unknown-region-date", type=_parse_date_argument, action="append", default=[],
+        metavar="YYYY-MM-DD",
+        help="a UTC date whose periods also carry region 19 'Atlantis' (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--off-grid-period", type=_parse_off_grid_argument, action="append", default=[],
+        metavar="YYYY-MM-DDThh:mmZ",
+        help="an extra record starting off the half-hour grid, e.g. 09:15 (repeatable)",
+    )  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -86,6 +105,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         slow_seconds=args.slow_seconds,
         empty_dates=frozenset(args.empty_date),
         duplicate_periods=frozenset(args.duplicate_period),
+        unknown_region_dates=frozenset(args.unknown_region_date),
+        off_grid_periods=frozenset(args.off_grid_period),
     )
 
 

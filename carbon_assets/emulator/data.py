@@ -487,7 +487,7 @@ def parse_api_datetime(text: str) -> dt.datetime | None:
 def period_starts_in_range(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     """Starts of the periods whose end lies in [start, end], with the year-boundary truncation."""
     first_end = _ceil_half_hour(start)
-    last_end = _floor_half_hour(end)
+    last_end = floor_half_hour(end)
     if end.year > start.year:
         # The real API stops at the end of from's year and even loses the 23:30-00:00 period.
         last_end = min(last_end, dt.datetime(start.year, 12, 31, 23, 30, tzinfo=UTC))
@@ -495,10 +495,10 @@ def period_starts_in_range(start: dt.datetime, end: dt.datetime) -> list[dt.date
     return [first_end - HALF_HOUR + i * HALF_HOUR for i in range(max(0, count))]
 
 
-def _floor_half_hour(moment: dt.datetime) -> dt.datetime:
+def floor_half_hour(moment: dt.datetime) -> dt.datetime:
     return moment.replace(minute=moment.minute - moment.minute % 30, second=0, microsecond=0)
 
 
 def _ceil_half_hour(moment: dt.datetime) -> dt.datetime:
-    floored = _floor_half_hour(moment)
+    floored = floor_half_hour(moment)
     return floored if floored == moment else floored + HALF_HOUR

@@ -32,6 +32,8 @@ from carbon_assets.emulator.data import (
     UTC,
     as_utc,
     day_periods,
+    floor_half_hour,
+    format_api_datetime,
     index_label,
     parse_api_datetime,
     perc_value,
@@ -88,6 +90,12 @@ class EmulatorConfig:
     # another seed (per revision), as the real API revises values after a period ends.
     revised_dates: frozenset[dt.date] = frozenset()
     revision: int = 1
+    # Dates (UTC) on which every period also carries a region the API does not have
+    # (UNKNOWN_REGION: id 19, "Atlantis"), as if the API had added one.
+    unknown_region_dates: frozenset[dt.date] = frozenset()
+    # Extra records that start off the half-hour grid (e.g. 09:15), each with the values of
+    # the half-hour it falls in; served when its end lies in the range, like any period.
+    off_grid_periods: frozenset[dt.datetime] = frozenset()
 
     def __post_init__(self) -> None:
         # Normalise collections so callers may pass lists/sets and naive (UTC) datetimes.
@@ -101,6 +109,13 @@ class EmulatorConfig:
             "missing_region_periods",
             frozenset((as_utc(m), int(r)) for m, r in self.missing_region_periods),
         )
+        object.__setattr__(self, "unknown_region_dates", frozenset(self.unknown_region_dates))
+        object.__setattr__(
+            self, "off_grid_periods", frozenset(as_utc(m) for m in self.off_grid_periods)
+        )
+        for moment in self.off_grid_periods:
+            if moment == floor_half_hour(moment):
+                raise ValueError(f"off_grid_periods: {moment.isoformat()} is on the grid")
         for name, rate in self.fault_rates().items():
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"rate_{name} must be in [0, 1], got {rate}")
@@ -179,6 +194,26 @@ def _shifted_period_text(text: bytes, year: int) -> bytes:
     return json.dumps(period, separators=(",", ":")).encode()
 
 
+# The region unknown_region_dates adds: an id and names the real API has never used.
+UNKNOWN_REGION = {"regionid": 19, "dnoregion": "Atlantis Power Networks", "shortname": "Atlantis"}
+
+
+def _with_unknown_region(text: bytes) -> bytes:
+    """The period with UNKNOWN_REGION appended, carrying the GB region's values."""
+    period = json.loads(text)
+    gb = period["regions"][-1]
+    period["regions"].append({**gb, **UNKNOWN_REGION})
+    return json.dumps(period, separators=(",", ":")).encode()
+
+
+def _off_grid_text(text: bytes, moment: dt.datetime) -> bytes:
+    """A copy of the half-hour `text` that starts at `moment` (off the grid) instead."""
+    period = json.loads(text)
+    period["from"] = format_api_datetime(moment)
+    period["to"] = format_api_datetime(moment + HALF_HOUR)
+    return json.dumps(period, separators=(",", ":")).encode()
+
+
 def _without_regions(text: bytes, regionids: set[int]) -> bytes:
     period = json.loads(text)
     period["regions"] = [r for r in period["regions"] if r["regionid"] not in regionids]
@@ -194,19 +229,30 @@ def build_range_body(config: EmulatorConfig, start: dt.datetime, end: dt.datetim
     missing_regions: dict[dt.datetime, set[int]] = {}
     for moment, regionid in config.missing_region_periods:
         missing_regions.setdefault(moment, set()).add(regionid)
-    parts: list[bytes] = []
-    for period_start in available:
+    off_grid = sorted(
+        moment
+        for moment in config.off_grid_periods
+        if start <= moment + HALF_HOUR <= end and moment >= EARLIEST_PERIOD_START
+    )
+    parts: list[tuple[dt.datetime, bytes]] = []
+    for period_start in [*available, *off_grid]:
         day = period_start.date()
         if day in config.empty_dates:
             continue
+        on_grid = floor_half_hour(period_start)
         seed = config.seed + REVISION_SEED_STEP * config.revision * (day in config.revised_dates)
-        text = day_periods(seed, day)[period_start.hour * 2 + period_start.minute // 30]
+        text = day_periods(seed, day)[on_grid.hour * 2 + on_grid.minute // 30]
         if period_start in missing_regions:
             text = _without_regions(text, missing_regions[period_start])
-        parts.append(text)
+        if day in config.unknown_region_dates:
+            text = _with_unknown_region(text)
+        if period_start != on_grid:
+            text = _off_grid_text(text, period_start)
+        parts.append((period_start, text))
         if period_start in config.duplicate_periods:
-            parts.append(_shifted_period_text(text, period_start.year))
-    return b'{"data":[' + b",".join(parts) + b"]}"
+            parts.append((period_start, _shifted_period_text(text, period_start.year)))
+    parts.sort(key=lambda part: part[0])  # stable: a duplicate stays after its original
+    return b'{"data":[' + b",".join(text for _, text in parts) + b"]}"
 
 
 # ================================================================================================

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS
+from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGION_IDS
 
 SCALE = 1000  # values are summed as integer thousandths
 CENTS = Decimal("0.01")
@@ -28,6 +28,9 @@ AVERAGED = ("intensity_forecast", *FUEL_COLUMNS)
 AVERAGE_NAMES = {"intensity_forecast": "intensity_avg"}
 MONEY = pa.decimal128(10, 2)
 SILVER_INPUT = ("regionid", "timestamp", "shortname", "dno", "intensity_index", *AVERAGED)
+# Gold holds the API's 18 regions only: a region id beyond them (the blocking silver check
+# names it) never reaches gold, the warehouse or dim_region, even when gold is built alone.
+KNOWN_REGION_IDS = pa.array(REGION_IDS, type=pa.int32())
 
 GOLD_SCHEMA = pa.schema(
     [
@@ -67,9 +70,11 @@ def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
 
     shortname and dno are those of the day's last half-hour (region 6 was renamed over the
     years); half_hours counts the region's half-hours (48 on a complete day); a mean skips
-    missing values and is NULL when there are none.
+    missing values and is NULL when there are none. Rows of regions other than the API's 18
+    are left out.
     """
     day = silver_day.select(list(SILVER_INPUT))
+    day = day.filter(pc.is_in(day.column("regionid"), value_set=KNOWN_REGION_IDS))
     day = day.sort_by([("regionid", "ascending"), ("timestamp", "ascending")])
     for column in AVERAGED:
         position = day.schema.get_field_index(column)

@@ -37,6 +37,8 @@ def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
             key=("regionid", "timestamp"),
             aliases={"timestamp": "period_start"},
         ),
+        # Rows whose (regionid, half-hour) the API sent in versions that disagree.
+        "counted_columns": {"conflicting_duplicates": "conflicting_versions"},
     },
     kinds={"pyspark", "parquet"},
     group_name="carbon_intensity",
@@ -51,8 +53,10 @@ def silver_carbon_intensity(
     Columns: timestamp, date_recorded, regionid, shortname, dno, intensity_forecast,
     intensity_index, the nine fuel shares fuel_biomass .. fuel_wind (percent), extra_fuels
     (any fuel the API adds, kept rather than dropped; NULL when none), missing_fuels (NULL when
-    none) and fetched_at (lineage).
-    A half-hour fetched twice keeps its latest fetch. Stored as Parquet partitioned by
+    none), fetched_at (lineage) and conflicting_versions (how many different versions of the
+    half-hour the API sent, when they disagree; NULL otherwise).
+    A half-hour fetched twice keeps its latest fetch; the materialization's
+    conflicting_duplicates counts the rows whose copies disagreed. Stored as Parquet partitioned by
     date_recorded; re-materializing a range replaces exactly those days.
     """
     spark = spark_session(pyspark)

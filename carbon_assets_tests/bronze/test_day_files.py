@@ -27,6 +27,27 @@ def test_a_region_short_of_a_fuel_makes_its_half_hour_incomplete():
     assert assess(DAY, map(Period.from_record, records)).half_hours == 22
 
 
+def test_records_off_the_grid_are_kept_counted_and_listed(tmp_path):
+    records = [r for r in real_periods() if r["from"].startswith("2019-08-25")]
+    quarter_past = {**records[0], "from": "2019-08-25T12:45Z", "to": "2019-08-25T13:15Z"}
+    document = build_document(DAY, [source([records[0], quarter_past, *records[1:]])])
+    assert document["off_grid_starts"] == ["2019-08-25T12:45Z"]
+    assert document["half_hours"] == 23 and document["region_records"] == 24 * 18
+    assert list(document)[-2:] == ["off_grid_starts", "sources"]
+    store = BronzeStore(tmp_path)
+    store.write(document)
+    assert [r["from"] for r in day_periods_of(store.read(DAY))][:2] == [
+        "2019-08-25T12:30Z",
+        "2019-08-25T12:45Z",
+    ]
+    assert store.summary(DAY) == {k: v for k, v in document.items() if k != "sources"}
+    assert "off_grid_starts" not in build_document(DAY, [source(records)])
+
+
+def day_periods_of(document: dict) -> list[dict]:
+    return [record for source in document["sources"] for record in source["data"]]
+
+
 def test_merge_keeps_half_hours_only_the_previous_fetch_had(tmp_path):
     records = [r for r in real_periods() if r["from"].startswith("2019-08-25")]
     store = BronzeStore(tmp_path)

@@ -223,6 +223,31 @@ def test_a_duplicated_period_is_kept_as_the_api_sent_it(tmp_path):
     assert document["complete"]
 
 
+@pytest.mark.parametrize("days_per_request", [1, 13])
+def test_a_record_off_the_half_hour_grid_reaches_the_bronze_file(days_per_request, tmp_path):
+    """The client drops records of half-hours another request supplies; a record at 09:15 is
+    supplied by the request of 09:00-09:30 (RequestPlan.supplier), so it is kept."""
+    off_grid = dt.datetime(2024, 2, 2, 9, 15, tzinfo=dt.UTC)
+    config = EmulatorConfig(off_grid_periods=frozenset({off_grid}))
+    with start_emulator(config) as emulator:
+        result = materialize_bronze(
+            tmp_path,
+            emulator.base_url,
+            "2024-02-01",
+            "2024-02-03",
+            days_per_request=days_per_request,
+        )
+    assert result.success
+    store = BronzeStore(tmp_path / "bronze")
+    document = store.read(D("2024-02-02"))
+    froms = [r["from"] for s in document["sources"] for r in s["data"]]
+    assert froms.count("2024-02-02T09:15Z") == 1 and len(froms) == 49
+    assert froms.index("2024-02-02T09:15Z") == froms.index("2024-02-02T09:00Z") + 1  # API order
+    assert document["complete"] and document["off_grid_starts"] == ["2024-02-02T09:15Z"]
+    assert "off_grid_starts" not in store.read(D("2024-02-01"))
+    assert store.summary(D("2024-02-02")) == {k: v for k, v in document.items() if k != "sources"}
+
+
 def test_lost_days_fail_the_run_after_storing_the_rest_and_a_rerun_fetches_only_them(tmp_path):
     days = ("2024-01-01", "2024-03-31")
     with start_emulator(EmulatorConfig(seed=11, rate_500=0.5)) as emulator:

@@ -4,7 +4,13 @@ import datetime as dt
 
 import pytest
 
-from carbon_assets.bronze.request_plan import HALF_HOUR, half_hours_of, plan_requests
+from carbon_assets.bronze.request_plan import (
+    HALF_HOUR,
+    half_hour_of,
+    half_hours_of,
+    is_on_grid,
+    plan_requests,
+)
 from carbon_assets.partitions import DayRange
 
 D = dt.date.fromisoformat
@@ -69,3 +75,19 @@ def test_gaps_split_windows_and_one_day_per_request_reproduces_the_original():
 def test_days_per_request_is_bounded_by_the_api_limit(bad):
     with pytest.raises(ValueError, match="14 days"):
         plan_requests([D("2024-01-01")], days_per_request=bad)
+
+
+def test_a_moment_off_the_grid_is_supplied_by_the_request_of_its_half_hour():
+    plan = plan_requests([D("2023-12-30"), D("2023-12-31")], days_per_request=1)
+    quarter_past = dt.datetime(2023, 12, 30, 9, 15, tzinfo=dt.UTC)
+    assert not is_on_grid(quarter_past) and half_hour_of(quarter_past).minute == 0
+    assert plan.supplier.get(quarter_past) is plan.supplier[half_hour_of(quarter_past)]
+    assert plan.supplier_of(quarter_past) is plan.windows_of(D("2023-12-30"))[0]
+    # 31 Dec 23:45 falls in the half-hour the January boundary request supplies.
+    late = dt.datetime(2023, 12, 31, 23, 45, 30, tzinfo=dt.UTC)
+    assert plan.supplier_of(late) is plan.supplier[dt.datetime(2023, 12, 31, 23, 30, tzinfo=dt.UTC)]
+    assert plan.supplier_of(late).returns(late)
+    # Nothing supplies a half-hour outside the plan, on the grid or off it.
+    assert plan.supplier.get(dt.datetime(2024, 1, 5, 9, 15, tzinfo=dt.UTC)) is None
+    with pytest.raises(KeyError):
+        plan.supplier[dt.datetime(2024, 1, 5, 9, 0, tzinfo=dt.UTC)]

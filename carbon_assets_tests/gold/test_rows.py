@@ -67,6 +67,14 @@ def test_a_missing_share_is_skipped_by_the_mean_and_the_last_half_hour_names_the
     assert all(row["date_recorded"] == DAY for row in gold.values())
 
 
+def test_regions_beyond_the_18_are_left_out(tmp_path):
+    periods = [copy.deepcopy(p) for p in real_periods()[:2]]
+    for period in periods:
+        period["regions"].append({**period["regions"][-1], "regionid": 19, "shortname": "Atlantis"})
+    gold = daily_rows(silver_of_day(tmp_path, periods), DAY).to_pylist()
+    assert [row["regionid"] for row in gold] == list(range(1, 19))
+
+
 def test_the_date_comes_from_the_day_files_folder():
     assert date_of_day_file("/lake/silver/date_recorded=2024-02-29/part-0.parquet") == dt.date(
         2024, 2, 29

@@ -9,9 +9,13 @@ from carbon_assets.silver.checks import (
     SILVER_FUEL_MIX_SUMS_TO_100,
     SILVER_INDEX_LABELS_KNOWN,
     SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_KNOWN_REGIONS,
+    SILVER_NO_CONFLICTING_DUPLICATES,
     SILVER_NO_UNKNOWN_FUELS,
     SILVER_UNIQUE_HALF_HOURS,
+    conflicting_half_hours,
     silver_problems,
+    unknown_regions,
 )
 
 DAY, OTHER = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
@@ -26,11 +30,13 @@ def silver_rows(day=DAY, regions=range(1, 19), half_hours=48):
                     "timestamp": pd.Timestamp(day) + pd.Timedelta(minutes=30 * i),
                     "date_recorded": day,
                     "regionid": regionid,
+                    "shortname": f"Region {regionid}",
                     "intensity_forecast": 100,
                     "intensity_index": "moderate",
                     **{c: (100.0 if c == "fuel_gas" else 0.0) for c in FUEL_COLUMNS},
                     "extra_fuels": [],
                     "missing_fuels": [],
+                    "conflicting_versions": None,
                 }
             )
     return pd.DataFrame(rows)
@@ -48,11 +54,36 @@ def test_each_silver_problem_names_its_date():
     bad.loc[at_other[1], "intensity_forecast"] = -5
     bad.loc[at_other[2], "intensity_index"] = "extreme"
     bad.at[at_other[3], "extra_fuels"] = [("storage", 1.0)]
+    bad = pd.concat([bad, silver_rows(OTHER, regions=[19], half_hours=2)], ignore_index=True)
+    bad.loc[at_other[4], "conflicting_versions"] = 2
     problems = {name: sorted(set(found)) for name, found in silver_problems(bad).items()}
     assert problems == {
         SILVER_UNIQUE_HALF_HOURS: [DAY],
+        SILVER_KNOWN_REGIONS: [OTHER],
         SILVER_FUEL_MIX_SUMS_TO_100: [OTHER],
         SILVER_INTENSITY_NON_NEGATIVE: [OTHER],
         SILVER_INDEX_LABELS_KNOWN: [OTHER],
         SILVER_NO_UNKNOWN_FUELS: [OTHER],
+        SILVER_NO_CONFLICTING_DUPLICATES: [OTHER],
     }
+
+
+def test_unknown_regions_are_named_with_their_date():
+    silver = pd.concat(
+        [silver_rows(DAY), silver_rows(OTHER, regions=[19, 0], half_hours=3)], ignore_index=True
+    )
+    silver.loc[silver.regionid == 19, "shortname"] = "Atlantis"
+    silver.loc[silver.index[-1], "regionid"] = None  # a region record without a regionid
+    assert unknown_regions(silver) == {
+        str(OTHER): ["0 (Region 0)", "19 (Atlantis)", "no regionid (Region 0)"]
+    }
+    assert unknown_regions(silver_rows(DAY)) == {}
+
+
+def test_conflicting_half_hours_are_named_with_their_regions():
+    silver = silver_rows(DAY)
+    at_ten = silver.index[silver.timestamp == pd.Timestamp(DAY) + pd.Timedelta(hours=10)]
+    silver.loc[at_ten, "conflicting_versions"] = 2
+    silver.loc[silver.index[0], "conflicting_versions"] = 3
+    assert conflicting_half_hours(silver) == {"2024-01-01T00:00Z": 1, "2024-01-01T10:00Z": 18}
+    assert conflicting_half_hours(silver_rows(DAY)) == {}

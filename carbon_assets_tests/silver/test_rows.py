@@ -64,6 +64,15 @@ def test_half_hours_of_another_date_are_left_to_that_dates_file(tmp_path):
     assert {row["date_recorded"] for row in rows_of(path)} == {DAY}
 
 
+def test_a_record_off_the_half_hour_grid_is_no_half_hour_of_silver(tmp_path):
+    period = real_periods()[0]  # 12:30
+    quarter = {**copy.deepcopy(period), "from": "2019-08-25T12:45Z", "to": "2019-08-25T13:15Z"}
+    seconds = {**copy.deepcopy(period), "from": "2019-08-25T13:00:30Z"}
+    rows = rows_of(stored(tmp_path, [source([period, quarter, seconds])]))
+    assert len(rows) == 18
+    assert {row["timestamp"] for row in rows} == {dt.datetime(2019, 8, 25, 12, 30, tzinfo=dt.UTC)}
+
+
 def test_a_fetch_with_a_time_beats_one_without_and_the_last_region_entry_breaks_a_tie(tmp_path):
     period = real_periods()[0]
     dated, undated = copy.deepcopy(period), copy.deepcopy(period)
@@ -81,6 +90,21 @@ def test_a_fetch_with_a_time_beats_one_without_and_the_last_region_entry_breaks_
     assert (
         len(rows) == 18 and next(r for r in rows if r["regionid"] == 1)["intensity_forecast"] == 222
     )
+
+
+def test_copies_that_disagree_are_counted_and_identical_ones_are_not(tmp_path):
+    period = real_periods()[0]
+    revised = copy.deepcopy(period)
+    revised["regions"][0]["intensity"]["forecast"] += 7  # region 1 only
+    again = copy.deepcopy(revised)  # the revision sent twice: still two versions
+    rows = rows_of(stored(tmp_path, [source([period, revised, again])]))
+    by_region = {row["regionid"]: row for row in rows}
+    assert len(rows) == 18
+    assert by_region[1]["conflicting_versions"] == 2
+    assert by_region[1]["intensity_forecast"] == period["regions"][0]["intensity"]["forecast"] + 7
+    assert {row["conflicting_versions"] for row in rows if row["regionid"] != 1} == {None}
+    once = rows_of(stored(tmp_path, [source([period, copy.deepcopy(period)])]))
+    assert {row["conflicting_versions"] for row in once} == {None}
 
 
 def test_a_fractional_forecast_rounds_half_up_and_a_repeated_fuel_keeps_its_last_share(tmp_path):

@@ -129,7 +129,7 @@ def test_mask_secrets_keeps_words_that_merely_contain_the_password() -> None:
 def test_sqlalchemy_url_makes_psycopg2_explicit_and_refuses_other_drivers() -> None:
     assert sqlalchemy_url("postgresql://u@h/db").startswith("postgresql+psycopg2://")
     assert sqlalchemy_url("postgres://u@h/db").startswith("postgresql+psycopg2://")
-    with pytest.raises(ValueError, match="Unsupported database URL scheme") as raised:
+    with pytest.raises(ValueError, match="uses the scheme .mysql.") as raised:
         sqlalchemy_url("mysql://u:hunter2@h/db")
     assert "hunter2" not in str(raised.value)
 
@@ -426,7 +426,7 @@ def test_a_data_dir_too_long_for_a_unix_socket_still_gets_a_working_url() -> Non
         url = embedded_database_url(data_dir, "carbon", driver=None)
         socket_dir = Path(url.split("?host=", 1)[1])
         assert len(str(data_dir / "postgres" / ".s.PGSQL.5432")) > 107
-        assert not str(socket_dir).startswith(str(data_dir))  # pgserver moved it somewhere short
+        assert not str(socket_dir).startswith(str(data_dir))  # moved to a short private folder
         assert query(url, "SELECT current_database()") == [("carbon",)]
     finally:
         discard_server(data_dir)

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import subprocess
+import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+import psycopg2
 import pytest
 from dagster import (
     AssetKey,
@@ -32,8 +37,13 @@ from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUEL_COLUMNS
 from carbon_assets.warehouse.embedded import embedded_server, stop_embedded_server
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
-from carbon_assets.warehouse.resource import WarehouseDatabase
-from carbon_assets_tests.helpers import range_tags, synthetic_gold_rows
+from carbon_assets.warehouse.resource import (
+    WarehouseDatabase,
+    create_warehouse_engine,
+    session_settings,
+    sqlalchemy_url,
+)
+from carbon_assets_tests.helpers import REPO, range_tags, synthetic_gold_rows
 from carbon_assets_tests.postgres_helpers import (
     SERVERS,
     admin_sql,
@@ -435,3 +445,96 @@ def test_materialize_a_partition_range_in_one_run(service_database_url) -> None:
 def password_role() -> Iterator[tuple[str, str]]:
     with role_with_password() as url_and_password:
         yield url_and_password
+
+
+# --- locks -----------------------------------------------------------------------------------
+
+
+def test_every_session_has_a_lock_timeout_and_a_client_check(service_database_url) -> None:
+    engine = create_warehouse_engine(service_database_url, lock_timeout_seconds=7)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "7s"
+        assert connection.exec_driver_sql("SHOW client_connection_check_interval").scalar() == "5s"
+        connection.rollback()  # what the pool does on return: the settings must survive it
+        assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "7s"
+    assert session_settings(7, 130000) == {"lock_timeout": "7000ms"}  # no such setting before 14
+
+
+def test_a_load_blocked_by_a_lock_gives_up_after_the_lock_timeout(service_database_url) -> None:
+    url = service_database_url
+    manager = PostgresWarehouseIOManager(
+        warehouse=WarehouseDatabase(database_url=url, lock_timeout_seconds=0.5)
+    )
+    store(manager, synthetic_gold_rows("2024-01-01", 1), "2024-01-01")
+    before = table_rows(url)
+    holder = psycopg2.connect(sqlalchemy_url(url).replace("+psycopg2", ""))
+    try:
+        with holder.cursor() as cursor:  # a forgotten transaction that holds the table
+            cursor.execute(f"LOCK TABLE {TABLE} IN SHARE MODE")
+        with pytest.raises(WarehouseError) as raised:
+            store(manager, synthetic_gold_rows("2024-01-02", 1), "2024-01-02")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert "LockNotAvailable: canceling statement due to lock timeout" in str(raised.value)
+    assert "the table is unchanged" in str(raised.value)
+    assert table_rows(url) == before
+
+
+# Waits for a lock on the table through the project's engine; meant to be killed meanwhile.
+LOCK_WAITER = """
+import sys
+from carbon_assets.warehouse.resource import create_warehouse_engine
+engine = create_warehouse_engine(sys.argv[1])
+with engine.begin() as connection:
+    connection.exec_driver_sql(
+        "LOCK TABLE carbon_data.carbon_intensity_daily IN SHARE ROW EXCLUSIVE MODE"
+    )
+"""
+
+
+def test_a_killed_client_waiting_for_a_lock_leaves_no_session_behind(
+    service_database_url,
+) -> None:
+    """Without client_connection_check_interval the killed client's backend would wait in the
+    lock queue until the holder let go (or the lock_timeout, minutes later), then hold the lock."""
+    url = service_database_url
+    store(
+        PostgresWarehouseIOManager(warehouse=WarehouseDatabase(database_url=url)),
+        synthetic_gold_rows("2024-01-01", 1),
+        "2024-01-01",
+    )
+    holder = psycopg2.connect(sqlalchemy_url(url).replace("+psycopg2", ""))
+    waiter = None
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {TABLE} IN SHARE MODE")
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", LOCK_WAITER, url], env=os.environ | {"PYTHONPATH": str(REPO)}
+        )
+        waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        waiting += " AND wait_event_type = 'Lock' AND starts_with(query, 'LOCK TABLE')"
+        (pid,) = wait_for(lambda: query(url, waiting), "the client waiting for the lock")[0]
+        waiter.kill()
+        waiter.wait(timeout=60)
+        # The holder still holds the lock: only the server's check of its client ends the wait.
+        wait_for(
+            lambda: not query(url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)),
+            "the end of the killed client's session",
+            timeout=60,
+        )
+    finally:
+        if waiter is not None and waiter.poll() is None:
+            waiter.kill()
+        holder.rollback()
+        holder.close()
+
+
+def wait_for(condition, what: str, timeout: float = 120.0):
+    """Poll `condition` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f}s")
+        time.sleep(0.1)
+    return value
