@@ -1,4 +1,4 @@
-"""`carbon-assets demo`: January 2024 through all four assets, fully offline.
+"""`carbon-assets demo`: January 2024 through every asset, fully offline.
 
 Starts the API emulator and the embedded PostgreSQL, materializes every asset for the range
 in one run with the `dagster asset materialize` CLI (on the same Dagster instance `make dev`
@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -44,19 +46,23 @@ def layer_counts(
     store = BronzeStore(data_dir / "bronze")
     documents = [store.read(day) for day in days.days()]
     with sqlalchemy.create_engine(database_url).connect() as connection:
-        warehouse_rows = connection.execute(
-            sqlalchemy.text(
-                "SELECT count(*) FROM carbon_data.carbon_intensity_daily "
-                "WHERE date_recorded BETWEEN :first AND :last"
-            ),
-            {"first": first, "last": last},
-        ).scalar_one()
+        warehouse_rows = {
+            table: connection.execute(
+                sqlalchemy.text(
+                    f"SELECT count(*) FROM carbon_data.{table} "
+                    "WHERE date_recorded BETWEEN :first AND :last"
+                ),
+                {"first": first, "last": last},
+            ).scalar_one()
+            for table in ("carbon_intensity_daily", "carbon_intensity_halfhourly")
+        }
     return {
         "bronze day files": sum(doc is not None for doc in documents),
         "bronze region-records": sum(doc["region_records"] for doc in documents if doc),
         "silver rows": len(read_parquet_table(data_dir / "silver", days)),
         "gold rows": len(read_parquet_table(data_dir / "gold", days)),
-        "warehouse rows": warehouse_rows,
+        "warehouse daily rows": warehouse_rows["carbon_intensity_daily"],
+        "warehouse half-hour rows": warehouse_rows["carbon_intensity_halfhourly"],
     }
 
 
@@ -68,6 +74,61 @@ def warehouse_sample(database_url: str, first: dt.date, rows: int = 10) -> pd.Da
     )
     with sqlalchemy.create_engine(database_url).connect() as connection:
         return pd.read_sql(query, connection, params={"first": first, "rows": rows})
+
+
+# "... - 4242 - silver_carbon_intensity - STEP_SUCCESS - Finished execution of step
+# "silver_carbon_intensity" in 12.3s." and the like, from Dagster's event log lines.
+STEP_EVENT = re.compile(
+    r" - (?P<event>STEP_START|STEP_SUCCESS|STEP_FAILURE|STEP_SKIPPED) - (?P<text>.*)"
+)
+STEP_NAME = re.compile(r'step "(?P<step>[^"]+)"(?: in (?P<took>[0-9.]+\s?m?s))?')
+
+
+def run_with_progress(command: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Run the materialization with its whole output going to `log_path`, printing one line
+    per step as it starts and ends."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process,
+    ):
+        for line in process.stdout:
+            log.write(line)
+            if (event := STEP_EVENT.search(line)) is None:
+                continue
+            step = STEP_NAME.search(event["text"])
+            name = step["step"] if step else event["text"]
+            elapsed = f"{time.monotonic() - started:6.1f}s"
+            if event["event"] == "STEP_START":
+                print(f"  {elapsed}  {name} ...", flush=True)
+            elif event["event"] == "STEP_SUCCESS":
+                took = f" in {step['took']}" if step and step["took"] else ""
+                print(f"  {elapsed}  {name} done{took}", flush=True)
+            else:
+                print(f"  {elapsed}  {name}: {event['event']} {event['text'][:200]}", flush=True)
+    return process.returncode
+
+
+def write_charts(database_url: str, first: dt.date, last: dt.date, folder: Path) -> list[Path]:
+    """The warehouse run's two charts of the range, as PNG files (the README shows them)."""
+    from carbon_assets.warehouse.charts import gb_fuel_mix, intensity_heatmap
+
+    query = sqlalchemy.text(
+        "SELECT * FROM carbon_data.carbon_intensity_daily"
+        " WHERE date_recorded BETWEEN :first AND :last"
+    )
+    with sqlalchemy.create_engine(database_url).connect() as connection:
+        daily = pd.read_sql(query, connection, params={"first": first, "last": last})
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, draw in (("intensity_heatmap", intensity_heatmap), ("gb_fuel_mix", gb_fuel_mix)):
+        path = folder / f"{name}.png"
+        path.write_bytes(draw(daily))
+        paths.append(path)
+    return paths
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,16 +166,20 @@ def run(args: argparse.Namespace) -> int:
             "--partition-range",
             f"{first}...{last}",
         ]
-        print("Running:", " ".join(command), flush=True)
-        completed = subprocess.run(command, env=env, check=False)
+        log_path = data_dir / "demo.log"
+        print(f"Running:        {' '.join(command[1:])}")
+        print(f"Full log:       {log_path}", flush=True)
+        returncode = run_with_progress(command, env, log_path)
         print(f"Emulator served {emulator.stats()['requests_total']} requests")
-    if completed.returncode != 0:
-        print(f"The run failed (exit {completed.returncode}); see the log above.", file=sys.stderr)
-        return completed.returncode
+    if returncode != 0:
+        print(f"The run failed (exit {returncode}); the full log is {log_path}", file=sys.stderr)
+        return returncode
     print("\nRows per layer for", f"{first}...{last}:")
     for layer, count in layer_counts(data_dir, first, last, database_url).items():
-        print(f"  {layer:<22} {count:>9,}")
+        print(f"  {layer:<24} {count:>9,}")
     print(f"\nSample of carbon_data.carbon_intensity_daily on {first}:")
     print(warehouse_sample(database_url, first).to_string(index=False))
+    charts = write_charts(database_url, first, last, data_dir / "exports")
+    print("\nCharts of the month: " + ", ".join(str(path) for path in charts))
     print("\n`make dev` opens these results in the Dagster UI at http://127.0.0.1:3000")
     return 0
