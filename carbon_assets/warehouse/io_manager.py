@@ -14,7 +14,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 from psycopg2 import sql
 
 from carbon_assets.partitions import DayRange, day_range
-from carbon_assets.warehouse.load import describe, load_range
+from carbon_assets.warehouse.load import RowsRejected, describe, load_range
 from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets.warehouse.secrets import mask_secrets, mask_url
 from carbon_assets.warehouse.tables import AUDIT_COLUMNS, SCHEMA, TABLES, WarehouseTable
@@ -71,7 +71,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         try:
             url = self.warehouse.url()
             counts = load_range(self.warehouse.engine(), table, chunks, days)
-        except ValueError:
+        except RowsRejected:
             raise  # rows the table cannot take: the message says which
         except Exception as error:  # noqa: BLE001 - re-raised below with the password masked
             cause = mask_secrets(describe(error), url or self.warehouse.configured_url())

@@ -25,6 +25,11 @@ from carbon_assets.partitions import DayRange
 from carbon_assets.warehouse.tables import AUDIT_COLUMNS, SCHEMA, WarehouseTable
 
 
+class RowsRejected(ValueError):
+    """Rows the table cannot take (columns, types, days outside the range): the asset's fault,
+    not the database's, so they are reported as they are."""
+
+
 @dataclass(frozen=True)
 class LoadCounts:
     """What one load did."""
@@ -49,7 +54,7 @@ def prepare_rows(df: pd.DataFrame, table: WarehouseTable) -> pd.DataFrame:
     missing = [c for c in wanted if c not in df.columns]
     unexpected = [c for c in df.columns if c not in wanted and c not in AUDIT_COLUMNS]
     if missing or unexpected:
-        raise ValueError(
+        raise RowsRejected(
             f"Rows for {table.qualified} must have the columns {list(wanted)}; "
             f"missing {missing}, unexpected {unexpected}"
         )
@@ -58,14 +63,14 @@ def prepare_rows(df: pd.DataFrame, table: WarehouseTable) -> pd.DataFrame:
         required = column in table.whole_numbers
         try:
             rows[column] = rows[column].astype("int64" if required else "Int64")
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError) as error:  # from pandas
             nulls = " without nulls" if required else ""
-            raise ValueError(f"{column} must be whole numbers{nulls}: {error}") from None
+            raise RowsRejected(f"{column} must be whole numbers{nulls}: {error}") from None
     days = pd.to_datetime(rows[table.day_column])
     if days.isna().any():
-        raise ValueError(f"{table.day_column} must not be null")
+        raise RowsRejected(f"{table.day_column} must not be null")
     if (days != days.dt.normalize()).any():
-        raise ValueError(f"{table.day_column} must be dates, not timestamps with a time of day")
+        raise RowsRejected(f"{table.day_column} must be dates, not timestamps with a time of day")
     rows[table.day_column] = days.dt.strftime("%Y-%m-%d")
     for column in table.moments:
         rows[column] = pd.to_datetime(rows[column], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -84,7 +89,7 @@ def check_range(rows: pd.DataFrame, days: DayRange, table: WarehouseTable) -> No
             .head(3)
             .itertuples(index=False)
         )
-        raise ValueError(
+        raise RowsRejected(
             f"{len(outside):,} input rows are outside the partition range {start}...{end} "
             f"(e.g. {examples}); the asset must return only rows of the partitions it materializes"
         )

@@ -142,11 +142,12 @@ def test_the_warehouse_resource_and_io_manager_refuse_it_without_echoing_it(name
         warehouse.engine()  # what the warehouse checks call
     assert_reported_safely(str(raised.value), name)
 
-    from dagster import build_output_context
+    from dagster import AssetKey, build_output_context
 
     manager = PostgresWarehouseIOManager(warehouse=warehouse)
     rows: pd.DataFrame = synthetic_gold_rows("2024-01-01", 1)
-    with build_output_context() as context, pytest.raises(WarehouseError) as raised:
+    context_of_the_daily_table = build_output_context(asset_key=AssetKey("carbon_intensity_daily"))
+    with context_of_the_daily_table as context, pytest.raises(WarehouseError) as raised:
         manager.handle_output(context, rows)
     assert "the table is unchanged" in str(raised.value)
     assert_reported_safely(str(raised.value), name)
