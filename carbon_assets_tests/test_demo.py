@@ -17,6 +17,7 @@ import pytest
 
 from carbon_assets.warehouse.embedded import stop_embedded_server
 from carbon_assets_tests.helpers import REPO
+from carbon_assets_tests.postgres_helpers import server_data_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -24,14 +25,15 @@ DAYS, HALF_HOURS, REGIONS = 31, 48, 18
 
 
 @pytest.fixture
-def fresh_project(tmp_path_factory) -> Path:
-    """A folder with the project's Dagster files and nothing else (no data, no instance)."""
-    # Short: the embedded server's socket lives under it.
-    folder = Path(tmp_path_factory.mktemp("demo"))
+def fresh_project() -> Path:
+    """A folder with the project's Dagster files and nothing else (no data, no instance);
+    outside pytest's tmp folders, which the embedded server's user cannot rely on."""
+    folder = server_data_dir("carbon-demo-")
     for name in ("dagster.yaml", "workspace.yaml"):
         shutil.copy(REPO / name, folder / name)
     yield folder
     stop_embedded_server(folder / "data")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_make_demo_fills_every_layer_and_says_so_briefly(fresh_project):
