@@ -27,17 +27,21 @@ FRESH_FOR = dt.timedelta(hours=6)
 DAYS_PER_CHUNK = 31
 SILVER_TO_HALF_HOURLY = {"timestamp": "period_start"}
 SILVER_COLUMN_OF = {table: silver for silver, table in SILVER_TO_HALF_HOURLY.items()}
+# What both tables' assets share: daily partitions loaded as one run, following bronze (when
+# the latest day's bronze is re-fetched, they are rebuilt), through the warehouse IO manager.
+WAREHOUSE_ASSET = {
+    "partitions_def": daily_partitions,
+    "backfill_policy": BackfillPolicy.single_run(),
+    "automation_condition": AutomationCondition.eager(),
+    "io_manager_key": "warehouse_io_manager",
+    "kinds": {"postgres"},
+    "group_name": "carbon_intensity",
+}
 PREVIEW_COLUMNS = ["regionid", "shortname", "intensity_avg", "index_mode", "fuel_gas", "fuel_wind"]
 
 
 @asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
-    automation_condition=AutomationCondition.eager(),
-    io_manager_key="warehouse_io_manager",
-    kinds={"postgres"},
-    group_name="carbon_intensity",
+    **WAREHOUSE_ASSET,
     metadata={
         "dagster/table_name": DAILY.qualified,
         "dagster/column_schema": sql_table_schema(DAILY.name, DAILY.key),
@@ -111,12 +115,7 @@ class SilverDays:
 
 
 @asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    automation_condition=AutomationCondition.eager(),
-    io_manager_key="warehouse_io_manager",
-    kinds={"postgres"},
-    group_name="carbon_intensity",
+    **WAREHOUSE_ASSET,
     metadata={
         "dagster/table_name": HALF_HOURLY.qualified,
         "dagster/column_schema": sql_table_schema(HALF_HOURLY.name, HALF_HOURLY.key),
