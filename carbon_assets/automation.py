@@ -41,8 +41,8 @@ RETRY_POLICY = RetryPolicy(
 daily_refresh_job = define_asset_job(
     name="daily_refresh",
     selection=AssetSelection.groups(GROUP),
-    description="Fetch, transform and load the settle window (or one day to heal) through all "
-    "four layers.",
+    description="Fetch, transform and load the settle window (or one day to heal) through every "
+    "layer.",
     op_retry_policy=RETRY_POLICY,
 )
 
