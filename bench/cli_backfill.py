@@ -202,6 +202,9 @@ def backfill(
         "peak_rss_python_bytes": measured.peak_rss_python_bytes,
         "peak_rss_jvm_bytes": measured.peak_rss_jvm_bytes,
         "peak_rss_total_bytes": measured.peak_rss_total_bytes,
+        "peak_rss_by_process": dict(
+            sorted(measured.peak_rss_by_process.items(), key=lambda item: -item[1])[:6]
+        ),
         "cpu_seconds_python": measured.cpu_seconds_python,
         "cpu_seconds_jvm": measured.cpu_seconds_jvm,
     }
