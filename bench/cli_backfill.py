@@ -97,6 +97,14 @@ def metadata_sizes(event: dict) -> dict[str, int]:
     return {entry["label"]: len(json.dumps(entry)) for entry in found}
 
 
+def during(events: list[tuple], moment: float) -> str:
+    """The step that last started before `moment` (or "before RUN_START")."""
+    started = [step for kind, step, at, _ in events if kind == "STEP_START" and at <= moment]
+    if started:
+        return started[-1]
+    return "before RUN_START"
+
+
 def analyse(events: list[tuple], started_at: float, wall_seconds: float) -> dict:
     """Time before RUN_START, per-event costs, and what the events are."""
     run: dict[str, float] = {}
@@ -202,6 +210,8 @@ def backfill(
         "peak_rss_python_bytes": measured.peak_rss_python_bytes,
         "peak_rss_jvm_bytes": measured.peak_rss_jvm_bytes,
         "peak_rss_total_bytes": measured.peak_rss_total_bytes,
+        "peak_rss_python_during": during(events, measured.peak_rss_python_at),
+        "peak_rss_jvm_during": during(events, measured.peak_rss_jvm_at),
         "peak_rss_by_process": dict(
             sorted(measured.peak_rss_by_process.items(), key=lambda item: -item[1])[:6]
         ),
