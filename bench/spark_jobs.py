@@ -8,8 +8,8 @@ use the project's Spark configuration, write silver and gold Parquet partitioned
 date_recorded, and build gold from the silver Parquet they wrote (as the Dagster assets do).
 
 - ours: silver_from_bronze then gold_from_silver on silver's day files (each parsed or
-  aggregated per file in Spark's Python workers), each layer collected through Arrow and
-  written one file per day by the Parquet IO manager's write_days, as the Dagster assets do.
+  aggregated per file in Spark's Python workers), each day's file staged by the worker that
+  computed it and published by the driver (DaysFromFiles.write), as the Dagster assets do.
 - original: spark.read.json with schema inference, then explode sources, periods, regions
   and generation mixes (one row per region, half-hour and fuel), pivot the fuels back into
   columns, and average per (regionid, date) in binary floating point.
@@ -18,7 +18,6 @@ date_recorded, and build gold from the silver Parquet they wrote (as the Dagster
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -30,10 +29,10 @@ from pyspark.sql import functions as F
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.gold.assets import gold_from_silver
 from carbon_assets.grid import FUEL_COLUMNS, FUELS
-from carbon_assets.lake import day_files, write_days
+from carbon_assets.lake import day_files
 from carbon_assets.partitions import DayRange
 from carbon_assets.silver.assets import silver_from_bronze
-from carbon_assets.spark import default_spark_config, start_session
+from carbon_assets.spark import DaysFromFiles, default_spark_config, start_session
 
 PARTITION_COLUMN = "date_recorded"
 
@@ -48,9 +47,10 @@ def write_by_day(frame: DataFrame, folder: Path) -> None:
     frame.write.mode("overwrite").partitionBy(PARTITION_COLUMN).parquet(str(folder))
 
 
-def write_days_like_the_io_manager(frame: DataFrame, folder: Path, days: list[dt.date]) -> None:
-    """Our way: collect through Arrow, one file per day (SparkParquetIOManager.handle_output)."""
-    write_days(folder, frame.toArrow(), days)
+def write_days_like_the_io_manager(computed: DaysFromFiles, folder: Path, days: DayRange) -> None:
+    """Our way: each worker stages its days' files, the driver publishes them
+    (DaysFromFiles.write, as SparkParquetIOManager.handle_output does)."""
+    computed.write(folder, days=days)
 
 
 # --- the original approach ---------------------------------------------------------------
@@ -102,7 +102,7 @@ def average_original(silver: DataFrame) -> DataFrame:
 # --- the two jobs: each returns its timings -----------------------------------------------
 
 
-def run_ours(spark: SparkSession, paths: list[str], out: Path, days: list[dt.date]) -> dict:
+def run_ours(spark: SparkSession, paths: list[str], out: Path, days: DayRange) -> dict:
     started = time.perf_counter()
     write_days_like_the_io_manager(silver_from_bronze(spark, paths), out / "silver", days)
     silver_done = time.perf_counter()
@@ -114,7 +114,7 @@ def run_ours(spark: SparkSession, paths: list[str], out: Path, days: list[dt.dat
     }
 
 
-def run_original(spark: SparkSession, paths: list[str], out: Path, days: list[dt.date]) -> dict:
+def run_original(spark: SparkSession, paths: list[str], out: Path, days: DayRange) -> dict:
     started = time.perf_counter()
     exploded = explode_original(spark.read.option("multiLine", True).json(paths))
     write_by_day(pivot_original(exploded), out / "silver")
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     imported = time.perf_counter()
     spark = start_spark()
     session_ready = time.perf_counter()
-    days = DayRange.from_keys(args.first, args.last).days()
+    days = DayRange.from_keys(args.first, args.last)
     timings = JOBS[args.approach](spark, paths, Path(args.out_dir), days)
     spark.stop()
     result = {

@@ -1,4 +1,4 @@
-"""The lake on disk: where each layer lives, and how its files are written without tearing.
+"""The lake on disk: where each layer lives, and how its day files are read.
 
     {data_dir}/bronze/2024/2024-01-01.json.gz                        bronze/day_files.py
     {data_dir}/silver/date_recorded=2024-01-01/part-0.parquet        one Parquet file per day
@@ -6,34 +6,36 @@
     {data_dir}/exports/gold_carbon_intensity_daily.csv
 
 Every file is replaced by an atomic rename, so a reader (or a run killed half-way) sees a
-day's old file or its new one, never a part of either.
+day's old file or its new one, never a part of either. How files are written is in
+lake_files.py (no Dagster: Spark's workers write silver's and gold's day files with it).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import errno
-import os
-import shutil
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from carbon_assets import settings
+from carbon_assets.lake_files import (  # noqa: F401 - the lake's writing API, as before
+    DAY_FILE,
+    PARTITION_COLUMN,
+    TEMP_PREFIX,
+    LakeWriteError,
+    atomic_write_bytes,
+    atomic_writer,
+    day_folder,
+    remove_day,
+    remove_leftovers,
+    replace_day_file,
+)
 from carbon_assets.partitions import DayRange
 
-TEMP_PREFIX = ".tmp-"
-PARTITION_COLUMN = "date_recorded"
-DAY_FILE = "part-0.parquet"
-WRITER_THREADS = 4
 HIVE_DATES = pa_ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
@@ -63,107 +65,6 @@ class LakeResource(ConfigurableResource):
     @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
-
-
-class LakeWriteError(OSError):
-    """A lake file could not be written; the message names the file and says what to do (the
-    operating system's own message names no file when a disk is full)."""
-
-    def __str__(self) -> str:
-        return self.strerror
-
-
-def _write_error(path: Path, size: int, error: OSError) -> LakeWriteError:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = "No space left" if error.errno == errno.ENOSPC else "Disk quota exceeded"
-        message = (
-            f"{what} on the device of {path.parent} while writing {path.name} "
-            f"({size:,} bytes): free space there (or set CARBON_DATA_DIR to a bigger disk) and "
-            "re-run; the file is unchanged"
-        )
-    else:
-        message = f"Writing {path} failed: {error.strerror or error}; the file is unchanged"
-    return LakeWriteError(error.errno, message, str(path))
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a part of it.
-
-    The bytes go to a temporary file in the same folder, are fsynced, then renamed over the
-    target; the folder is fsynced so the rename itself survives a power cut. A failure (a full
-    disk...) leaves the old file and no temporary one, and raises LakeWriteError naming it.
-    """
-    temp_name: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException as error:
-        if temp_name is not None:
-            Path(temp_name).unlink(missing_ok=True)
-        if isinstance(error, OSError) and not isinstance(error, LakeWriteError):
-            raise _write_error(path, len(payload), error) from error
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def remove_leftovers(root: Path) -> list[Path]:
-    """Delete the temporary files that a run killed mid-write left behind."""
-    removed: list[Path] = []
-    if not root.exists():
-        return removed
-    for path in list(root.rglob(f"{TEMP_PREFIX}*")):
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
-
-
-# --- Parquet, one file per day -----------------------------------------------------------
-
-
-def day_folder(folder: Path, day: dt.date) -> Path:
-    return folder / f"{PARTITION_COLUMN}={day.isoformat()}"
-
-
-def _replace_day_file(folder: Path, day: dt.date, rows: pa.Table) -> None:
-    sink = pa.BufferOutputStream()
-    pq.write_table(rows.drop_columns([PARTITION_COLUMN]), sink, compression="snappy")
-    target = day_folder(folder, day) / DAY_FILE
-    atomic_write_bytes(target, sink.getvalue().to_pybytes())
-    for other in target.parent.iterdir():  # files of another layout or an older writer
-        if other.name != DAY_FILE:
-            shutil.rmtree(other) if other.is_dir() else other.unlink()
-
-
-def write_days(folder: Path, table: pa.Table, days: list[dt.date]) -> dict[dt.date, int]:
-    """Replace the files of `days` with the rows of `table`; returns the rows written per day."""
-    table = table.sort_by(PARTITION_COLUMN)
-    rows_per_day: dict[dt.date, int] = {}
-    slices: list[tuple[dt.date, pa.Table]] = []
-    start = 0
-    for run in pc.value_counts(table.column(PARTITION_COLUMN)).to_pylist():  # one run per day
-        day, count = run["values"], run["counts"]
-        rows_per_day[day] = count
-        slices.append((day, table.slice(start, count)))
-        start += count
-    # Encoding and fsync release the GIL, so a few threads write days side by side. Each file
-    # is still replaced atomically on its own.
-    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
-        for written in [pool.submit(_replace_day_file, folder, day, rows) for day, rows in slices]:
-            written.result()
-    for day in days:
-        if day not in rows_per_day and day_folder(folder, day).exists():
-            shutil.rmtree(day_folder(folder, day))
-    return rows_per_day
 
 
 def read_parquet_table(

@@ -1,11 +1,16 @@
 """Parquet partitioned by date_recorded, for silver and gold.
 
-Spark computes the layer; its result is collected through Arrow and written as one Parquet
-file per day, `{folder}/date_recorded=YYYY-MM-DD/part-0.parquet`, each replaced by an atomic
-rename (lake.write_days). So a materialization of a day range replaces exactly those days, each
-day is either wholly old or wholly new even if the run is killed, and days of the range that
-produced no rows lose their old file. (Collecting is cheap at this size, while Spark's own
-partitioned writer spent most of gold's time opening small files in a single task.)
+Silver and gold return `DaysFromFiles`: one day's rows from each input file, computed in
+Spark's Python workers. The IO manager has each worker stage the day it computed as its new
+Parquet file, `{folder}/date_recorded=YYYY-MM-DD/part-0.parquet` (a temporary file beside the
+current one, written and fsynced), and send back a summary (date, staged file, rows, counts);
+no rows reach the driver, so its memory does not grow with the range. Once every day is
+staged, the driver renames each staged file over its day's file (DaysFromFiles.write). So a
+materialization of a day range replaces exactly those days, a range that fails leaves every
+day as it was, each day is wholly old or wholly new even if the run is killed (a killed run's
+staged files are removed by the next), and days of the range that produced no rows lose their
+old file. The driver and the workers must see the lake at the same path (a shared filesystem
+on a cluster).
 
 Each asset names its folder in its metadata (`lake_folder`); an optional `csv_export` writes
 the whole table to {data_dir}/exports as CSV, and an optional `counted_columns` ({metadata
@@ -14,6 +19,7 @@ name: column}) reports how many written rows have a value in each such column.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import typing
 from pathlib import Path
@@ -22,20 +28,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from carbon_assets.lake import (
     PARTITION_COLUMN,
     LakeResource,
-    atomic_write_bytes,
+    LakeWriteError,
+    atomic_writer,
     day_files,
     read_parquet_table,
     remove_leftovers,
-    write_days,
 )
 from carbon_assets.partitions import day_range
+from carbon_assets.spark import DaysFromFiles
 
 # "...Exception: ..." from the JVM, "...Error: ..." ending a Python worker's traceback.
 TELLING_EXCEPTION = re.compile(r"(Exception|Error): ")
@@ -73,55 +79,42 @@ class SparkParquetIOManager(ConfigurableIOManager):
         ).definition_metadata
         return self.lake.root / metadata["lake_folder"]
 
-    def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
+    def handle_output(self, context: OutputContext, obj: DaysFromFiles) -> None:
         folder = self._folder(context)
         # Created even when no day has rows, so a downstream asset can tell "materialized,
         # nothing in this range" from "never materialized".
         folder.mkdir(parents=True, exist_ok=True)
         remove_leftovers(folder)  # temporary files of a run that was killed mid-write
         date_range = day_range(context)
-        if date_range is not None:
-            obj = obj.where(
-                F.col(PARTITION_COLUMN).between(F.lit(date_range.first), F.lit(date_range.last))
-            )
+        counted = context.definition_metadata.get("counted_columns", {})
         try:
-            table = obj.toArrow()
+            summaries = obj.write(folder, list(counted.values()), date_range)
+        except LakeWriteError:
+            raise
         except Exception as error:  # noqa: BLE001 - Spark quotes whole input files in its errors
             asset = context.asset_key.to_user_string()
             summary = spark_error_summary(str(error))
             raise RuntimeError(f"Spark could not compute {asset}:\n{summary}") from None
         days = date_range.days() if date_range else []
-        rows_per_day = write_days(folder, table, days)
-        without_rows = sorted(d.isoformat() for d in days if d not in rows_per_day)
+        written = set(summaries.column(PARTITION_COLUMN).to_pylist())
+        without_rows = sorted(d.isoformat() for d in days if d not in written)
         if without_rows:
             context.log.warning(
                 f"{len(without_rows)} day(s) of the range have no rows: {without_rows[:20]}"
             )
         metadata = {
-            "dagster/row_count": table.num_rows,
-            "days_with_rows": len(rows_per_day),
+            "dagster/row_count": pc.sum(summaries.column("rows")).as_py() or 0,
+            "days_with_rows": len(written),
             "days_without_rows": MetadataValue.json(without_rows),
             "path": MetadataValue.path(str(folder)),
         }
-        for name, column in context.definition_metadata.get("counted_columns", {}).items():
-            metadata[name] = pc.count(table.column(column)).as_py()  # non-null values
+        for name, column in counted.items():  # non-null values
+            metadata[name] = pc.sum(summaries.column(f"non_null_{column}")).as_py() or 0
         if export_name := context.definition_metadata.get("csv_export"):
             export_path = self.lake.exports_dir / export_name
             metadata["csv_export"] = MetadataValue.path(str(export_path))
-            metadata["csv_rows"] = self._export_csv(folder, export_path)
+            metadata["csv_rows"] = export_csv(folder, export_path)
         context.add_output_metadata(metadata)
-
-    def _export_csv(self, folder: Path, export_path: Path) -> int:
-        """The whole table as one CSV, sorted by date and region, replaced atomically."""
-        table = read_parquet_table(folder)
-        if table.empty:
-            return 0
-        table = table.sort_values([PARTITION_COLUMN, "regionid"])
-        columns = [PARTITION_COLUMN, *(c for c in table.columns if c != PARTITION_COLUMN)]
-        sink = pa.BufferOutputStream()
-        pa_csv.write_csv(pa.Table.from_pandas(table[columns], preserve_index=False), sink)
-        atomic_write_bytes(export_path, sink.getvalue().to_pybytes())
-        return len(table)
 
     def load_input(self, context: InputContext) -> pd.DataFrame | dict[str, str]:
         """By the input's annotation: pandas for a pandas DataFrame, {date: day file} for a
@@ -146,3 +139,24 @@ class SparkParquetIOManager(ConfigurableIOManager):
                 "data for these days; see bronze_days_complete)"
             )
         return files
+
+
+def export_csv(folder: Path, export_path: Path) -> int:
+    """The whole table as one CSV, sorted by date and region, replaced atomically. Written a
+    day file at a time, so memory does not grow with the table."""
+    files = day_files(folder)  # {date: file}
+    if not files:
+        return 0
+    rows = 0
+    with atomic_writer(export_path) as handle:
+        writer, schema = None, None
+        for date, path in sorted(files.items()):
+            day = pq.read_table(path).sort_by("regionid")
+            dates = pa.array([dt.date.fromisoformat(date)] * len(day), pa.date32())
+            day = day.add_column(0, PARTITION_COLUMN, dates)
+            if writer is None:
+                writer, schema = pa_csv.CSVWriter(handle, day.schema), day.schema
+            writer.write_table(day.select(schema.names).cast(schema))
+            rows += len(day)
+        writer.close()
+    return rows

@@ -47,6 +47,13 @@ class DayRange:
     def __len__(self) -> int:
         return (self.last - self.first).days + 1
 
+    def chunks(self, days: int) -> list[DayRange]:
+        """The range cut into consecutive ranges of `days` days (the last may be shorter)."""
+        starts = [self.first + dt.timedelta(days=i) for i in range(0, len(self), days)]
+        return [
+            DayRange(start, min(start + dt.timedelta(days=days - 1), self.last)) for start in starts
+        ]
+
     def __contains__(self, day: object) -> bool:
         return isinstance(day, dt.date) and self.first <= day <= self.last
 

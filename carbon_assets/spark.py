@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,16 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from carbon_assets.lake_files import (
+    PARTITION_COLUMN,
+    day_summary_schema,
+    publish_day_files,
+    remove_day,
+    remove_leftovers,
+    rows_batches,
+    stage_day_batches,
+)
+from carbon_assets.partitions import DayRange
 from carbon_assets.settings import (
     DEFAULT_SPARK_MASTER,
     SPARK_MASTER,
@@ -128,6 +140,63 @@ def map_files_in_python(
         return spark.createDataFrame([], spark_schema)
     files = spark.createDataFrame([(path,) for path in paths], "path string")
     return files.mapInArrow(per_batch, spark_schema)
+
+
+@dataclass(frozen=True)
+class DaysFromFiles:
+    """One day's rows from each file at `paths`, made by `rows_of_file` in Spark's Python
+    workers: what silver and gold return. Nothing is computed until the IO manager writes the
+    days' files (`write`), or someone asks for the rows as a DataFrame (`rows`).
+
+    `rows_of_file` must be a module-level function of a module the workers can import (it is
+    pickled by name), taking a path and returning an Arrow table of `schema` whose rows all
+    have the same date_recorded.
+    """
+
+    spark: SparkSession
+    paths: tuple[str, ...]
+    rows_of_file: Callable[[str], pa.Table]
+    schema: pa.Schema
+
+    def rows(self) -> DataFrame:
+        """All the rows, as a Spark DataFrame (tests, benchmarks, a look by hand)."""
+        per_batch = partial(rows_batches, rows_of_file=self.rows_of_file)
+        return map_files_in_python(self.spark, self.paths, per_batch, self.schema)
+
+    def write(
+        self, folder: Path, counted_columns: Sequence[str] = (), days: DayRange | None = None
+    ) -> pa.Table:
+        """Each file's day written as its Parquet file under `folder`, and the days of `days`
+        that got no rows removed; returns one summary row per day written (date_recorded,
+        staged, rows, non_null_<column> for each of `counted_columns`).
+
+        The worker that computes a day stages its new file (written and fsynced beside the
+        current one, lake_files.stage_day_batches) and sends back only its summary, so the
+        driver holds no rows. Once every day is staged, the driver renames each staged file
+        over its day's file: a failure leaves every day as it was (and no staged file), a
+        kill leaves each day whole, old or new. Rows outside `days` are not written. The
+        workers must see `folder` at the same path as the driver.
+        """
+        stager = partial(
+            stage_day_batches,
+            folder=str(folder),
+            rows_of_file=self.rows_of_file,
+            counted_columns=tuple(counted_columns),
+            days=(days.first, days.last) if days is not None else None,
+        )
+        schema = day_summary_schema(counted_columns)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            staged = map_files_in_python(self.spark, self.paths, stager, schema).toArrow()
+        except BaseException:
+            remove_leftovers(folder)  # the days staged before the failure: none is published
+            raise
+        written = staged.column(PARTITION_COLUMN).to_pylist()
+        publish_day_files(folder, dict(zip(written, map(Path, staged["staged"].to_pylist()))))
+        for day in set(days.days() if days is not None else ()) - set(written):
+            remove_day(folder, day)
+        remove_leftovers(folder)  # what a failed task attempt (retried by Spark) staged
+        return staged
 
 
 def start_session(config: dict[str, Any]) -> SparkSession:

@@ -16,7 +16,6 @@ from carbon_assets.gold.assets import gold_from_silver
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUEL_COLUMNS, FUELS, INDEX_LABELS
 from carbon_assets.lake import day_files
-from carbon_assets.lake import write_days as write_parquet_days
 from carbon_assets.silver.assets import silver_from_bronze
 from carbon_assets.silver.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
 from carbon_assets.silver.rows import SILVER_COLUMNS
@@ -28,7 +27,7 @@ CENT = Decimal("0.01")
 
 
 def silver_of(spark, paths) -> pd.DataFrame:
-    return silver_from_bronze(spark, paths).toPandas()
+    return silver_from_bronze(spark, paths).rows().toPandas()
 
 
 def pandas_gold(periods: list[dict]) -> pd.DataFrame:
@@ -75,17 +74,16 @@ def pandas_gold(periods: list[dict]) -> pd.DataFrame:
 
 def gold_of(spark, tmp_path: Path, bronze_paths: list[str]) -> pd.DataFrame:
     """Silver from bronze, stored as the IO manager stores it, then gold from its day files."""
-    silver = silver_from_bronze(spark, bronze_paths).toArrow()
     folder = tmp_path / "silver"
-    write_parquet_days(folder, silver, sorted(set(silver.column("date_recorded").to_pylist())))
-    gold = gold_from_silver(spark, list(day_files(folder).values())).toPandas()
+    silver_from_bronze(spark, bronze_paths).write(folder)
+    gold = gold_from_silver(spark, list(day_files(folder).values())).rows().toPandas()
     return gold.sort_values(["date_recorded", "regionid"], ignore_index=True)
 
 
 def test_real_2019_response_gives_864_silver_rows_and_gold_to_the_cent(spark, tmp_path):
     periods = real_periods()
     paths = write_days(tmp_path, periods)
-    silver = silver_from_bronze(spark, paths).toPandas()
+    silver = silver_from_bronze(spark, paths).rows().toPandas()
     assert len(silver) == 48 * 18 == 864
     assert list(silver.columns) == list(SILVER_COLUMNS)
     assert not silver.duplicated(["regionid", "timestamp"]).any()
@@ -155,5 +153,5 @@ def test_a_corrupt_bronze_file_stops_silver_with_its_name(spark, tmp_path):
     paths = write_days(tmp_path, real_periods()[:2])
     Path(paths[0]).write_bytes(b"not gzip at all")
     with pytest.raises(Exception) as raised:
-        silver_from_bronze(spark, paths).count()
+        silver_from_bronze(spark, paths).rows().count()
     assert "2019-08-25" in str(raised.value)

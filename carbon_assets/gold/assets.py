@@ -4,21 +4,22 @@ from collections.abc import Sequence
 
 from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
 from dagster_pyspark import LazyPySparkResource
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from carbon_assets.columns import DAILY, arrow_table_schema
-from carbon_assets.gold.rows import GOLD_SCHEMA, gold_batches
+from carbon_assets.gold.rows import GOLD_SCHEMA, gold_rows_of_file
 from carbon_assets.partitions import daily_partitions
-from carbon_assets.spark import map_files_in_python, spark_session
+from carbon_assets.spark import DaysFromFiles, spark_session
 
 
-def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DataFrame:
-    """Gold rows from silver day files (see gold.rows.daily_rows), one file per date.
+def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DaysFromFiles:
+    """Gold rows from silver day files (see gold.rows.daily_rows), one file per date, computed
+    (and written, by the IO manager) in Spark's Python workers.
 
     A day's aggregates need only its own rows, so each worker aggregates whole files and
     nothing is shuffled.
     """
-    return map_files_in_python(spark, day_files, gold_batches, GOLD_SCHEMA)
+    return DaysFromFiles(spark, tuple(day_files), gold_rows_of_file, GOLD_SCHEMA)
 
 
 @asset(
@@ -41,7 +42,7 @@ def gold_carbon_intensity_daily(
     context: AssetExecutionContext,
     pyspark: LazyPySparkResource,
     silver_carbon_intensity: dict[str, str],
-) -> DataFrame:
+) -> DaysFromFiles:
     """Daily carbon intensity per region: one row per region and UTC date.
 
     intensity_avg and fuel_biomass .. fuel_wind are exact means over the half-hours starting

@@ -13,7 +13,6 @@ half away from zero to the cent, as PostgreSQL's round() and DECIMAL(10,2) do.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pyarrow as pa
@@ -133,9 +132,7 @@ def date_of_day_file(path: str) -> dt.date:
     return dt.date.fromisoformat(value)
 
 
-def gold_batches(paths: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """For Spark's mapInArrow: batches of silver day-file paths in, their gold rows out."""
-    for batch in paths:
-        for path in batch.column("path").to_pylist():
-            silver_day = pq.read_table(path, columns=list(SILVER_INPUT))
-            yield from daily_rows(silver_day, date_of_day_file(path)).to_batches()
+def gold_rows_of_file(path: str) -> pa.Table:
+    """The gold rows of the silver day file at `path` (Spark's workers call this)."""
+    silver_day = pq.read_table(path, columns=list(SILVER_INPUT))
+    return daily_rows(silver_day, date_of_day_file(path))

@@ -4,22 +4,23 @@ from collections.abc import Sequence
 
 from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
 from dagster_pyspark import LazyPySparkResource
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from carbon_assets.columns import DAILY, HALF_HOURLY, arrow_table_schema
 from carbon_assets.partitions import daily_partitions
-from carbon_assets.silver.rows import SILVER_SCHEMA, silver_batches
-from carbon_assets.spark import map_files_in_python, spark_session
+from carbon_assets.silver.rows import SILVER_SCHEMA, silver_rows_of_file
+from carbon_assets.spark import DaysFromFiles, spark_session
 
 
-def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
-    """Silver rows from the bronze day files at `paths` (see silver.rows.silver_rows).
+def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFiles:
+    """Silver rows from the bronze day files at `paths` (see silver.rows.silver_rows), one day
+    per file, computed (and written, by the IO manager) in Spark's Python workers.
 
     Each file holds every version of its day's half-hours, so workers flatten and deduplicate
     whole files and nothing is shuffled. This plan beat Spark's own JSON reader with a map
     lookup per fuel and a window to deduplicate by half (README, benchmarks).
     """
-    return map_files_in_python(spark, paths, silver_batches, SILVER_SCHEMA)
+    return DaysFromFiles(spark, tuple(paths), silver_rows_of_file, SILVER_SCHEMA)
 
 
 @asset(
@@ -47,7 +48,7 @@ def silver_carbon_intensity(
     context: AssetExecutionContext,
     pyspark: LazyPySparkResource,
     bronze_carbon_intensity: dict[str, str],
-) -> DataFrame:
+) -> DaysFromFiles:
     """Typed half-hourly carbon intensity: one row per region and half-hour (UTC).
 
     Columns: timestamp, date_recorded, regionid, shortname, dno, intensity_forecast,

@@ -16,8 +16,8 @@ from dagster import (
 )
 
 from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGION_IDS
-from carbon_assets.lake import LakeResource, read_parquet_table
-from carbon_assets.partitions import MAX_LISTED, day_range, listed, scope
+from carbon_assets.lake import LakeResource, day_files, read_parquet_table
+from carbon_assets.partitions import MAX_LISTED, DayRange, day_range, listed, scope
 from carbon_assets.silver.assets import silver_carbon_intensity
 
 SILVER_UNIQUE_HALF_HOURS = "silver_unique_region_half_hours"
@@ -29,6 +29,9 @@ SILVER_INDEX_LABELS_KNOWN = "silver_index_labels_known"
 SILVER_NO_CONFLICTING_DUPLICATES = "silver_no_conflicting_duplicates"
 
 MIX_TOLERANCE = 0.5  # percentage points; the API's own rounding stays within 0.2
+# Silver is read and checked this many days at a time, so memory does not grow with the range.
+# Every check is about rows of one date, so checking the days in parts finds the same rows.
+CHUNK_DAYS = 31
 
 
 def silver_problems(silver: pd.DataFrame) -> dict[str, pd.Series]:
@@ -152,32 +155,42 @@ BLOCKING_SILVER_CHECKS = {
 )
 def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
     date_range = day_range(context)
-    silver = read_parquet_table(lake.silver_dir, date_range, columns=SILVER_CHECKED_COLUMNS)
-    for name, offending in silver_problems(silver).items():
+    rows_checked = 0
+    offending: dict[str, list[pd.Series]] = {name: [] for name in SILVER_CHECK_DESCRIPTIONS}
+    conflicts: dict[str, int] = {}
+    unknown: dict[str, list[str]] = {}
+    for chunk in checked_chunks(lake, date_range):
+        silver = read_parquet_table(lake.silver_dir, chunk, columns=SILVER_CHECKED_COLUMNS)
+        rows_checked += len(silver)
+        for name, found in silver_problems(silver).items():
+            if not found.empty:
+                offending[name].append(found)
+        conflicts.update(conflicting_half_hours(silver))  # chunks hold different half-hours
+        unknown.update(unknown_regions(silver))
+    for name, parts in offending.items():
+        found_dates = [day for part in parts for day in part]
         metadata = {
             "scope": scope(date_range),
-            "rows_checked": len(silver),
-            "failing_rows": len(offending),
-            "failing_dates": listed(offending),
+            "rows_checked": rows_checked,
+            "failing_rows": len(found_dates),
+            "failing_dates": listed(found_dates),
         }
         description = None
-        if name == SILVER_NO_CONFLICTING_DUPLICATES and not offending.empty:
-            found = conflicting_half_hours(silver)
+        if name == SILVER_NO_CONFLICTING_DUPLICATES and found_dates:
             metadata["conflicting_half_hours"] = MetadataValue.json(
-                dict(list(found.items())[:MAX_LISTED])
+                dict(list(conflicts.items())[:MAX_LISTED])
             )
             description = "The API sent conflicting versions of: " + ", ".join(
-                f"{start} ({regions} regions)" for start, regions in list(found.items())[:10]
+                f"{start} ({regions} regions)" for start, regions in list(conflicts.items())[:10]
             )
-        if name == SILVER_KNOWN_REGIONS and not offending.empty:
-            found = unknown_regions(silver)
-            metadata["unknown_regions_by_date"] = MetadataValue.json(found)
+        if name == SILVER_KNOWN_REGIONS and found_dates:
+            metadata["unknown_regions_by_date"] = MetadataValue.json(unknown)
             description = "Regions the API does not have: " + "; ".join(
-                f"{day}: {', '.join(regions)}" for day, regions in list(found.items())[:10]
+                f"{day}: {', '.join(regions)}" for day, regions in list(unknown.items())[:10]
             )
         yield AssetCheckResult(
             check_name=name,
-            passed=offending.empty,
+            passed=not found_dates,
             metadata=metadata,
             description=description,
             severity=(
@@ -186,3 +199,13 @@ def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
                 else AssetCheckSeverity.ERROR
             ),
         )
+
+
+def checked_chunks(lake: LakeResource, date_range: DayRange | None) -> list[DayRange]:
+    """The run's range (or, for a check on its own, the days silver holds) in CHUNK_DAYS parts."""
+    if date_range is None:
+        days = sorted(day_files(lake.silver_dir)) if lake.silver_dir.is_dir() else []
+        if not days:
+            return []
+        date_range = DayRange.from_keys(days[0], days[-1])
+    return date_range.chunks(CHUNK_DAYS)

@@ -13,7 +13,7 @@ This module is imported by every Python worker, so it imports nothing heavy.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -183,8 +183,6 @@ def _fuel_columns(mixes: list[Sequence[FuelShare]]) -> dict[str, list]:
     }
 
 
-def silver_batches(paths: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """For Spark's mapInArrow: batches of bronze file paths in, their silver rows out."""
-    for batch in paths:
-        for path in batch.column("path").to_pylist():
-            yield from silver_rows(Path(path).read_bytes(), path).to_batches()
+def silver_rows_of_file(path: str) -> pa.Table:
+    """The silver rows of the bronze day file at `path` (Spark's workers call this)."""
+    return silver_rows(Path(path).read_bytes(), path)

@@ -87,3 +87,15 @@ def test_conflicting_half_hours_are_named_with_their_regions():
     silver.loc[silver.index[0], "conflicting_versions"] = 3
     assert conflicting_half_hours(silver) == {"2024-01-01T00:00Z": 1, "2024-01-01T10:00Z": 18}
     assert conflicting_half_hours(silver_rows(DAY)) == {}
+
+
+def test_a_range_is_checked_in_parts_that_cover_it_once():
+    from carbon_assets.partitions import DayRange
+    from carbon_assets.silver.checks import CHUNK_DAYS
+
+    years = DayRange(dt.date(2018, 5, 11), dt.date(2026, 11, 29))
+    parts = years.chunks(CHUNK_DAYS)
+    assert parts[0].first == years.first and parts[-1].last == years.last
+    assert all(len(part) == CHUNK_DAYS for part in parts[:-1]) and 1 <= len(parts[-1])
+    assert [d for part in parts for d in part.days()] == years.days()
+    assert DayRange(DAY, DAY).chunks(CHUNK_DAYS) == [DayRange(DAY, DAY)]
