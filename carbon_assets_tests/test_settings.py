@@ -72,7 +72,8 @@ def _constant(variable: str) -> str:
 def test_every_variable_at_once_through_the_readme_cli_command(tmp_path):
     """CARBON_API_BASE_URL, CARBON_API_MAX_CONCURRENCY, CARBON_DATABASE_URL, CARBON_DATA_DIR,
     CARBON_SPARK_MASTER, CARBON_SPARK_CONF, CARBON_SETTLE_DAYS, CARBON_SETTLE_HOURS,
-    CARBON_HEAL_DAYS and DAGSTER_POSTGRES_URL, with `dagster asset materialize`."""
+    CARBON_HEAL_DAYS, DAGSTER_POSTGRES_URL and DAGSTER_EVENT_BATCH_SIZE, with
+    `dagster asset materialize`."""
     warehouse_name, warehouse_url = create_database("service", None)
     instance_name, instance_url = create_database("service", None)
     home = tmp_path / "dagster_home"
@@ -92,6 +93,7 @@ def test_every_variable_at_once_through_the_readme_cli_command(tmp_path):
                 settings.SETTLE_HOURS: "0",
                 settings.HEAL_DAYS: "5",
                 "DAGSTER_HOME": str(home),
+                "DAGSTER_EVENT_BATCH_SIZE": "100",
                 "DAGSTER_POSTGRES_URL": instance_url.replace("+psycopg2", ""),
             }
             # 60 days are 5 requests of up to 13 days: more than 3 could be in flight.

@@ -20,6 +20,7 @@ from carbon_assets import settings
 from carbon_assets.warehouse.secrets import parse_database_url
 
 DAGSTER_DATABASE = "dagster"
+EVENT_BATCH_SIZE, DEFAULT_EVENT_BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE", "100"
 DAGSTER_POSTGRES_URL = "DAGSTER_POSTGRES_URL"
 
 
@@ -57,6 +58,9 @@ def prepare_environment(project_dir: Path | None = None) -> dict[str, str]:
     load_dotenv(project_dir / ".env", override=False)  # what is set already wins
     os.environ.setdefault(settings.DATA_DIR, str(project_dir / settings.DEFAULT_DATA_DIR))
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_dir / ".dagster_home")))
+    # Dagster writes a range's per-day materialization events in batches instead of one
+    # write each (README, Scale).
+    os.environ.setdefault(EVENT_BATCH_SIZE, DEFAULT_EVENT_BATCH_SIZE)
     home.mkdir(parents=True, exist_ok=True)
     link = home / "dagster.yaml"
     if not link.exists():
