@@ -22,18 +22,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from carbon_assets import settings
-from carbon_assets.lake_files import (  # noqa: F401 - the lake's writing API, as before
-    DAY_FILE,
-    PARTITION_COLUMN,
-    TEMP_PREFIX,
-    LakeWriteError,
-    atomic_write_bytes,
-    atomic_writer,
-    day_folder,
-    remove_day,
-    remove_leftovers,
-    replace_day_file,
-)
+from carbon_assets.lake_files import DAY_FILE, PARTITION_COLUMN, day_folder
 from carbon_assets.partitions import DayRange
 
 HIVE_DATES = pa_ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")

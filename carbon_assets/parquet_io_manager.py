@@ -31,13 +31,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
-from carbon_assets.lake import (
+from carbon_assets.lake import LakeResource, day_files, read_parquet_table
+from carbon_assets.lake_files import (
     PARTITION_COLUMN,
-    LakeResource,
     LakeWriteError,
     atomic_writer,
-    day_files,
-    read_parquet_table,
     remove_leftovers,
 )
 from carbon_assets.partitions import day_range

@@ -25,8 +25,7 @@ import pytest
 from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.gold.rows import daily_rows
-from carbon_assets.lake import day_folder
-from carbon_assets.lake_files import DAY_FILE
+from carbon_assets.lake_files import DAY_FILE, day_folder
 from carbon_assets.settings import DATA_DIR, SPARK_MASTER
 from carbon_assets.silver.rows import silver_rows
 from carbon_assets_tests.helpers import real_periods, source

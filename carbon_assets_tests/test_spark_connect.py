@@ -1,4 +1,8 @@
-"""Silver and gold on a Spark Connect server: a real local server process, the dagster CLI."""
+"""Silver and gold on a Spark Connect server: a real local server process, the dagster CLI.
+
+The README's CARBON_SPARK_REMOTE is set to the server (and CARBON_SPARK_MASTER to a master
+no local session could use), so the run can only have used the server.
+"""
 
 from __future__ import annotations
 

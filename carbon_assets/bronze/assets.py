@@ -19,7 +19,8 @@ from carbon_assets.bronze.day_files import build_document, merge_with_previous
 from carbon_assets.bronze.refresh import INCOMPLETE, NEW, UNSETTLED, RefreshPolicy
 from carbon_assets.bronze.request_plan import RequestPlan
 from carbon_assets.bronze.store import BronzeStore
-from carbon_assets.lake import LakeResource, remove_leftovers
+from carbon_assets.lake import LakeResource
+from carbon_assets.lake_files import remove_leftovers
 from carbon_assets.partitions import daily_partitions, day_range, partition_range_problem
 
 # Runs the daemon launches (schedules, UI backfills) queue for this pool (limit 1 in

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from carbon_assets.bronze import day_files
 from carbon_assets.bronze.day_files import DayDocument, DayHead
-from carbon_assets.lake import atomic_write_bytes
+from carbon_assets.lake_files import atomic_write_bytes
 
 API_LOCK_FILE = ".api.lock"
 
