@@ -149,6 +149,11 @@ def analyse(events: list[tuple], started_at: float, wall_seconds: float) -> dict
             step: {"events": materializations[step], "seconds": round(seconds, 2)}
             for step, seconds in events_seconds.items()
         },
+        "step_seconds": {
+            step: round(phases["end"] - phases["start"], 2)
+            for step, phases in steps.items()
+            if {"start", "end"} <= phases.keys()
+        },
         "events_by_type": {
             kind: {"count": len(sizes), "mean_bytes": round(sum(sizes) / len(sizes))}
             for kind, sizes in sorted(types.items(), key=lambda item: -len(item[1]))
