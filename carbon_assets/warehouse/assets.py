@@ -3,7 +3,9 @@
 import datetime as dt
 from collections.abc import Iterator, Mapping
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
@@ -107,11 +109,14 @@ class SilverDays:
         ]
         days = sorted(self.day_files)
         for start in range(0, len(days), DAYS_PER_CHUNK):
-            frames = []
-            for day in days[start : start + DAYS_PER_CHUNK]:
-                frame = pq.read_table(self.day_files[day], columns=silver_columns).to_pandas()
-                frames.append(frame.assign(date_recorded=dt.date.fromisoformat(day)))
-            yield pd.concat(frames, ignore_index=True).rename(columns=SILVER_TO_HALF_HOURLY)
+            chunk = days[start : start + DAYS_PER_CHUNK]
+            tables = [pq.read_table(self.day_files[day], columns=silver_columns) for day in chunk]
+            # One conversion to pandas per chunk, not per day.
+            rows = pa.concat_tables(tables).to_pandas()
+            rows["date_recorded"] = np.repeat(
+                np.array(chunk, dtype="datetime64[D]"), [len(table) for table in tables]
+            )
+            yield rows.rename(columns=SILVER_TO_HALF_HOURLY)
 
 
 @asset(

@@ -37,6 +37,7 @@ from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUEL_COLUMNS
 from carbon_assets.warehouse.embedded import embedded_server, stop_embedded_server
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
+from carbon_assets.warehouse.load import csv_buffer, iso_text
 from carbon_assets.warehouse.resource import (
     WarehouseDatabase,
     create_warehouse_engine,
@@ -225,6 +226,30 @@ def test_floats_are_rounded_half_up_and_missing_fuels_become_null(warehouse) -> 
     store(manager, rows, "2024-03-01")
     stored = query(url, f"SELECT intensity_avg, fuel_coal IS NULL FROM {TABLE} ORDER BY regionid")
     assert stored == [(Decimal("2.68"), True), (Decimal("0.13"), False), (Decimal("10.00"), False)]
+
+
+def test_copy_text_keeps_values_as_written_and_nulls_apart_from_empty_text() -> None:
+    rows = pd.DataFrame(
+        {
+            "share": [2.675, 1e-7, float("nan")],
+            "exact": [Decimal("12.3"), None, Decimal("-0.5")],
+            "count": pd.array([1, None, 3], dtype="Int64"),
+            "name": ["a,b", "", None],
+            "mixed": [1, "x", None],  # no single type: each value's text
+        }
+    )
+    text = csv_buffer(rows).getvalue().decode()
+    assert text.splitlines() == ['2.675,12.3,1,"a,b","1"', '1e-7,,,"","x"', ",-0.5,3,,"]
+
+
+def test_days_and_moments_become_iso_text_in_utc() -> None:
+    moments = pd.Series(pd.to_datetime(["2024-03-31T00:30:00+01:00", None], utc=True))
+    assert iso_text(moments, "s", suffix="+00:00").tolist() == [
+        "2024-03-30T23:30:00+00:00",
+        None,
+    ]
+    days = pd.Series(pd.to_datetime(["2024-02-29", "2018-05-11"]))
+    assert iso_text(days, "D").tolist() == ["2024-02-29", "2018-05-11"]
 
 
 def test_rows_outside_the_partition_range_are_an_error(warehouse) -> None:
