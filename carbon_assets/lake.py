@@ -60,34 +60,36 @@ def read_parquet_table(
     folder: Path, days: DayRange | None = None, columns: list[str] | None = None
 ) -> pd.DataFrame:
     """A date-partitioned Parquet folder as pandas: the days of a range (all if None), some
-    columns (all if None)."""
-    if not folder.exists() or not any(folder.glob(f"{PARTITION_COLUMN}=*")):
+    columns (all if None). Only the range's day files are opened: a reader going through years
+    a month at a time must not list every day of the folder for each month."""
+    files = list(day_files(folder, days).values()) if folder.is_dir() else []
+    if not files:
         return pd.DataFrame()
-    dataset = pa_ds.dataset(
-        folder, format="parquet", partitioning=HIVE_DATES, exclude_invalid_files=True
-    )
+    dataset = _day_files_dataset(folder, files)
     if columns and not set(columns) <= set(dataset.schema.names):
-        dataset = _with_every_column(dataset, folder, columns)
-    condition = None
-    if days is not None:
-        date = pa_ds.field(PARTITION_COLUMN)
-        condition = (date >= days.first) & (date <= days.last)
-    return dataset.to_table(columns=columns, filter=condition).to_pandas()
+        dataset = _with_every_column(folder, files, columns)
+    return dataset.to_table(columns=columns).to_pandas()
 
 
-def _with_every_column(dataset: pa_ds.Dataset, folder: Path, columns: list[str]) -> pa_ds.Dataset:
-    """The dataset with the union of its files' schemas (its schema is its first file's), and
-    columns no file has yet as nulls: files written before a layer gained a column still read."""
-    unified = pa.unify_schemas([pq.read_schema(path) for path in dataset.files])
-    unified = pa.unify_schemas([unified, pa.schema([(PARTITION_COLUMN, pa.date32())])])
-    absent = [pa.field(name, pa.null()) for name in columns if name not in unified.names]
+def _day_files_dataset(folder: Path, files: list[str], schema: pa.Schema | None = None):
     return pa_ds.dataset(
-        folder,
-        schema=pa.schema([*unified, *absent]),
+        files,
+        schema=schema,
         format="parquet",
         partitioning=HIVE_DATES,
+        partition_base_dir=str(folder),
         exclude_invalid_files=True,
     )
+
+
+def _with_every_column(folder: Path, files: list[str], columns: list[str]) -> pa_ds.Dataset:
+    """The files as one dataset with the union of their schemas (a dataset's schema is its
+    first file's), and columns no file has yet as nulls: files written before a layer gained a
+    column still read."""
+    unified = pa.unify_schemas([pq.read_schema(path) for path in files])
+    unified = pa.unify_schemas([unified, pa.schema([(PARTITION_COLUMN, pa.date32())])])
+    absent = [pa.field(name, pa.null()) for name in columns if name not in unified.names]
+    return _day_files_dataset(folder, files, pa.schema([*unified, *absent]))
 
 
 def day_files(folder: Path, days: DayRange | None = None) -> dict[str, str]:
