@@ -214,13 +214,18 @@ class _RequestSlots:
 
 
 _FINISHED = object()
+# Answers fetched ahead of the caller, per request slot. Parsed answers wait in memory until
+# the caller takes them; when storing days is slower than fetching them (a fast API, a slow
+# disk) an unbounded backlog would grow with the range.
+ANSWERS_AHEAD_PER_SLOT = 2
 
 
 class Fetch:
     """One plan's requests: iterate it to send them and get each request's Answer as it comes.
 
     The requests run on an event loop in a background thread while the caller handles the
-    answers, so storing one answer overlaps with fetching the next. Iteration raises
+    answers, so storing one answer overlaps with fetching the next; a request starts only while
+    fewer than ANSWERS_AHEAD_PER_SLOT answers per slot wait for the caller. Iteration raises
     ApiRequestRejected at the first 4xx (after the answers that came before it); leaving the
     loop early cancels the requests still running. `stats` is complete once iteration ends.
     """
@@ -245,6 +250,7 @@ class Fetch:
                     if isinstance(item, BaseException):
                         raise item
                     yield item
+                    self._took_answer()
             finally:
                 self._cancel()
                 thread.join()
@@ -256,6 +262,11 @@ class Fetch:
             self._answers.put(error)
         finally:
             self._answers.put(_FINISHED)
+
+    def _took_answer(self) -> None:
+        """The caller is done with an answer: one more request may start."""
+        with contextlib.suppress(RuntimeError):  # the loop has closed already
+            self._loop.call_soon_threadsafe(self._ahead.release)
 
     def _cancel(self) -> None:
         self._stop.set()
@@ -274,18 +285,28 @@ class Fetch:
         )
         connector = aiohttp.TCPConnector(limit=api.concurrency, limit_per_host=api.concurrency)
         self.slots = _RequestSlots(api.concurrency)
+        self._ahead = asyncio.Semaphore(ANSWERS_AHEAD_PER_SLOT * api.concurrency)
         headers = {"Accept": "application/json", "User-Agent": "carbon-assets (research backfill)"}
         async with aiohttp.ClientSession(
             timeout=timeout, connector=connector, headers=headers
         ) as session:
-            tasks = [asyncio.create_task(self._fetch_window(session, w)) for w in self.plan.windows]
+            # A finished task holds its answer: each is dropped once its answer is handed over,
+            # so that answers the caller has stored can be freed during a long backfill.
+            running = {
+                asyncio.create_task(self._fetch_window(session, w)) for w in self.plan.windows
+            }
             try:
-                for finished in asyncio.as_completed(tasks):
-                    self._answers.put(await finished)
+                while running:
+                    finished, running = await asyncio.wait(
+                        running, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for task in finished:
+                        self._answers.put(task.result())
+                    del finished, task
             except BaseException:  # a 4xx, or the caller stopped iterating
-                for task in tasks:
+                for task in running:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*running, return_exceptions=True)
                 raise
             finally:
                 await self.slots.close()
@@ -294,6 +315,7 @@ class Fetch:
     async def _fetch_window(self, session: aiohttp.ClientSession, window: Window) -> Answer:
         expected = self.plan.expected_half_hours(window)
         url = self.api.url + window.path
+        await self._ahead.acquire()  # released by the caller taking this window's answer
         # Errors get max_attempts tries and answers without data empty_attempts: loop up to the
         # larger, so that out_of_tries below is always what ends the loop.
         for attempt in range(1, max(self.api.max_attempts, self.api.empty_attempts) + 1):

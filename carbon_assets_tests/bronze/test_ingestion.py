@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import gc
 import gzip
 import json
 import os
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 
 import pytest
@@ -21,7 +23,11 @@ from aiohttp import web
 from dagster import DagsterInstance, materialize
 
 from carbon_assets.bronze.assets import bronze_carbon_intensity
-from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi
+from carbon_assets.bronze.client import (
+    ANSWERS_AHEAD_PER_SLOT,
+    ApiRequestRejected,
+    CarbonIntensityApi,
+)
 from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
 from carbon_assets.bronze.io_manager import BronzeJsonIOManager
 from carbon_assets.bronze.records import api_datetime
@@ -101,6 +107,26 @@ def test_in_flight_requests_never_exceed_the_limit():
         server_peak = emulator.stats()["peak_in_flight"]
     assert len(stored) == 30
     assert server_peak == stats.peak_in_flight == 3
+
+
+def test_a_slow_caller_holds_back_the_requests_and_answers_are_freed_once_taken():
+    """Memory stays flat in the range: answers wait for a slow caller only ANSWERS_AHEAD_PER_SLOT
+    per slot ahead, and no answer is kept after the caller has taken it."""
+    days = DayRange.from_keys("2024-01-01", "2024-01-30").days()
+    with start_emulator(EmulatorConfig()) as emulator:
+        api = CarbonIntensityApi(
+            base_url=emulator.base_url, max_concurrency=2, days_per_request=1, **FAST_API
+        )
+        ahead, taken = [], []
+        for answer in api.fetch(api.plan(days)):
+            time.sleep(0.02)  # storing is slower than this emulator answers
+            ahead.append(emulator.stats()["requests_total"] - len(taken))
+            taken.append(weakref.ref(answer))
+            del answer
+        gc.collect()
+    assert len(taken) == 30
+    assert max(ahead) <= ANSWERS_AHEAD_PER_SLOT * 2
+    assert [ref for ref in taken if ref() is not None] == []
 
 
 def test_a_retry_takes_the_next_free_slot_before_requests_queued_earlier():
