@@ -12,7 +12,7 @@ help:
 	@echo "make dev      Dagster UI on :3000 (instance on the embedded PostgreSQL)"
 	@echo "make demo     offline: emulator + all four assets for January 2024"
 	@echo "make test     install, then run the whole test suite"
-	@echo "make bench    the benchmarks, then 1/3/8.5-year CLI backfills (writes bench/results/)"
+	@echo "make bench    the benchmarks, 1/3/8.5-year CLI backfills, side by side, UI (bench/results/)"
 	@echo "make db-init  apply sql/ to the warehouse (idempotent)"
 	@echo "make lint     ruff check and ruff format --check (part of make test)"
 
@@ -37,7 +37,9 @@ test: install lint
 
 bench: install
 	$(BIN)/python -m bench.run
-	$(BIN)/python -m bench.scaling
+	$(BIN)/python -m bench.scaling --batch-size 100
+	$(BIN)/python -m bench.side_by_side --years 3 --out bench/results/side_by_side.json
+	$(BIN)/python -m bench.ui_backfill --years all --out bench/results/ui_backfill.json
 
 db-init: install
 	$(BIN)/carbon-assets db-init

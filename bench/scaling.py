@@ -36,6 +36,13 @@ def range_of(years: str, yesterday: dt.date) -> tuple[str, str]:
     return first.isoformat(), yesterday.isoformat()
 
 
+def chosen_range(first: str | None, last: str | None, years: str) -> tuple[str, str]:
+    """--first/--last as given, the rest from `years` up to yesterday (UTC)."""
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    default_first, default_last = range_of(years, yesterday)
+    return first or default_first, last or default_last
+
+
 def markdown(rows: list[dict], when: str, load: list[float]) -> str:
     heading = (
         f"First backfill through `dagster asset materialize --select '*'` on a PostgreSQL "
