@@ -112,7 +112,7 @@ class SilverDays:
             chunk = days[start : start + DAYS_PER_CHUNK]
             tables = [pq.read_table(self.day_files[day], columns=silver_columns) for day in chunk]
             # One conversion to pandas per chunk, not per day.
-            rows = pa.concat_tables(tables).to_pandas()
+            rows = pa.concat_tables(tables, promote_options="default").to_pandas()
             rows["date_recorded"] = np.repeat(
                 np.array(chunk, dtype="datetime64[D]"), [len(table) for table in tables]
             )
