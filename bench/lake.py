@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.dataset as pa_ds
 
 from carbon_assets.bronze.store import BronzeStore
@@ -44,6 +45,14 @@ def parquet_rows(folder: Path, first: str, last: str) -> int:
     )
 
 
+def spark_written_table(folder: Path) -> pd.DataFrame:
+    """A date-partitioned folder as Spark's writer leaves it (any file names), as pandas."""
+    dataset = pa_ds.dataset(
+        folder, format="parquet", partitioning=HIVE_DATES, exclude_invalid_files=True
+    )
+    return dataset.to_table().to_pandas()
+
+
 def half_up(value: float) -> Decimal:
     """A float average rounded half-up to the cent, the way its shortest repr reads."""
     return Decimal(repr(float(value))).quantize(CENT, rounding=ROUND_HALF_UP)
@@ -51,7 +60,7 @@ def half_up(value: float) -> Decimal:
 
 def compare_gold(ours_dir: Path, original_dir: Path) -> dict:
     """Do two gold tables hold the same daily rows and averages (to the cent)?"""
-    ours, original = read_parquet_table(ours_dir), read_parquet_table(original_dir)
+    ours, original = read_parquet_table(ours_dir), spark_written_table(original_dir)
     keys = ["regionid", PARTITION_COLUMN]
     both = ours.merge(original, on=keys, how="outer", suffixes=("_ours", "_orig"), indicator=True)
     matched = both[both["_merge"] == "both"]
