@@ -118,18 +118,19 @@ def remove_duplicates(rows: pd.DataFrame, table: WarehouseTable) -> tuple[pd.Dat
 
 def csv_buffer(rows: pd.DataFrame) -> io.BytesIO:
     """`rows` as CSV for COPY ... (FORMAT csv), written by Arrow: nulls (None, NaN, NA) as
-    unquoted empty fields, floats in their shortest round-trip form, Decimals with their digits,
-    text quoted. A column Arrow cannot type (mixed values) goes as each value's text, for
-    PostgreSQL to accept or refuse naming the column."""
+    unquoted empty fields, floats in their shortest round-trip form, text quoted. Object
+    columns (Decimals, text, anything mixed) go as each value's text, for PostgreSQL to accept
+    or refuse naming the column: Arrow's own typing of Decimal objects is slower than str()."""
     columns = {}
     for name in rows.columns:
-        try:
-            columns[name] = pa.array(rows[name], from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            values = rows[name].astype(object)
+        values = rows[name]
+        if values.dtype == object:
+            present = values.where(values.notna(), None).tolist()
             columns[name] = pa.array(
-                [None if pd.isna(value) else str(value) for value in values], pa.string()
+                [None if value is None else str(value) for value in present], pa.string()
             )
+        else:
+            columns[name] = pa.array(values, from_pandas=True)
     buffer = io.BytesIO()
     pa_csv.write_csv(pa.table(columns), buffer, pa_csv.WriteOptions(include_header=False))
     buffer.seek(0)

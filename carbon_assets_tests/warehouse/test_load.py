@@ -239,7 +239,7 @@ def test_copy_text_keeps_values_as_written_and_nulls_apart_from_empty_text() -> 
         }
     )
     text = csv_buffer(rows).getvalue().decode()
-    assert text.splitlines() == ['2.675,12.3,1,"a,b","1"', '1e-7,,,"","x"', ",-0.5,3,,"]
+    assert text.splitlines() == ['2.675,"12.3",1,"a,b","1"', '1e-7,,,"","x"', ',"-0.5",3,,']
 
 
 def test_days_and_moments_become_iso_text_in_utc() -> None:
