@@ -79,12 +79,13 @@ def warehouse_problems(
         for name, query in WAREHOUSE_QUERIES.items()
     }
     stored = {str(d): n for d, n in connection.execute(sqlalchemy.text(ROWS_PER_DATE), window)}
-    problems[WAREHOUSE_ROWS_MATCH_GOLD] = sorted(
-        d
-        for d in set(stored) | set(gold_rows_per_date)
-        if stored.get(d, 0) != gold_rows_per_date.get(d, 0)
-    )
+    problems[WAREHOUSE_ROWS_MATCH_GOLD] = dates_counted_differently(stored, gold_rows_per_date)
     return problems
+
+
+def dates_counted_differently(stored: dict[str, int], expected: dict[str, int]) -> list[str]:
+    """The dates whose row count in the table is not the expected one (absent counts as 0)."""
+    return sorted(d for d in set(stored) | set(expected) if stored.get(d, 0) != expected.get(d, 0))
 
 
 @multi_asset_check(
@@ -168,11 +169,7 @@ def halfhourly_problems(
         HALF_HOURLY_COMPLETE_DAYS: sorted(
             d for d in complete_days if stored.get(d, 0) != ROWS_PER_COMPLETE_DAY
         ),
-        HALF_HOURLY_ROWS_MATCH_SILVER: sorted(
-            d
-            for d in set(stored) | set(silver_rows_per_date)
-            if stored.get(d, 0) != silver_rows_per_date.get(d, 0)
-        ),
+        HALF_HOURLY_ROWS_MATCH_SILVER: dates_counted_differently(stored, silver_rows_per_date),
     }
 
 
