@@ -25,6 +25,7 @@ command's environment (0: Dagster's default, one write per event).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ import psycopg2
 from bench.emulator_process import EmulatorProcess, EmulatorSettings
 from bench.processes import PROJECT_DIR, log_tail, run_measured
 from bench.scratch_db import scratch_database
+from carbon_assets.partitions import FIRST_FULL_DAY
 
 FAST_API = EmulatorSettings(
     latency_min=0.02, latency_max=0.1, rate_500=0.0, rate_429=0.0, empty_dates=()
@@ -225,21 +227,47 @@ def backfill(
     }
 
 
+def range_of(years: str, yesterday: dt.date) -> tuple[str, str]:
+    """The last `years` years up to yesterday, or every day of data for "all"."""
+    first = FIRST_FULL_DAY
+    if years != "all":
+        first = max(first, yesterday - dt.timedelta(days=round(365.25 * float(years)) - 1))
+    return first.isoformat(), yesterday.isoformat()
+
+
+def add_range_arguments(parser: argparse.ArgumentParser, years: str) -> None:
+    """--first, --last, --years and --out, as every backfill benchmark takes them."""
+    parser.add_argument("--first", help="first day (default: from --years)")
+    parser.add_argument("--last", help="last day (default: yesterday, UTC)")
+    parser.add_argument("--years", default=years, help='a number of years, or "all"')
+    parser.add_argument("--out", type=Path, help="also write the JSON result here")
+
+
+def chosen_range(args: argparse.Namespace) -> tuple[str, str]:
+    """--first/--last as given, the rest from --years up to yesterday (UTC)."""
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    default_first, default_last = range_of(args.years, yesterday)
+    return args.first or default_first, args.last or default_last
+
+
+def write_result(result: dict, out: Path | None) -> None:
+    text = json.dumps(result, indent=1)
+    if out:
+        out.write_text(text)
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--first", required=True)
-    parser.add_argument("--last", required=True)
+    add_range_arguments(parser, years="1")
     parser.add_argument("--batch-size", type=int, default=0)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the command")
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    first, last = chosen_range(args)
     extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="carbon-cli-bench-") as work:
-        result = backfill(args.first, args.last, args.batch_size, Path(work), LOGS_DIR, extra_env)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+        result = backfill(first, last, args.batch_size, Path(work), LOGS_DIR, extra_env)
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -20,27 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.cli_backfill import LOGS_DIR, backfill
+from bench.cli_backfill import LOGS_DIR, backfill, range_of
 from bench.report import gigabytes, secs
-from carbon_assets.partitions import FIRST_FULL_DAY
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MEMORY_TARGET_BYTES = 3e9
-
-
-def range_of(years: str, yesterday: dt.date) -> tuple[str, str]:
-    """The last `years` years up to yesterday, or every day of data for "all"."""
-    first = FIRST_FULL_DAY
-    if years != "all":
-        first = max(first, yesterday - dt.timedelta(days=round(365.25 * float(years)) - 1))
-    return first.isoformat(), yesterday.isoformat()
-
-
-def chosen_range(first: str | None, last: str | None, years: str) -> tuple[str, str]:
-    """--first/--last as given, the rest from `years` up to yesterday (UTC)."""
-    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    default_first, default_last = range_of(years, yesterday)
-    return first or default_first, last or default_last
 
 
 def markdown(rows: list[dict], when: str, load: list[float]) -> str:

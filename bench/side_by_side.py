@@ -23,9 +23,14 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench.cli_backfill import LOGS_DIR, backfill
+from bench.cli_backfill import (
+    LOGS_DIR,
+    add_range_arguments,
+    backfill,
+    chosen_range,
+    write_result,
+)
 from bench.processes import log_tail, python_module, run_measured
-from bench.scaling import chosen_range
 
 TIMEOUT_SECONDS = 60 * 60
 
@@ -46,13 +51,10 @@ def original_spark(bronze_dir: Path, first: str, last: str, work_dir: Path) -> d
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--first", help="first day (default: from --years)")
-    parser.add_argument("--last", help="last day (default: yesterday, UTC)")
-    parser.add_argument("--years", default="3", help='a number of years, or "all"')
+    add_range_arguments(parser, years="3")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    args.first, args.last = chosen_range(args.first, args.last, args.years)
+    args.first, args.last = chosen_range(args)
     LOGS_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="carbon-side-by-side-") as work:
         work_dir = Path(work)
@@ -70,10 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         "ours": ours,
         "original": original,
     }
-    text = json.dumps(result, indent=1)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

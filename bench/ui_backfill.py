@@ -16,16 +16,23 @@ daemon, code server, the run and its Spark JVM). The breakdown is bench.cli_back
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from bench.cli_backfill import FAST_API, LOGS_DIR, analyse, event_log, plain_url
+from bench.cli_backfill import (
+    FAST_API,
+    LOGS_DIR,
+    add_range_arguments,
+    analyse,
+    chosen_range,
+    event_log,
+    plain_url,
+    write_result,
+)
 from bench.emulator_process import EmulatorProcess
 from bench.processes import PeakRssSampler
-from bench.scaling import chosen_range
 from bench.scratch_db import scratch_database
 from carbon_assets.definitions import ALL_ASSETS
 from carbon_assets.partitions import DayRange
@@ -86,20 +93,14 @@ def backfill(first: str, last: str, batch_size: int, work_dir: Path, logs_dir: P
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--first", help="first day (default: from --years)")
-    parser.add_argument("--last", help="last day (default: yesterday, UTC)")
-    parser.add_argument("--years", default="all", help='a number of years, or "all"')
+    add_range_arguments(parser, years="all")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    args.first, args.last = chosen_range(args.first, args.last, args.years)
+    args.first, args.last = chosen_range(args)
     LOGS_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="carbon-ui-bench-") as work:
         result = backfill(args.first, args.last, args.batch_size, Path(work), LOGS_DIR)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
