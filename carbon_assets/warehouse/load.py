@@ -6,25 +6,29 @@ differ`, and deletes the range's rows whose key the input no longer has. Staging
 single fast COPY instead of thousands of INSERTs, and lets PostgreSQL compare the rows in bulk;
 doing it all in one transaction means a failure anywhere (a CHECK violation in row 15,000, a
 lost connection) leaves the table exactly as it was, and readers never see a half-loaded range.
-The same code loads every table (tables.py says what differs).
+A first load of a range (nothing of it in the table yet, as in every backfill) COPYs the rows
+straight into the table in the same transaction: nothing to compare or delete. The same code
+loads every table (tables.py says what differs).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import psycopg2
+import psycopg2.extras
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy
 from psycopg2 import sql
 
 from carbon_assets.partitions import DayRange
-from carbon_assets.warehouse.tables import AUDIT_COLUMNS, SCHEMA, WarehouseTable
+from carbon_assets.warehouse.tables import AUDIT_COLUMNS, REGION_NAMES, SCHEMA, WarehouseTable
 
 
 class RowsRejected(ValueError):
@@ -166,7 +170,141 @@ def load_range(
     engine: sqlalchemy.Engine, table: WarehouseTable, chunks: Iterable[pd.DataFrame], days: DayRange
 ) -> LoadCounts:
     """Replace the rows of `days` in `table` with those of `chunks` (DataFrames of whole days,
-    each prepared and checked here), counting what changed, in one transaction."""
+    in day order, each prepared and checked here), counting what changed, in one transaction."""
+    target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    day_column = sql.Identifier(table.day_column)
+    with engine.begin() as connection:
+        cursor = connection.connection.cursor()
+        # Concurrent loads of this table queue up here, so the counts below stay exact.
+        # SHARE ROW EXCLUSIVE conflicts with writers (and itself) but not with readers.
+        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+        cursor.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} BETWEEN %s AND %s)").format(
+                target, day_column
+            ),
+            (days.first, days.last),
+        )
+        (range_holds_rows,) = cursor.fetchone()
+        prepared = PreparedChunks(chunks, table, days)
+        if range_holds_rows:
+            inserted, updated, deleted = _replace_through_staging(cursor, table, prepared, days)
+        else:
+            # A first load of the range (every backfill's): there is nothing to compare or
+            # delete, so the rows go straight into the table. Staging them and inserting from
+            # the staging table costs as much again as the COPY (README, Scaling).
+            _copy_into_table(cursor, table, prepared)
+            inserted, updated, deleted = prepared.rows, 0, 0
+        if table.holds_region_names:
+            # Region names follow each region's latest day in the table (loading an old range
+            # must not bring back a name the region has since dropped).
+            cursor.execute(
+                sql.SQL(
+                    "UPDATE carbon_data.dim_region d"
+                    " SET shortname = l.shortname, dno = l.dno, updated_at = now()"
+                    " FROM unnest(%s::integer[]) r (regionid)"
+                    " CROSS JOIN LATERAL (SELECT t.shortname, t.dno FROM {} t"
+                    "  WHERE t.regionid = r.regionid ORDER BY t.{} DESC LIMIT 1) l"
+                    " WHERE d.regionid = r.regionid"
+                    " AND (d.shortname, d.dno) IS DISTINCT FROM (l.shortname, l.dno)"
+                ).format(target, day_column),
+                (sorted(prepared.regions),),
+            )
+        cursor.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {} BETWEEN %s AND %s").format(
+                target, day_column
+            ),
+            (days.first, days.last),
+        )
+        (rows_in_table,) = cursor.fetchone()
+
+    return LoadCounts(
+        rows_in_range=prepared.rows,
+        duplicates_removed=prepared.duplicates,
+        skipped_unchanged=prepared.rows - inserted - updated,
+        updated=updated,
+        inserted=inserted,
+        deleted=deleted,
+        rows_in_table=rows_in_table,
+    )
+
+
+class PreparedChunks:
+    """The chunks as COPY text, each prepared, checked against the range and rid of duplicate
+    keys as it is read, counting rows, duplicates and regions on the way."""
+
+    def __init__(self, chunks: Iterable[pd.DataFrame], table: WarehouseTable, days: DayRange):
+        self.chunks, self.table, self.days = chunks, table, days
+        self.rows = self.duplicates = 0
+        self.regions: set[int] = set()
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        # The next chunk is read and prepared in a thread while PostgreSQL takes the current
+        # one (COPY waits for the server without holding the GIL): the two cores work at once.
+        chunks = iter(self.chunks)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-chunk") as reader:
+            ahead = reader.submit(self._next, chunks)
+            while (rows := ahead.result()) is not None:
+                ahead = reader.submit(self._next, chunks)
+                yield rows
+
+    def _next(self, chunks: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return None
+        rows = prepare_rows(chunk, self.table)
+        check_range(rows, self.days, self.table)
+        rows, removed = remove_duplicates(rows, self.table)
+        self.rows, self.duplicates = self.rows + len(rows), self.duplicates + removed
+        self.regions.update(rows["regionid"].unique().tolist())
+        return rows
+
+
+def _copy_statement(into: sql.Composable, columns: Iterable[str]) -> sql.Composable:
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        into, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+
+
+def _copy_into_table(
+    cursor: psycopg2.extensions.cursor, table: WarehouseTable, prepared: PreparedChunks
+) -> None:
+    """COPY each chunk into the table, its new regions into dim_region first (the foreign key).
+
+    A region this load adds takes the names of its latest day, as a staged load's do."""
+    target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    copy = _copy_statement(target, table.columns)
+    added: set[int] = set()
+    for rows in prepared:
+        latest = rows.sort_values(table.day_column).drop_duplicates("regionid", keep="last")
+        regions = zip(*(latest[c].tolist() for c in ("regionid", *REGION_NAMES)))
+        added.update(
+            regionid
+            for (regionid,) in psycopg2.extras.execute_values(
+                cursor,
+                sql.SQL(
+                    "INSERT INTO carbon_data.dim_region AS d (regionid, shortname, dno,"
+                    " updated_at) VALUES %s ON CONFLICT (regionid) DO UPDATE"
+                    " SET shortname = EXCLUDED.shortname, dno = EXCLUDED.dno, updated_at = now()"
+                    " WHERE d.regionid = ANY({}::integer[])"
+                    " AND (d.shortname, d.dno) IS DISTINCT FROM (EXCLUDED.shortname, EXCLUDED.dno)"
+                    " RETURNING regionid"
+                ).format(sql.Literal(sorted(added))),
+                list(regions),
+                template="(%s, %s, %s, now())",
+                fetch=True,
+            )
+        )
+        cursor.copy_expert(copy.as_string(cursor), csv_buffer(rows[list(table.columns)]))
+
+
+def _replace_through_staging(
+    cursor: psycopg2.extensions.cursor,
+    table: WarehouseTable,
+    prepared: PreparedChunks,
+    days: DayRange,
+) -> tuple[int, int, int]:
+    """Stage the rows, then insert the new, update the changed and delete the range's rows the
+    input no longer has; returns (inserted, updated, deleted)."""
     target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
     columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
     values = table.value_columns
@@ -181,129 +319,85 @@ def load_range(
         )
 
     first_key = sql.Identifier(table.key[0])
-    with engine.begin() as connection:
-        cursor = connection.connection.cursor()
-        # Concurrent loads of this table queue up here, so the counts below stay exact.
-        # SHARE ROW EXCLUSIVE conflicts with writers (and itself) but not with readers.
-        cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
-        # Staging columns copy the target's types (DECIMAL(10,2), SMALLINT...) but not its
-        # constraints, so a bad value fails on the target, naming the target's CHECK. Region
-        # names ride along for dim_region when the table does not hold them.
-        extra = [c for c in table.input_columns if c not in table.columns]
+    # Staging columns copy the target's types (DECIMAL(10,2), SMALLINT...) but not its
+    # constraints, so a bad value fails on the target, naming the target's CHECK. Region
+    # names ride along for dim_region when the table does not hold them.
+    extra = [c for c in table.input_columns if c not in table.columns]
+    cursor.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE carbon_staging ON COMMIT DROP AS SELECT {}{} FROM {} WITH NO DATA"
+        ).format(
+            columns,
+            sql.SQL("").join(
+                sql.SQL(", NULL::text AS {}").format(sql.Identifier(c)) for c in extra
+            ),
+            target,
+        )
+    )
+    copy = _copy_statement(sql.Identifier("carbon_staging"), table.input_columns)
+    for rows in prepared:
+        cursor.copy_expert(copy.as_string(cursor), csv_buffer(rows))
+    cursor.execute(
+        sql.SQL(
+            "SELECT count(*) FILTER (WHERE t.{} IS NULL),"
+            " count(*) FILTER (WHERE t.{} IS NOT NULL AND ({}) IS DISTINCT FROM ({}))"
+            " FROM carbon_staging s LEFT JOIN {} t ON {}"
+        ).format(
+            first_key,
+            first_key,
+            listed("s", values),
+            listed("t", values),
+            target,
+            same_key("t", "s"),
+        )
+    )
+    inserted, updated = cursor.fetchone()
+
+    # Regions first, so the foreign key holds for new regions' rows.
+    cursor.execute(
+        sql.SQL(
+            "INSERT INTO carbon_data.dim_region (regionid, shortname, dno, updated_at)"
+            " SELECT DISTINCT ON (regionid) regionid, shortname, dno, now()"
+            " FROM carbon_staging ORDER BY regionid, {} DESC"
+            " ON CONFLICT (regionid) DO NOTHING"
+        ).format(sql.Identifier(table.day_column))
+    )
+    if inserted or updated:  # an idempotent re-run writes nothing at all
+        # Only new and changed rows go in (the SELECT's WHERE), so a re-run with a few
+        # changes touches a few rows; ON CONFLICT ... WHERE keeps unchanged rows (and
+        # their updated_at) untouched even so.
         cursor.execute(
             sql.SQL(
-                "CREATE TEMP TABLE carbon_staging ON COMMIT DROP"
-                " AS SELECT {}{} FROM {} WITH NO DATA"
+                "INSERT INTO {} AS t ({}) SELECT {} FROM carbon_staging s LEFT JOIN {} c ON {}"
+                " WHERE c.{} IS NULL OR ({}) IS DISTINCT FROM ({})"
+                " ON CONFLICT ({}) DO UPDATE SET {}, updated_at = now()"
+                " WHERE ({}) IS DISTINCT FROM ({})"
             ).format(
-                columns,
-                sql.SQL("").join(
-                    sql.SQL(", NULL::text AS {}").format(sql.Identifier(c)) for c in extra
-                ),
                 target,
-            )
-        )
-        copy = sql.SQL("COPY carbon_staging ({}) FROM STDIN WITH (FORMAT csv)").format(
-            sql.SQL(", ").join(map(sql.Identifier, table.input_columns))
-        )
-        staged = duplicates = 0
-        for chunk in chunks:
-            rows = prepare_rows(chunk, table)
-            check_range(rows, days, table)
-            rows, removed = remove_duplicates(rows, table)
-            cursor.copy_expert(copy.as_string(cursor), csv_buffer(rows))
-            staged, duplicates = staged + len(rows), duplicates + removed
-        cursor.execute(
-            sql.SQL(
-                "SELECT count(*) FILTER (WHERE t.{} IS NULL),"
-                " count(*) FILTER (WHERE t.{} IS NOT NULL AND ({}) IS DISTINCT FROM ({}))"
-                " FROM carbon_staging s LEFT JOIN {} t ON {}"
-            ).format(
-                first_key,
+                columns,
+                listed("s", table.columns),
+                target,
+                same_key("c", "s"),
                 first_key,
                 listed("s", values),
+                listed("c", values),
+                sql.SQL(", ").join(map(sql.Identifier, table.key)),
+                sql.SQL(", ").join(
+                    sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+                    for c in values
+                ),
                 listed("t", values),
-                target,
-                same_key("t", "s"),
+                listed("excluded", values),
             )
         )
-        inserted, updated = cursor.fetchone()
-
-        # Regions first, so the foreign key holds for new regions' rows.
-        cursor.execute(
-            sql.SQL(
-                "INSERT INTO carbon_data.dim_region (regionid, shortname, dno, updated_at)"
-                " SELECT DISTINCT ON (regionid) regionid, shortname, dno, now()"
-                " FROM carbon_staging ORDER BY regionid, {} DESC"
-                " ON CONFLICT (regionid) DO NOTHING"
-            ).format(sql.Identifier(table.day_column))
-        )
-        if inserted or updated:  # an idempotent re-run writes nothing at all
-            # Only new and changed rows go in (the SELECT's WHERE), so a re-run with a few
-            # changes touches a few rows; ON CONFLICT ... WHERE keeps unchanged rows (and
-            # their updated_at) untouched even so.
-            cursor.execute(
-                sql.SQL(
-                    "INSERT INTO {} AS t ({}) SELECT {} FROM carbon_staging s LEFT JOIN {} c ON {}"
-                    " WHERE c.{} IS NULL OR ({}) IS DISTINCT FROM ({})"
-                    " ON CONFLICT ({}) DO UPDATE SET {}, updated_at = now()"
-                    " WHERE ({}) IS DISTINCT FROM ({})"
-                ).format(
-                    target,
-                    columns,
-                    listed("s", table.columns),
-                    target,
-                    same_key("c", "s"),
-                    first_key,
-                    listed("s", values),
-                    listed("c", values),
-                    sql.SQL(", ").join(map(sql.Identifier, table.key)),
-                    sql.SQL(", ").join(
-                        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
-                        for c in values
-                    ),
-                    listed("t", values),
-                    listed("excluded", values),
-                )
-            )
-        # The range holds exactly the input's rows afterwards: a key that vanished upstream
-        # (a region the API stopped sending for a day, a day re-fetched with fewer rows)
-        # goes too, in the same transaction as the upsert.
-        cursor.execute(
-            sql.SQL(
-                "DELETE FROM {} t WHERE t.{} BETWEEN %s AND %s"
-                " AND NOT EXISTS (SELECT 1 FROM carbon_staging s WHERE {})"
-            ).format(target, sql.Identifier(table.day_column), same_key("s", "t")),
-            (days.first, days.last),
-        )
-        deleted = cursor.rowcount
-        if table.holds_region_names:
-            # Region names follow each region's latest day in the table (loading an old range
-            # must not bring back a name the region has since dropped).
-            cursor.execute(
-                sql.SQL(
-                    "UPDATE carbon_data.dim_region d"
-                    " SET shortname = l.shortname, dno = l.dno, updated_at = now()"
-                    " FROM (SELECT DISTINCT regionid FROM carbon_staging) r"
-                    " CROSS JOIN LATERAL (SELECT t.shortname, t.dno FROM {} t"
-                    "  WHERE t.regionid = r.regionid ORDER BY t.{} DESC LIMIT 1) l"
-                    " WHERE d.regionid = r.regionid"
-                    " AND (d.shortname, d.dno) IS DISTINCT FROM (l.shortname, l.dno)"
-                ).format(target, sql.Identifier(table.day_column))
-            )
-        cursor.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE {} BETWEEN %s AND %s").format(
-                target, sql.Identifier(table.day_column)
-            ),
-            (days.first, days.last),
-        )
-        (rows_in_table,) = cursor.fetchone()
-
-    return LoadCounts(
-        rows_in_range=staged,
-        duplicates_removed=duplicates,
-        skipped_unchanged=staged - inserted - updated,
-        updated=updated,
-        inserted=inserted,
-        deleted=deleted,
-        rows_in_table=rows_in_table,
+    # The range holds exactly the input's rows afterwards: a key that vanished upstream
+    # (a region the API stopped sending for a day, a day re-fetched with fewer rows)
+    # goes too, in the same transaction as the upsert.
+    cursor.execute(
+        sql.SQL(
+            "DELETE FROM {} t WHERE t.{} BETWEEN %s AND %s"
+            " AND NOT EXISTS (SELECT 1 FROM carbon_staging s WHERE {})"
+        ).format(target, sql.Identifier(table.day_column), same_key("s", "t")),
+        (days.first, days.last),
     )
+    return inserted, updated, cursor.rowcount

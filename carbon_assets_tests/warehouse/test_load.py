@@ -35,15 +35,17 @@ from dagster import (
 
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUEL_COLUMNS
+from carbon_assets.partitions import DayRange
 from carbon_assets.warehouse.embedded import embedded_server, stop_embedded_server
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
-from carbon_assets.warehouse.load import csv_buffer, iso_text
+from carbon_assets.warehouse.load import csv_buffer, iso_text, load_range
 from carbon_assets.warehouse.resource import (
     WarehouseDatabase,
     create_warehouse_engine,
     session_settings,
     sqlalchemy_url,
 )
+from carbon_assets.warehouse.tables import HALF_HOURLY
 from carbon_assets_tests.helpers import REPO, range_tags, synthetic_gold_rows
 from carbon_assets_tests.postgres_helpers import (
     SERVERS,
@@ -351,6 +353,54 @@ def test_region_names_follow_the_latest_day_loaded(warehouse) -> None:
     newer.loc[newer.regionid == 6, "shortname"] = "Merseyside & North Wales"
     store(manager, newer, "2024-01-02")
     assert query(url, region_6) == [("Merseyside & North Wales",)]
+
+
+def halfhourly_rows(day: str, names: dict[int, str]) -> pd.DataFrame:
+    """Half-hourly rows of `day` for the regions of `names` ({regionid: shortname})."""
+    start = pd.Timestamp(day, tz="UTC")
+    return pd.DataFrame.from_records(
+        {
+            "regionid": regionid,
+            "period_start": start + pd.Timedelta(minutes=30 * k),
+            "date_recorded": start.date(),
+            "intensity_forecast": 100 + k,
+            "intensity_index": "moderate",
+            **{fuel: 100 / len(FUEL_COLUMNS) for fuel in FUEL_COLUMNS},
+            "shortname": name,
+            "dno": f"{name} DNO",
+        }
+        for regionid, name in names.items()
+        for k in range(48)
+    )
+
+
+def test_a_first_load_copies_chunks_straight_in_and_fails_whole(warehouse) -> None:
+    url, manager = warehouse
+    engine = manager.warehouse.engine()
+    regions = "SELECT regionid, shortname FROM carbon_data.dim_region ORDER BY 1"
+    january = DayRange.from_keys("2024-01-01", "2024-01-02")
+    chunks = [
+        halfhourly_rows("2024-01-01", {1: "North Scotland", 19: "Atlantis"}),
+        halfhourly_rows("2024-01-02", {1: "North Scotland", 19: "New Atlantis"}),
+    ]
+    first = load_range(engine, HALF_HOURLY, chunks, january)  # an empty range: straight in
+    assert (first.inserted, first.updated, first.deleted, first.rows_in_table) == (192, 0, 0, 192)
+    # A region this load adds takes the names of its latest day, as a staged load's do.
+    assert query(url, regions) == [(1, "North Scotland"), (19, "New Atlantis")]
+    again = load_range(engine, HALF_HOURLY, chunks, january)  # the range holds rows: staged
+    assert (again.skipped_unchanged, again.inserted, again.updated, again.deleted) == (
+        192,
+        0,
+        0,
+        0,
+    )
+
+    bad = [halfhourly_rows(day, {2: "North West Scotland"}) for day in ("2024-02-01", "2024-02-02")]
+    bad[1].loc[47, "intensity_forecast"] = -1  # the last row of the second chunk
+    with pytest.raises(psycopg2.errors.CheckViolation, match="intensity_forecast_check"):
+        load_range(engine, HALF_HOURLY, bad, DayRange.from_keys("2024-02-01", "2024-02-02"))
+    assert query(url, "SELECT count(*) FROM carbon_data.carbon_intensity_halfhourly") == [(192,)]
+    assert query(url, regions) == [(1, "North Scotland"), (19, "New Atlantis")]
 
 
 # --- reads -----------------------------------------------------------------------------------
