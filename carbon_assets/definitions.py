@@ -8,7 +8,6 @@ comes from the environment and read it when a run uses them (settings.py).
 from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
-from dagster_pyspark import LazyPySparkResource
 
 from carbon_assets.automation import automation_sensor, daily_refresh_job, daily_refresh_schedule
 from carbon_assets.bronze.assets import bronze_carbon_intensity
@@ -22,7 +21,7 @@ from carbon_assets.lake import LakeResource
 from carbon_assets.parquet_io_manager import SparkParquetIOManager
 from carbon_assets.silver.assets import silver_carbon_intensity
 from carbon_assets.silver.checks import silver_checks
-from carbon_assets.spark import default_spark_config
+from carbon_assets.spark import SparkResource, default_spark_config
 from carbon_assets.warehouse.assets import carbon_intensity_daily, carbon_intensity_halfhourly
 from carbon_assets.warehouse.checks import halfhourly_checks, warehouse_checks
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
@@ -50,7 +49,7 @@ def build_resources(
     warehouse = WarehouseDatabase(database_url=database_url, data_dir=data_dir)
     return {
         "lake": lake,
-        "pyspark": LazyPySparkResource(spark_config=default_spark_config()),
+        "pyspark": SparkResource(spark_config=default_spark_config()),
         "carbon_api": CarbonIntensityApi(base_url=api_base_url, **api_options),
         "refresh_policy": RefreshPolicy(),
         "bronze_io_manager": BronzeJsonIOManager(lake=lake),

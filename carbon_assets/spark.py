@@ -1,18 +1,20 @@
 """The Spark session: found Java, sensible local defaults, and the same code on a cluster.
 
-The resource is dagster-pyspark's LazyPySparkResource: the session starts the first time a
-step asks for it through `spark_session(resource)`, never at import. In one process (the
-in-process executor runs a whole run in one) every step shares it, so a run pays for one JVM
-start.
+The resource is dagster-pyspark's LazyPySparkResource, started in a thread when a run that
+needs it begins (SparkResource), or else the first time a step asks for it through
+`spark_session(resource)`; never at import. In one process (the in-process executor runs a
+whole run in one) every step shares it, so a run pays for one JVM start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from dagster import InitResourceContext
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -206,6 +209,23 @@ def start_session(config: dict[str, Any]) -> SparkSession:
     for key, value in config.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+class SparkResource(LazyPySparkResource):
+    """dagster-pyspark's lazy session, which a run that needs it starts in a thread as the run
+    begins: Dagster sets up a run's resources before its first step, so the JVM starts while
+    bronze fetches rather than when silver first asks for the session. Never at import, and
+    never in a run without a step that takes this resource."""
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        threading.Thread(target=_start_early, args=(self,), name="spark-start", daemon=True).start()
+
+
+def _start_early(pyspark: LazyPySparkResource) -> None:
+    # A session that cannot start is reported by the step that asks for it (spark_session
+    # starts it again there, and fails the step with the reason).
+    with contextlib.suppress(Exception):
+        spark_session(pyspark)
 
 
 def spark_session(pyspark: LazyPySparkResource) -> SparkSession:

