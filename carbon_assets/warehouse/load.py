@@ -171,7 +171,7 @@ def load_range(
 ) -> LoadCounts:
     """Replace the rows of `days` in `table` with those of `chunks` (DataFrames of whole days,
     in day order, each prepared and checked here), counting what changed, in one transaction."""
-    target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    target = _qualified(table)
     day_column = sql.Identifier(table.day_column)
     with engine.begin() as connection:
         cursor = connection.connection.cursor()
@@ -191,7 +191,7 @@ def load_range(
         else:
             # A first load of the range (every backfill's): there is nothing to compare or
             # delete, so the rows go straight into the table. Staging them and inserting from
-            # the staging table costs as much again as the COPY (README, Scaling).
+            # the staging table costs as much again as the COPY.
             _copy_into_table(cursor, table, prepared)
             inserted, updated, deleted = prepared.rows, 0, 0
         if table.holds_region_names:
@@ -229,7 +229,7 @@ def load_range(
 
 
 class PreparedChunks:
-    """The chunks as COPY text, each prepared, checked against the range and rid of duplicate
+    """The chunks ready for COPY: each prepared, checked against the range and rid of duplicate
     keys as it is read, counting rows, duplicates and regions on the way."""
 
     def __init__(self, chunks: Iterable[pd.DataFrame], table: WarehouseTable, days: DayRange):
@@ -259,6 +259,10 @@ class PreparedChunks:
         return rows
 
 
+def _qualified(table: WarehouseTable) -> sql.Composable:
+    return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+
+
 def _copy_statement(into: sql.Composable, columns: Iterable[str]) -> sql.Composable:
     return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
         into, sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -271,7 +275,7 @@ def _copy_into_table(
     """COPY each chunk into the table, its new regions into dim_region first (the foreign key).
 
     A region this load adds takes the names of its latest day, as a staged load's do."""
-    target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    target = _qualified(table)
     copy = _copy_statement(target, table.columns)
     added: set[int] = set()
     for rows in prepared:
@@ -305,7 +309,7 @@ def _replace_through_staging(
 ) -> tuple[int, int, int]:
     """Stage the rows, then insert the new, update the changed and delete the range's rows the
     input no longer has; returns (inserted, updated, deleted)."""
-    target = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table.name))
+    target = _qualified(table)
     columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
     values = table.value_columns
 
