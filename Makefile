@@ -38,7 +38,8 @@ test: install lint
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.scaling --batch-size 100
-	$(BIN)/python -m bench.side_by_side --years 3 --out bench/results/side_by_side.json
+	$(BIN)/python -m bench.side_by_side --years 3 --api fast --out bench/results/side_by_side_fast.json
+	$(BIN)/python -m bench.side_by_side --years 3 --api slow --out bench/results/side_by_side_slow.json
 	$(BIN)/python -m bench.ui_backfill --years all --out bench/results/ui_backfill.json
 
 db-init: install

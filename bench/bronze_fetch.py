@@ -21,15 +21,22 @@ from bench.emulator_process import EmulatorProcess, EmulatorSettings
 from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.day_assembly import whole_days
 from carbon_assets.bronze.day_files import build_document
+from carbon_assets.bronze.request_plan import MAX_DAYS_PER_REQUEST
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.partitions import DayRange
 
 
 def fetch_once(
-    emulator: EmulatorProcess, days: list[dt.date], lake_dir: Path, concurrency: int
+    emulator: EmulatorProcess,
+    days: list[dt.date],
+    lake_dir: Path,
+    concurrency: int,
+    days_per_request: int = MAX_DAYS_PER_REQUEST,
 ) -> dict:
     store = BronzeStore(lake_dir / "bronze")
-    api = CarbonIntensityApi(base_url=emulator.base_url, max_concurrency=concurrency)
+    api = CarbonIntensityApi(
+        base_url=emulator.base_url, max_concurrency=concurrency, days_per_request=days_per_request
+    )
     emulator.reset_stats()
     started = time.monotonic()
     plan = api.plan(days)

@@ -170,14 +170,16 @@ def backfill(
     work_dir: Path,
     logs_dir: Path,
     extra_env: dict[str, str] | None = None,
+    api: EmulatorSettings = FAST_API,
 ) -> dict:
-    """One first backfill of first..last through the CLI, in fresh databases and lake
-    (`extra_env`: more environment variables for the command, e.g. other Dagster levers)."""
+    """One first backfill of first..last through the CLI, in fresh databases and lake, against
+    an emulator with `api`'s settings (`extra_env`: more environment variables for the
+    command, e.g. other Dagster levers)."""
     home, data_dir = work_dir / "dagster_home", work_dir / "data"
     home.mkdir(parents=True)
     shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     with (
-        EmulatorProcess(FAST_API, logs_dir / "emulator.log") as emulator,
+        EmulatorProcess(api, logs_dir / "emulator.log") as emulator,
         scratch_database() as warehouse_url,
         scratch_database(prefix="carbon_bench_dagster") as dagster_url,
     ):
