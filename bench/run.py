@@ -35,6 +35,7 @@ from bench.processes import log_tail, python_module, run_measured
 from bench.report import write_reports
 from bench.scenario import machine_facts
 from bench.scratch_db import ADMIN_DSN, scratch_database
+from bench.spark_jobs import run_in_fresh_process
 from bench.warehouse import time_real_load, time_synthetic_load, warehouse_rows
 
 FULL_RANGE = ("2022-01-01", "2024-12-31")  # 1,096 days
@@ -111,24 +112,17 @@ class Bench:
     def spark_job(self, approach: str, first: str, last: str) -> dict:
         """Silver + gold from the backfill's bronze files, `approach` way, in a fresh process."""
         log(f"side by side: {approach} (fresh process)")
-        out_dir, result_path = self.work_dir / approach, self.work_dir / f"{approach}.json"
-        command = python_module(
-            "bench.spark_jobs", approach, "--bronze-dir", str(self.data_dir / "bronze"),
-            "--first", first, "--last", last, "--out-dir", str(out_dir),
-            "--result", str(result_path),
-        )  # fmt: skip
-        measured = run_measured(
-            command, self.logs_dir / f"spark_{approach}.log", self.work_dir, TIMEOUT_SECONDS
-        )
-        if measured.returncode != 0 or not result_path.exists():
-            raise BenchError(
-                f"the {approach} Spark job failed (exit {measured.returncode}):\n"
-                f"{log_tail(measured.log)}"
-            )
-        log(f"{approach} done in {measured.wall_seconds:.0f} s")
+        out_dir = self.work_dir / approach
+        try:
+            ran = run_in_fresh_process(
+                approach, self.data_dir / "bronze", first, last, self.work_dir,
+                self.logs_dir / f"spark_{approach}.log", TIMEOUT_SECONDS,
+            )  # fmt: skip
+        except RuntimeError as error:
+            raise BenchError(str(error)) from None
+        log(f"{approach} done in {ran['process']['wall_seconds']:.0f} s")
         return {
-            "process": measured.as_dict(),
-            "job": json.loads(result_path.read_text()),
+            **ran,
             "silver_rows": parquet_rows(out_dir / "silver", first, last),
             "gold_rows": parquet_rows(out_dir / "gold", first, last),
         }

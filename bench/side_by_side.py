@@ -25,7 +25,6 @@ whole original pipeline and against its Spark part alone.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -43,8 +42,8 @@ from bench.cli_backfill import (
 )
 from bench.emulator_process import EmulatorProcess, EmulatorSettings
 from bench.lake import spark_written_table
-from bench.processes import log_tail, python_module, run_measured
 from bench.scratch_db import scratch_database
+from bench.spark_jobs import run_in_fresh_process
 from carbon_assets.partitions import DayRange
 from carbon_assets.settings import DEFAULT_API_MAX_CONCURRENCY
 
@@ -57,20 +56,6 @@ def original_fetch(api: EmulatorSettings, first: str, last: str, work_dir: Path)
     days = DayRange.from_keys(first, last).days()
     with EmulatorProcess(api, LOGS_DIR / "original_emulator.log") as emulator:
         return fetch_once(emulator, days, work_dir, DEFAULT_API_MAX_CONCURRENCY, days_per_request=1)
-
-
-def original_spark(bronze_dir: Path, first: str, last: str, work_dir: Path) -> dict:
-    """The original approach's silver and gold from `bronze_dir`, in a fresh process."""
-    result_path = work_dir / "original.json"
-    command = python_module(
-        "bench.spark_jobs", "original", "--bronze-dir", str(bronze_dir),
-        "--first", first, "--last", last, "--out-dir", str(work_dir / "original"),
-        "--result", str(result_path),
-    )  # fmt: skip
-    measured = run_measured(command, LOGS_DIR / "original.log", work_dir, TIMEOUT_SECONDS)
-    if measured.returncode != 0:
-        raise RuntimeError(f"the original approach failed:\n{log_tail(measured.log)}")
-    return {"process": measured.as_dict(), "job": json.loads(result_path.read_text())}
 
 
 def original_load(gold_dir: Path) -> dict:
@@ -101,7 +86,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         original_dir = work_dir / "original"
         fetching = original_fetch(api, args.first, args.last, original_dir)
-        spark = original_spark(original_dir / "bronze", args.first, args.last, original_dir)
+        spark = run_in_fresh_process(
+            "original", original_dir / "bronze", args.first, args.last, original_dir,
+            LOGS_DIR / "original.log", TIMEOUT_SECONDS,
+        )  # fmt: skip
         load = original_load(original_dir / "original" / "gold")
     spark_wall = spark["process"]["wall_seconds"]
     original_wall = fetching["wall_seconds"] + spark_wall + load["wall_seconds"]

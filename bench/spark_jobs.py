@@ -26,6 +26,7 @@ import psutil
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from bench.processes import log_tail, python_module, run_measured
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.gold.assets import gold_from_silver
 from carbon_assets.grid import FUEL_COLUMNS, FUELS
@@ -138,6 +139,28 @@ def bronze_paths(bronze_dir: Path, first: str, last: str) -> list[str]:
     return [
         str(store.path(day)) for day in DayRange.from_keys(first, last).days() if store.exists(day)
     ]
+
+
+def run_in_fresh_process(
+    approach: str, bronze_dir: Path, first: str, last: str, work_dir: Path, log_path: Path,
+    timeout_seconds: float,
+) -> dict:  # fmt: skip
+    """`approach`'s silver and gold from `bronze_dir` into work_dir/<approach>, in a fresh
+    process (JVM start included): {"process": its measures, "job": the job's own timings}.
+    Raises RuntimeError with the log's tail if the job fails."""
+    result_path = work_dir / f"{approach}.json"
+    command = python_module(
+        "bench.spark_jobs", approach, "--bronze-dir", str(bronze_dir),
+        "--first", first, "--last", last, "--out-dir", str(work_dir / approach),
+        "--result", str(result_path),
+    )  # fmt: skip
+    measured = run_measured(command, log_path, work_dir, timeout_seconds)
+    if measured.returncode != 0 or not result_path.exists():
+        raise RuntimeError(
+            f"the {approach} Spark job failed (exit {measured.returncode}):\n"
+            f"{log_tail(measured.log)}"
+        )
+    return {"process": measured.as_dict(), "job": json.loads(result_path.read_text())}
 
 
 def main(argv: list[str] | None = None) -> None:
