@@ -14,6 +14,8 @@ setup(
         "dagster-webserver==1.13.27",
         "dagster-pyspark==0.29.27",
         "dagster-postgres==0.29.27",
+        # The `dg` CLI (dg dev, dg launch, dg check defs), released with dagster.
+        "dagster-dg-cli==1.13.27",
         "aiohttp>=3.10,<4",
         # Bronze decodes only what it checks in each API record and stores the record's bytes
         # as sent (msgspec.Raw): a fifth of the CPU of building dicts and encoding them again.
