@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import random
 import statistics
 import time
 import uuid
@@ -26,7 +27,8 @@ from dagster import (
     build_output_context,
 )
 
-from carbon_assets.grid import REGIONS
+from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
 from carbon_assets.warehouse.migrations import apply_schema
 from carbon_assets.warehouse.resource import (
@@ -34,12 +36,40 @@ from carbon_assets.warehouse.resource import (
     create_warehouse_engine,
     dispose_engines,
 )
-from carbon_assets_tests.helpers import synthetic_gold_rows
 
 FIRST_DAY, LAST_DAY = "2021-01-01", "2024-01-01"  # 1,096 days x 18 regions = 19,728 rows
 PARTITIONS = DailyPartitionsDefinition(start_date="2018-05-11")
 CENT = Decimal("0.01")
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+def synthetic_gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFrame:
+    """Gold rows for `days` days x 18 regions: DECIMAL(10,2) values, shares summing to ~100."""
+    rng = random.Random(seed)
+    start = dt.date.fromisoformat(first_day)
+    records = []
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        for regionid, dno, shortname in REGIONS:
+            shares = [rng.uniform(0, 40) for _ in FUEL_COLUMNS]
+            scale = 100 / sum(shares)
+            records.append(
+                {
+                    "regionid": regionid,
+                    "date_recorded": day,
+                    "shortname": shortname,
+                    "dno": dno,
+                    "intensity_avg": Decimal(str(rng.uniform(5, 450))).quantize(CENT),
+                    "index_mode": rng.choice(INDEX_LABELS),
+                    **{
+                        f: Decimal(str(s * scale)).quantize(CENT)
+                        for f, s in zip(FUEL_COLUMNS, shares)
+                    },
+                    "half_hours": 48,
+                }
+            )
+    frame = pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
+    return frame.astype({"regionid": "int64", "half_hours": "int64"})
 
 
 def gold_rows(seed: int = 1) -> pd.DataFrame:

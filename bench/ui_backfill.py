@@ -31,12 +31,12 @@ from bench.cli_backfill import (
     plain_url,
     write_result,
 )
+from bench.dagster_dev import DagsterDev
 from bench.emulator_process import EmulatorProcess
 from bench.processes import PeakRssSampler
 from bench.scratch_db import scratch_database
 from carbon_assets.definitions import ALL_ASSETS
 from carbon_assets.partitions import DayRange
-from carbon_assets_tests.ui.dagster_dev import DagsterDev
 
 TIMEOUT_SECONDS = 60 * 60
 

@@ -2,7 +2,8 @@
 
 The demo's data is made the way `make demo` makes it (all assets for January 2024 from the
 emulator with the demo's seed); the PostgreSQL queries run on the warehouse, the DuckDB ones
-over the lake, with `data/` pointing at it.
+over the lake, with `data/` pointing at it. The README's queries that average over regions
+keep to the 14 DNO regions, so the greenest-hour queries answer one row per DNO region.
 """
 
 from __future__ import annotations
@@ -17,11 +18,20 @@ from carbon_assets.definitions import build_resources
 from carbon_assets.emulator import EmulatorConfig, start_emulator
 from carbon_assets_tests.helpers import REPO, materialize_range
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+# The tests over the demo's month need Spark and the PostgreSQL service; the others only read
+# the README.
+OVER_THE_DEMO = [pytest.mark.spark, pytest.mark.postgres, pytest.mark.slow]
 
 DEMO_SEED, FIRST, LAST = 42, "2024-01-01", "2024-01-31"
+DNO_REGIONS = 14
 # What each query answers for the demo's month: (rows, a column that must be there).
-EXPECTED = [(31, "intensity_avg"), (18, "mean_intensity"), (1, "wind")]
+POSTGRES_EXPECTED = [
+    (31, "intensity_avg"),  # London's month
+    (DNO_REGIONS, "mean_intensity"),  # the greenest hour of each DNO region
+    (1, "wind"),  # GB's shares by year
+    (1, "api_base_url"),  # where the rows came from: the emulator, one source
+]
+DUCKDB_EXPECTED = POSTGRES_EXPECTED[:2]
 
 
 def readme_queries() -> dict[str, list[str]]:
@@ -47,12 +57,24 @@ def demo_month(tmp_path_factory, spark):
     drop_database("service", None, name)
 
 
-def test_the_readme_has_three_queries_for_each_engine():
+def test_the_readme_has_the_queries_this_test_expects():
     queries = readme_queries()
-    assert [len(queries["PostgreSQL"]), len(queries["DuckDB"])] == [3, 3]
+    assert [len(queries["PostgreSQL"]), len(queries["DuckDB"])] == [
+        len(POSTGRES_EXPECTED),
+        len(DUCKDB_EXPECTED),
+    ]
 
 
-@pytest.mark.parametrize("number", range(3))
+def test_the_readme_averages_over_dno_regions_only():
+    queries = readme_queries()
+    greenest_postgres, greenest_duckdb = queries["PostgreSQL"][1], queries["DuckDB"][1]
+    assert "region_kind = 'dno'" in greenest_postgres
+    assert "regionid BETWEEN 1 AND 14" in greenest_duckdb
+
+
+@pytest.mark.parametrize(
+    "number", [pytest.param(n, marks=OVER_THE_DEMO) for n in range(len(POSTGRES_EXPECTED))]
+)
 def test_the_postgresql_query_answers(demo_month, number):
     _, url = demo_month
     query = readme_queries()["PostgreSQL"][number]
@@ -63,17 +85,21 @@ def test_the_postgresql_query_answers(demo_month, number):
             columns, rows = list(result.keys()), result.all()
     finally:
         engine.dispose()
-    count, column = EXPECTED[number]
+    count, column = POSTGRES_EXPECTED[number]
     assert len(rows) == count and column in columns, (columns, rows[:3])
+    if column == "api_base_url":  # the demo's rows say they are the emulator's
+        assert rows[0][columns.index("emulator")] is True, rows
 
 
-@pytest.mark.parametrize("number", range(3))
+@pytest.mark.parametrize(
+    "number", [pytest.param(n, marks=OVER_THE_DEMO) for n in range(len(DUCKDB_EXPECTED))]
+)
 def test_the_duckdb_query_answers_the_same_over_the_lake(demo_month, number):
     data_dir, url = demo_month
     query = readme_queries()["DuckDB"][number].replace("'data/", f"'{data_dir}/")
     answer = duckdb.sql(query)
     columns, rows = answer.columns, answer.fetchall()
-    count, column = EXPECTED[number]
+    count, column = DUCKDB_EXPECTED[number]
     assert len(rows) == count and column in columns, (columns, rows[:3])
     if number == 1:  # the greenest hours agree with PostgreSQL's, region by region
         postgres = readme_queries()["PostgreSQL"][1]
