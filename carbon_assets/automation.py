@@ -5,7 +5,9 @@ under Automation. Each daily tick asks for two kinds of runs of all four assets:
 - the settle window: the last CARBON_SETTLE_DAYS complete days, as one run, so revised values
   reach the warehouse (bronze fetches only the days not yet final, see bronze/refresh.py);
 - a heal run for each older day stored incomplete that is due for another try.
-A failed step is tried again later (RETRY_POLICY), fetching only what is still missing.
+A failed step is tried again later (RETRY_POLICY), fetching only what is still missing. A run
+that goes on for MAX_RUN_HOURS is ended by run monitoring (dagster.yaml), so a stuck server
+cannot keep the API pool and the lake's lock from the next tick.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from dagster import (
+    MAX_RUNTIME_SECONDS_TAG,
     AssetSelection,
     AutomationConditionSensorDefinition,
     Backoff,
@@ -37,6 +40,14 @@ GROUP = "carbon_intensity"
 RETRY_POLICY = RetryPolicy(
     max_retries=3, delay=600, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
+
+# A tick's runs take minutes and RETRY_POLICY's waits add under two hours (10 + 20 + 40 minutes,
+# each up to 10 more with jitter); a run still going after this long is stuck (a server that
+# trickles bytes for days) and run monitoring (dagster.yaml) ends it, freeing its pool slot and
+# the lake's API lock long before the next tick. A tag, not the instance's max_runtime_seconds:
+# a backfill someone launched may rightly take longer.
+MAX_RUN_HOURS = 6
+MAX_RUN_TAGS = {MAX_RUNTIME_SECONDS_TAG: str(MAX_RUN_HOURS * 3600)}
 
 daily_refresh_job = define_asset_job(
     name="daily_refresh",
@@ -64,7 +75,11 @@ def refresh_requests(
     requests = [
         RunRequest(
             run_key=f"settle-{window}",
-            tags={**range_tags(str(window.first), str(window.last)), "carbon/run": "settle"},
+            tags={
+                **range_tags(str(window.first), str(window.last)),
+                "carbon/run": "settle",
+                **MAX_RUN_TAGS,
+            },
         )
     ]
     oldest = max(FIRST_FULL_DAY, last - dt.timedelta(days=policy.heal_horizon_days))
@@ -74,7 +89,11 @@ def refresh_requests(
                 requests.append(
                     RunRequest(
                         run_key=f"heal-{day}-{tick.date()}",
-                        tags={**range_tags(str(day), str(day)), "carbon/run": "heal"},
+                        tags={
+                            **range_tags(str(day), str(day)),
+                            "carbon/run": "heal",
+                            **MAX_RUN_TAGS,
+                        },
                     )
                 )
     return requests

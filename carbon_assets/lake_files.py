@@ -6,7 +6,9 @@ No Dagster, no Spark: Spark's Python workers import this to stage the day files 
     {folder}/date_recorded=2024-01-01/part-0.parquet        one Parquet file per day
 
 Every file is replaced by an atomic rename, so a reader (or a run killed half-way) sees a
-day's old file or its new one, never a part of either.
+day's old file or its new one, never a part of either. Files get the mode any tool's file
+gets (0644 under the usual umask 022, 0600 under 077), so others can read the lake exactly
+when the umask says so.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import contextlib
 import datetime as dt
 import errno
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -63,8 +65,7 @@ def staged_file(path: Path, size: int | None = None) -> Iterator[tuple[BinaryIO,
     handle: BinaryIO | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
-        temp = Path(temp_name)
+        fd, temp = _create_staged(path)
         with os.fdopen(fd, "wb") as handle:
             yield handle, temp
             handle.flush()
@@ -76,6 +77,20 @@ def staged_file(path: Path, size: int | None = None) -> Iterator[tuple[BinaryIO,
             written = size if size is not None else _position(handle)
             raise _write_error(path, written, error) from error
         raise
+
+
+def _create_staged(path: Path) -> tuple[int, Path]:
+    """A new file of a fresh name next to `path`, open for writing. Created with mode 0666
+    for the kernel to apply the umask (and a folder's default ACL) as for any tool's file:
+    mkstemp's 0600 would keep the lake from everyone but its writer."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(6)}")
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free name for a staged file", str(path))
 
 
 def _position(handle: BinaryIO | None) -> int:

@@ -1,26 +1,92 @@
-"""Bronze day files on disk: {data_dir}/bronze/YYYY/YYYY-MM-DD.json.gz, written atomically."""
+"""Bronze day files on disk: {data_dir}/bronze/YYYY/YYYY-MM-DD.json.gz, written atomically.
+
+A day file that cannot be read whole (a bad or truncated gzip, content that is not one whole
+JSON document: an interrupted copy of the lake, a disk error) is never taken for a day's data:
+the store moves it to {data_dir}/bronze/_damaged/YYYY/YYYY-MM-DD.json.gz.<UTC time>, kept for
+inspection and read by nobody, says so through `on_damaged`, and answers as if the day had no
+file, so bronze fetches the day again.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import fcntl
-import gzip
+import io
+import json
+import logging
+import os
+import re
+import socket
+import stat
+import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import msgspec
 
 from carbon_assets.bronze import day_files
 from carbon_assets.bronze.day_files import DayDocument, DayHead
 from carbon_assets.lake_files import atomic_write_bytes
 
 API_LOCK_FILE = ".api.lock"
+# Longer than any run holds the lock for (a whole-history backfill fetches for minutes); a run
+# that waits longer fails naming the holder rather than queueing forever behind it.
+API_LOCK_TIMEOUT_SECONDS = 3600.0
+DAMAGED_FOLDER = "_damaged"
+DAY_FILE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}\.json\.gz$")
+_GZIP = zlib.MAX_WBITS | 16  # zlib's gzip mode checks the trailer: the CRC and the length
+
+logger = logging.getLogger(__name__)
+
+
+class ApiLockError(RuntimeError):
+    """The lake's API lock cannot be taken; the message names the file and what to do."""
+
+
+class ApiLockTimeout(ApiLockError, TimeoutError):
+    """Another process held the API lock for longer than the wait allowed; names it."""
+
+
+class DamagedDayFile(ValueError):
+    """A day file's bytes are not one whole gzip holding one whole JSON object."""
+
+
+def whole_content(raw: bytes) -> bytes:
+    """The decompressed content of a day file's bytes, verified whole: every gzip member ends
+    with a matching CRC and length, and the content is one complete JSON object (checked
+    without building it). DamagedDayFile otherwise."""
+    if not raw:
+        raise DamagedDayFile("empty file")
+    content: list[bytes] = []
+    rest = raw
+    while True:
+        inflater = zlib.decompressobj(_GZIP)
+        try:
+            content.append(inflater.decompress(rest))
+        except zlib.error as error:
+            what = "not a gzip file" if "header check" in str(error) else "damaged gzip"
+            raise DamagedDayFile(f"{what}: {error}") from None
+        if not inflater.eof:
+            raise DamagedDayFile("truncated gzip: the file ends inside its compressed data")
+        rest = inflater.unused_data.lstrip(b"\0")  # zero padding, as gzip.decompress allows
+        if not rest:
+            break
+    text = b"".join(content)
+    try:
+        msgspec.json.decode(text, type=dict[str, msgspec.Raw])
+    except msgspec.DecodeError as error:
+        raise DamagedDayFile(f"not one whole JSON object ({error})") from None
+    return text
 
 
 class BronzeStore:
     """One gzip-compressed JSON day document per UTC day (the format is day_files.py's)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, on_damaged: Callable[[str], object] | None = None):
         self.root = Path(root)
+        self.on_damaged = on_damaged or logger.warning
 
     def path(self, day: dt.date) -> Path:
         return self.root / f"{day.year:04d}" / f"{day.isoformat()}.json.gz"
@@ -31,33 +97,72 @@ class BronzeStore:
         atomic_write_bytes(self.path(dt.date.fromisoformat(document["date"])), payload)
         return len(payload)
 
-    def read(self, day: dt.date) -> DayDocument | None:
-        """The day's file as plain JSON data (its records are dicts), or None if absent."""
+    def _content(self, day: dt.date) -> bytes | None:
+        """The day file's decompressed content, verified whole; None when there is no file or
+        it was damaged (then it has been moved aside and reported)."""
         path = self.path(day)
-        return day_files.decode(path.read_bytes()) if path.exists() else None
+        for _ in range(3):  # a file replaced while it was read is read again
+            try:
+                with open(path, "rb") as handle:
+                    raw, identity = handle.read(), os.fstat(handle.fileno())
+            except FileNotFoundError:
+                return None
+            try:
+                return whole_content(raw)
+            except DamagedDayFile as damage:
+                if self._set_aside(path, identity, str(damage)):
+                    return None
+        return None
+
+    def _set_aside(self, path: Path, identity: os.stat_result, damage: str) -> bool:
+        """Move a damaged file under _damaged/ and report it; False when the file was replaced
+        since it was read (a run stored the day meanwhile), True once it is gone."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = self.root / DAMAGED_FOLDER / path.parent.name / f"{path.name}.{stamp}"
+        try:
+            current = os.stat(path)
+            if (current.st_dev, current.st_ino) != (identity.st_dev, identity.st_ino):
+                return False
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, target)
+        except FileNotFoundError:  # another reader moved it first
+            return True
+        except OSError as error:
+            raise DamagedDayFile(
+                f"Damaged bronze day file {path} ({damage}) could not be moved aside "
+                f"({error.strerror or error}): move or delete it, then run bronze for its day"
+            ) from error
+        self.on_damaged(
+            f"Damaged bronze day file {path} ({damage}): moved to {target}; the day counts "
+            "as not stored, so bronze fetches it again"
+        )
+        return True
+
+    def read(self, day: dt.date) -> DayDocument | None:
+        """The day's file as plain JSON data (its records are dicts), or None if absent or
+        damaged."""
+        content = self._content(day)
+        return None if content is None else msgspec.json.decode(content)
 
     def summary(self, day: dt.date) -> DayDocument | None:
         """The day's file without its records (date, completeness, missing and off-grid
-        half-hours), or None if absent."""
-        path = self.path(day)
-        if not path.exists():
-            return None
-        with gzip.open(path, "rb") as handle:
-            return day_files.summary(handle)
+        half-hours), or None if absent or damaged."""
+        content = self._content(day)
+        return None if content is None else day_files.summary(io.BytesIO(content))
 
     def exists(self, day: dt.date) -> bool:
         return self.path(day).exists()
 
     def head(self, day: dt.date) -> DayHead | None:
-        """Whether the day's file is complete and when it was fetched, read from the head of the
-        file; None when there is no file."""
-        path = self.path(day)
-        if not path.exists():
+        """Whether the day's file is complete and when it was fetched, from the head of the
+        file once the whole file has been verified (a truncated file must not pass for
+        complete); None when there is no file or it was damaged."""
+        content = self._content(day)
+        if content is None:
             return None
-        with gzip.open(path, "rb") as handle:
-            head = day_files.read_head(handle.read(day_files.HEAD_WITHIN))
+        head = day_files.read_head(content[: day_files.HEAD_WITHIN])
         if head is None or head.first_fetched_at is None:
-            return day_files.head_of(self.read(day) or {})
+            return day_files.head_of(msgspec.json.decode(content))
         return head
 
     def is_complete(self, day: dt.date) -> bool:
@@ -65,25 +170,155 @@ class BronzeStore:
         return head is not None and head.complete
 
     @contextlib.contextmanager
-    def api_lock(self, on_wait: Callable[[str], object] = print) -> Iterator[None]:
+    def api_lock(
+        self,
+        on_wait: Callable[[str], object] = print,
+        timeout_seconds: float = API_LOCK_TIMEOUT_SECONDS,
+        holder: str | None = None,
+    ) -> Iterator[None]:
         """Hold the lake's API lock: one run at a time decides what to fetch and fetches it.
 
         An flock, so it holds across every process on this machine that writes this lake (the
-        CLI, the Python API, runs the daemon launched) and is released if the holder dies.
+        CLI, the Python API, runs the daemon launched) and is released if the holder dies. The
+        lock file is the owner's alone (0600): flock needs only a descriptor, so a file others
+        can open is a lock others can hold. The holder writes who it is (pid, host, since and
+        `holder`, e.g. a run id) into the file, so a run that waits can say whom it waits
+        for; after `timeout_seconds` it fails (ApiLockTimeout) naming the holder.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / API_LOCK_FILE
-        with open(path, "a+") as lock_file:
+        fd = _open_lock_file(path)
+        try:
+            if not _try_lock(fd):
+                on_wait(
+                    f"Waiting for the lake's API lock ({path}), held by {_holder(fd, path)}; "
+                    f"giving up after {timeout_seconds:g} s"
+                )
+                _wait_for_lock(fd, path, timeout_seconds)
             try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                on_wait(f"Waiting for another run that is fetching into this lake ({path})")
-                fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
+                _record_holder(fd, holder)
                 yield
             finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def stored_days(self) -> list[dt.date]:
-        """Every day that has a file, in order."""
-        return sorted(dt.date.fromisoformat(p.name[:10]) for p in self.root.glob("*/*.json.gz"))
+        """Every day that has a file, in order (never a file set aside under _damaged/)."""
+        return sorted(
+            dt.date.fromisoformat(p.name[:10])
+            for p in self.root.glob("[0-9][0-9][0-9][0-9]/*.json.gz")
+            if DAY_FILE_NAME.match(p.name)
+        )
+
+
+# --- the API lock ------------------------------------------------------------------------
+
+
+def _open_lock_file(path: Path) -> int:
+    """The lock file, created 0600 if absent (never through a symlink); one of another mode is
+    made 0600, one of another owner or not a regular file is refused."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        raise ApiLockError(
+            f"Cannot open the lake's API lock {path}: {error.strerror or error} (a symlink or a "
+            "file of another user?): remove it and re-run"
+        ) from error
+    info = os.fstat(fd)
+    try:
+        if not stat.S_ISREG(info.st_mode):
+            raise ApiLockError(f"The lake's API lock {path} is not a regular file: remove it")
+        if info.st_uid != os.geteuid():
+            raise ApiLockError(
+                f"The lake's API lock {path} belongs to uid {info.st_uid}, not to this user "
+                f"(uid {os.geteuid()}): another user could hold it; remove it and re-run"
+            )
+        if stat.S_IMODE(info.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _wait_for_lock(fd: int, path: Path, timeout_seconds: float) -> None:
+    """Poll for the lock (a blocking flock cannot time out in a thread) until the deadline."""
+    deadline = time.monotonic() + timeout_seconds
+    pause = 0.05
+    while not _try_lock(fd):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ApiLockTimeout(
+                f"Gave up after {timeout_seconds:g} s waiting for the lake's API lock "
+                f"({path}), held by {_holder(fd, path)}: let that run end (or stop it), "
+                "then re-run"
+            )
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 1.0)
+
+
+def _record_holder(fd: int, holder: str | None) -> None:
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    if holder:
+        record["holder"] = holder
+    with contextlib.suppress(OSError):  # a full disk costs the waiters' message, not the run
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode() + b"\n", 0)
+
+
+def _holder(fd: int, path: Path) -> str:
+    """Who holds the lock, as its holder recorded it, checked against this machine's locks:
+    a recorded holder that has ended (killed) is not named as if it were still there."""
+    try:
+        record = json.loads(os.pread(fd, 4096, 0) or b"null")
+    except ValueError:
+        record = None
+    locker = _flock_pid(path)
+    if isinstance(record, dict) and "pid" in record:
+        named = f"pid {record['pid']} on {record.get('host', '?')} since {record.get('since', '?')}"
+        if record.get("holder"):
+            named += f" ({record['holder']})"
+        if record.get("host") != socket.gethostname() or locker in (None, record["pid"]):
+            return named
+    if locker is not None:
+        return f"pid {locker} (a process that recorded no holder: {_command(locker)})"
+    return "another process (it recorded no holder)"
+
+
+def _flock_pid(path: Path) -> int | None:
+    """The pid that holds an flock on `path`, from /proc/locks (Linux), or None."""
+    try:
+        info = os.stat(path)
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; a waiter's line has "->" after "1:".
+    # By inode alone: on an overlay filesystem the kernel names the device underneath.
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].endswith(f":{info.st_ino}"):
+            with contextlib.suppress(ValueError):
+                return int(fields[4])
+    return None
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return "unknown command"
