@@ -9,6 +9,12 @@ pauses every request until its Retry-After has passed, not just the one that got
 Resilience: 5xx, timeouts, dropped connections and truncated or malformed JSON are retried
 with exponential backoff and full jitter; empty payloads and missing half-hours are retried a
 few times, then accepted as "the API has no data"; a 4xx fails at once with the API's message.
+Distrust: an answer whose records silver could not read or that hold impossible values
+(`Period.problems`) is retried a few times, then accepted as sent, problems included, for the
+day files to mark invalid; a host that cannot be resolved is retried a few times only.
+Bounds: redirects are followed only within the API's origin; each attempt has a deadline, and
+its body is read in chunks and decompressed here, with a cap on the bytes received and on the
+bytes they decode to, so memory stays bounded whatever a server sends.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import queue
 import random
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +39,7 @@ from typing import Any
 import aiohttp
 from dagster import ConfigurableResource
 from pydantic import Field
+from yarl import URL
 
 from carbon_assets import settings
 from carbon_assets.bronze.records import Period, periods_in_response
@@ -44,11 +52,49 @@ from carbon_assets.bronze.request_plan import (
 from carbon_assets.gc_pause import paused_gc
 
 # Why a request was sent again; these are the keys of FetchStats.retries.
-RETRY_CAUSES = ("5xx", "429", "timeout", "connection", "malformed", "empty", "incomplete")
+RETRY_CAUSES = (
+    "5xx",
+    "429",
+    "timeout",
+    "connection",
+    "dns",
+    "malformed",
+    "empty",
+    "incomplete",
+    "invalid",
+)
+# Causes whose answer is accepted, not given up on, once its attempts are spent.
+ACCEPTED_AT_LAST = frozenset({"empty", "incomplete", "invalid"})
+# Causes a retry half a second later seldom cures: their backoff counts in seconds.
+PATIENT_CAUSES = frozenset({"empty", "incomplete", "invalid", "dns"})
+
+MAX_REDIRECTS = 5
+# The header the emulator (carbon_assets/emulator/server.py) sends with every answer.
+EMULATOR_HEADER = "X-Carbon-Emulator"
+MiB = 2**20
+# Bytes read from the socket at a time; the decoded size is checked after each.
+READ_CHUNK_BYTES = 256 * 1024
+# How many of an answer's problems a log line or failure names before "and N more".
+PROBLEMS_NAMED = 3
 
 
 class ApiRequestRejected(Exception):
-    """The API refused a request (4xx): retrying cannot help, so the run stops."""
+    """The API refused a request (4xx) or redirected it where the client does not follow:
+    the same request would get the same answer, so the run stops."""
+
+
+class _BodyRefused(Exception):
+    """The answer is over a body limit: failed, not retried (it would be over it again)."""
+
+    def __init__(self, url: str, limit: int, setting: str, what: str = ""):
+        super().__init__(
+            f"{url} answered more than the limit of {limit:,} bytes{what}; not retried (if the "
+            f"API's answers have grown, raise {setting} of the carbon_api resource)"
+        )
+
+
+class _BodyMalformed(Exception):
+    """The answer's bytes do not decode (a broken gzip stream, an encoding not asked for)."""
 
 
 @dataclass
@@ -57,7 +103,9 @@ class FetchStats:
     http_requests: int = 0
     retries: Counter = field(default_factory=Counter)
     bytes_received: int = 0
+    requests_answered: int = 0  # requests that ended with an answer (the others were lost)
     accepted_without_data: int = 0  # requests whose empty or short answer was finally accepted
+    accepted_invalid: int = 0  # requests whose answer with invalid values was finally accepted
     peak_in_flight: int = 0
     wall_seconds: float = 0.0
 
@@ -70,8 +118,9 @@ class Answer:
     """What one request of a plan finally brought.
 
     `periods` are the records it supplies (the plan's boundary rule drops those another
-    request supplies), `source` says where they came from (url, status, attempts,
-    fetched_at); `failure` says why there are none when it gave up after its retries.
+    request supplies), each with its `problems`; `source` says where they came from (url
+    that answered, status, attempts, fetched_at, and "emulator": True when the emulator
+    answered); `failure` says why there are none when it gave up.
     """
 
     window: Window
@@ -82,13 +131,86 @@ class Answer:
 
 @dataclass
 class _Attempt:
-    """What one HTTP exchange produced."""
+    """What one HTTP exchange produced: retry_cause None is a usable answer, and `refused` an
+    answer over a body limit, which no retry can cure."""
 
     status: int | None = None
-    periods: list[Period] | None = None
+    url: str = ""  # the URL that answered, after redirects
+    emulator: bool = False
+    periods: list[Period] = field(default_factory=list)  # those this request supplies
     retry_cause: str | None = None
     detail: str = ""
     retry_after: float | None = None
+    missing: str = ""  # "N of M half-hours missing", or "" when none is
+    problems: list[str] = field(default_factory=list)
+    refused: str | None = None
+
+
+def redirect_problem(source: str, target: str) -> str | None:
+    """Why a redirect from `source` to `target` (absolute URLs) must not be followed, or None.
+
+    Only redirects within the API's origin (scheme, host, port) are followed: the day files
+    name the URL that answered, and an answer from another host is not the API's.
+    """
+    origin, goal = URL(source), URL(target)
+    if origin.scheme == "https" and goal.scheme != "https":
+        return f"it leaves https for {goal.scheme or 'no scheme'}"
+    if (origin.scheme, origin.host, origin.port) != (goal.scheme, goal.host, goal.port):
+        return f"{goal.origin() if goal.is_absolute() else goal} is not {origin.origin()}"
+    return None
+
+
+class _BodyDecoder:
+    """An answer's body as it arrives, decompressed here (gzip or deflate) so that no more
+    than `limit` decoded bytes are ever held, whatever the compressed bytes expand to."""
+
+    def __init__(self, encoding: str, limit: int, url: str):
+        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise _BodyMalformed(f"the answer is in Content-Encoding {encoding!r}, not asked for")
+        self.encoding, self.limit, self.url = encoding, limit, url
+        self.inflate: Any = None
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self.encoding in ("", "identity"):
+            self._keep(chunk)
+            return
+        if self.inflate is None:
+            # gzip, or deflate as the zlib format HTTP specifies; some servers send deflate
+            # without the zlib header (its first byte's low bits are not 8), read as raw.
+            wbits = 16 + zlib.MAX_WBITS if "gzip" in self.encoding else zlib.MAX_WBITS
+            if self.encoding == "deflate" and chunk and chunk[0] & 0x0F != 8:
+                wbits = -zlib.MAX_WBITS
+            self.inflate = zlib.decompressobj(wbits)
+        try:
+            while chunk:
+                # One byte over the room left shows the limit is passed without holding more.
+                self._keep(self.inflate.decompress(chunk, self.limit - self.size + 1))
+                chunk = self.inflate.unconsumed_tail
+        except zlib.error as error:
+            raise _BodyMalformed(
+                f"the {self.encoding} body does not decompress ({error})"
+            ) from None
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise _BodyRefused(self.url, self.limit, "max_decoded_bytes", " decoded")
+        if data:
+            self.parts.append(data)
+
+    def body(self) -> bytes:
+        if self.inflate is not None and not self.inflate.eof:
+            raise _BodyMalformed(f"the {self.encoding} body is truncated")
+        return b"".join(self.parts)
+
+
+def named_problems(problems: list[str]) -> str:
+    """The first few problems, then how many more."""
+    shown = "; ".join(problems[:PROBLEMS_NAMED])
+    rest = len(problems) - PROBLEMS_NAMED
+    return shown + (f"; and {rest} more" if rest > 0 else "")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -109,7 +231,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def parse_payload(body: bytes) -> tuple[list[Period] | None, str | None]:
-    """(periods, None) for a usable payload, or (None, cause) with cause 'malformed'/'empty'."""
+    """(periods, None) for a usable payload, or (None, cause) with cause 'malformed'/'empty'.
+
+    Each period carries its problems (values silver could not read or that are impossible).
+    """
     try:
         periods = periods_in_response(body)
     except ValueError:
@@ -141,6 +266,22 @@ class CarbonIntensityApi(ConfigurableResource):
     empty_attempts: int = Field(
         default=3, ge=1, description="attempts before an empty or short answer is accepted"
     )
+    # An impossible value is nearly always what the API holds, so the same answer comes back;
+    # a few tries, seconds apart, catch an answer spoiled on its way (a proxy or cache serving
+    # a half-written body) without holding the run for the minutes max_attempts' backoff takes.
+    # After them the answer is kept as sent, its days are marked invalid, and every later run
+    # fetches them again.
+    invalid_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="attempts before an answer with unreadable or impossible values is accepted "
+        "(its days are stored invalid)",
+    )
+    # A name that does not resolve is a typo in the base URL or a machine without a network far
+    # more often than a resolver's hiccup: a few tries, not max_attempts.
+    dns_attempts: int = Field(
+        default=3, ge=1, description="attempts when the API's host cannot be resolved"
+    )
     backoff_base_seconds: float = 0.5
     # An answer without data is retried seconds later, not at once: a server that has not yet
     # published a day seldom has it half a second later.
@@ -149,6 +290,21 @@ class CarbonIntensityApi(ConfigurableResource):
     max_retry_after_seconds: float = 900.0
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 60.0
+    attempt_deadline_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        description="the longest one attempt may take, redirects and the whole body included "
+        "(the read timeout restarts with every byte, this does not)",
+    )
+    # The largest real answer (13 days x 48 half-hours x 18 regions) is about 4.4 MB of compact
+    # JSON, 12 MB pretty-printed, and far less gzip-compressed: the limits leave room for the
+    # API to grow while bounding what a broken or hostile server can make the client hold.
+    max_body_bytes: int = Field(
+        default=64 * MiB, ge=1, description="the most bytes one answer may send (compressed)"
+    )
+    max_decoded_bytes: int = Field(
+        default=64 * MiB, ge=1, description="the most bytes one answer may decompress to"
+    )
 
     @property
     def url(self) -> str:
@@ -226,8 +382,9 @@ class Fetch:
     The requests run on an event loop in a background thread while the caller handles the
     answers, so storing one answer overlaps with fetching the next; a request starts only while
     fewer than ANSWERS_AHEAD_PER_SLOT answers per slot wait for the caller. Iteration raises
-    ApiRequestRejected at the first 4xx (after the answers that came before it); leaving the
-    loop early cancels the requests still running. `stats` is complete once iteration ends.
+    ApiRequestRejected at the first 4xx or refused redirect (after the answers that came before
+    it); leaving the loop early cancels the requests still running. `stats` is complete once
+    iteration ends.
     """
 
     def __init__(self, api: CarbonIntensityApi, plan: RequestPlan, log: logging.Logger):
@@ -286,9 +443,14 @@ class Fetch:
         connector = aiohttp.TCPConnector(limit=api.concurrency, limit_per_host=api.concurrency)
         self.slots = _RequestSlots(api.concurrency)
         self._ahead = asyncio.Semaphore(ANSWERS_AHEAD_PER_SLOT * api.concurrency)
-        headers = {"Accept": "application/json", "User-Agent": "carbon-assets (research backfill)"}
+        headers = {
+            "Accept": "application/json",
+            # What _BodyDecoder reads; aiohttp's own decompression would hold a body whole.
+            "Accept-Encoding": "gzip, deflate",
+            "User-Agent": "carbon-assets (research backfill)",
+        }
         async with aiohttp.ClientSession(
-            timeout=timeout, connector=connector, headers=headers
+            timeout=timeout, connector=connector, headers=headers, auto_decompress=False
         ) as session:
             # A finished task holds its answer: each is dropped once its answer is handed over,
             # so that answers the caller has stored can be freed during a long backfill.
@@ -313,55 +475,94 @@ class Fetch:
                 self.stats.wall_seconds = time.monotonic() - started
 
     async def _fetch_window(self, session: aiohttp.ClientSession, window: Window) -> Answer:
-        expected = self.plan.expected_half_hours(window)
         url = self.api.url + window.path
         await self._ahead.acquire()  # released by the caller taking this window's answer
-        # Errors get max_attempts tries and answers without data empty_attempts: loop up to the
-        # larger, so that out_of_tries below is always what ends the loop.
-        for attempt in range(1, max(self.api.max_attempts, self.api.empty_attempts) + 1):
-            result = await self._attempt(session, url, retry=attempt > 1)
+        # Each cause has its own number of attempts: loop up to the largest, so that
+        # out_of_tries below is always what ends the loop.
+        for attempt in range(1, max(self._attempts_for(c) for c in (None, *RETRY_CAUSES)) + 1):
+            result = await self._attempt(session, url, window, retry=attempt > 1)
             if result.status is not None and 400 <= result.status < 500 and result.status != 429:
                 raise ApiRequestRejected(f"{url} -> HTTP {result.status}: {result.detail}")
-            supplied: list[Period] = []
-            if result.retry_cause is None:
-                supplied, got = self._supplied_by(window, result.periods or [])
-                missing = [start for start in expected if start not in got]
-                if missing:
-                    result.retry_cause = "empty" if not result.periods else "incomplete"
-                    result.detail = f"{len(missing)} of {len(expected)} half-hours missing"
-            no_data = result.retry_cause in ("empty", "incomplete")
-            out_of_tries = attempt >= (
-                self.api.empty_attempts if no_data else self.api.max_attempts
-            )
-            if result.retry_cause is None or (no_data and out_of_tries):
-                if no_data:
-                    self.stats.accepted_without_data += 1
-                    self.log.warning(
-                        f"Accepted {url} with {result.detail} after {attempt} attempts: "
-                        "the API has no data for them"
-                    )
-                source = {
-                    "url": url,
-                    "status": result.status,
-                    "attempts": attempt,
-                    "fetched_at": dt.datetime.now(dt.UTC).isoformat(),
-                }
-                return Answer(window, supplied, source)
+            if result.refused is not None:
+                self.log.error(result.refused)
+                return Answer(window, failure=f"too large: {result.refused}")
+            cause = result.retry_cause
+            out_of_tries = attempt >= self._attempts_for(cause)
+            if cause is None or (cause in ACCEPTED_AT_LAST and out_of_tries):
+                return self._accepted(window, result, attempt)
             if out_of_tries:
                 self.log.error(
-                    f"Gave up on {url}: {result.retry_cause} ({result.detail}) "
-                    f"after {attempt} attempts"
+                    f"Gave up on {url}: {cause} ({result.detail}) after {attempt} attempts"
                 )
                 return Answer(
                     window,
-                    failure=(
-                        f"{result.retry_cause}: {result.detail} "
-                        f"(gave up after {attempt} attempts to {url})"
-                    ),
+                    failure=f"{cause}: {result.detail} (gave up after {attempt} attempts to {url})",
                 )
-            self.stats.retries[result.retry_cause] += 1
-            await asyncio.sleep(self._backoff(attempt, result.retry_after, no_data))
+            self.stats.retries[cause] += 1
+            await asyncio.sleep(self._backoff(attempt, result.retry_after, cause in PATIENT_CAUSES))
         raise AssertionError("unreachable: the last attempt is always out of tries")
+
+    def _attempts_for(self, cause: str | None) -> int:
+        api = self.api
+        return {
+            "empty": api.empty_attempts,
+            "incomplete": api.empty_attempts,
+            "invalid": api.invalid_attempts,
+            "dns": api.dns_attempts,
+        }.get(cause, api.max_attempts)
+
+    def _accepted(self, window: Window, result: _Attempt, attempt: int) -> Answer:
+        """The answer as it came, its shortcomings logged and counted."""
+        self.stats.requests_answered += 1
+        if result.problems:
+            self.stats.accepted_invalid += 1
+            self.log.error(
+                f"Accepted {result.url} as sent after {attempt} attempts, with "
+                f"{len(result.problems)} invalid value(s), whose days are stored invalid: "
+                + named_problems(result.problems)
+            )
+        if result.missing:
+            self.stats.accepted_without_data += 1
+            self.log.warning(
+                f"Accepted {result.url} with {result.missing} after {attempt} attempts: "
+                "the API has no data for them"
+            )
+        source = {
+            "url": result.url,
+            "status": result.status,
+            "attempts": attempt,
+            "fetched_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        if result.emulator:  # only then, so that day files from the real API keep their shape
+            source["emulator"] = True
+        return Answer(window, result.periods, source)
+
+    def _judge(self, window: Window, body: bytes, result: _Attempt) -> _Attempt:
+        """`result` of a 200 answer completed from its body: the periods this request supplies,
+        what is missing and what is wrong with them, and the retry cause that follows.
+
+        Runs off the event loop: parsing a 13-day answer takes tens of milliseconds.
+        """
+        periods, cause = parse_payload(body)
+        if cause == "malformed":
+            result.retry_cause, result.detail = cause, "the body is not the API's JSON"
+            return result
+        result.periods, full = self._supplied_by(window, periods or [])
+        expected = self.plan.expected_half_hours(window)
+        if missing := sum(start not in full for start in expected):
+            result.missing = f"{missing} of {len(expected)} half-hours missing"
+            result.retry_cause = "incomplete" if periods else "empty"
+            result.detail = result.missing
+        # Invalid values outrank missing ones: they are what no later run may take as data.
+        result.problems = [problem for period in result.periods for problem in period.problems]
+        if result.problems:
+            invalid = sum(bool(period.problems) for period in result.periods)
+            result.retry_cause = "invalid"
+            result.detail = (
+                f"{len(result.problems)} invalid value(s) in {invalid} half-hour(s): "
+                + named_problems(result.problems)
+            )
+        return result
 
     def _supplied_by(
         self, window: Window, periods: list[Period]
@@ -381,66 +582,136 @@ class Fetch:
                 full.add(period.start)
         return supplied, full
 
-    async def _attempt(self, session: aiohttp.ClientSession, url: str, retry: bool) -> _Attempt:
-        """One HTTP exchange, classified; never raises for a retryable failure."""
+    async def _attempt(
+        self, session: aiohttp.ClientSession, url: str, window: Window, retry: bool
+    ) -> _Attempt:
+        """One HTTP exchange (its redirects included), classified; never raises for a
+        retryable failure."""
         async with self.slots.turn(_RequestSlots.RETRY if retry else _RequestSlots.FIRST_ATTEMPT):
             # Checked once the slot is ours, so a pause that began while we queued holds too.
             while (wait := self.resume_at - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
             self.in_flight += 1
             self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.in_flight)
-            self.stats.http_requests += 1
+            seconds = self.api.attempt_deadline_seconds
+            deadline = asyncio.timeout(seconds)
             try:
-                async with session.get(url) as response:
-                    body = await response.read()
-                    status = response.status
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                async with deadline:
+                    result, body = await self._exchange(session, url)
             except TimeoutError:
-                return _Attempt(retry_cause="timeout", detail="no answer within the timeout")
+                detail = (
+                    f"no whole answer within the attempt's deadline of {seconds:g} s"
+                    if deadline.expired()
+                    else "no answer within the timeout"
+                )
+                return _Attempt(url=url, retry_cause="timeout", detail=detail)
+            except _BodyRefused as error:
+                return _Attempt(url=url, refused=str(error))
+            except _BodyMalformed as error:
+                return _Attempt(url=url, retry_cause="malformed", detail=str(error))
             except aiohttp.ClientPayloadError as error:
-                return _Attempt(retry_cause="malformed", detail=f"truncated body ({error})")
+                return _Attempt(
+                    url=url, retry_cause="malformed", detail=f"truncated body ({error})"
+                )
+            except aiohttp.ClientConnectorDNSError as error:
+                return _Attempt(
+                    url=url,
+                    retry_cause="dns",
+                    detail=f"the host {error.host} could not be resolved ({error.os_error})",
+                )
             except aiohttp.ClientError as error:
-                return _Attempt(retry_cause="connection", detail=f"{type(error).__name__}: {error}")
+                return _Attempt(
+                    url=url, retry_cause="connection", detail=f"{type(error).__name__}: {error}"
+                )
             finally:
                 self.in_flight -= 1
-        self.stats.bytes_received += len(body)
+        status = result.status
         if status in (429, 503):
-            pause = retry_after if retry_after is not None else self.api.backoff_base_seconds
+            pause = (
+                result.retry_after
+                if result.retry_after is not None
+                else self.api.backoff_base_seconds
+            )
+            result.retry_cause = "429" if status == 429 else "5xx"
             if pause > self.api.max_retry_after_seconds:
-                return _Attempt(
-                    status=status,
-                    retry_cause="429" if status == 429 else "5xx",
-                    detail=f"Retry-After {pause:.0f}s is beyond the allowed wait",
-                )
+                result.retry_after = None
+                result.detail = f"Retry-After {pause:.0f}s is beyond the allowed wait"
+                return result
             # Everyone waits, not just this request: the server asked us to slow down.
             self.resume_at = max(self.resume_at, time.monotonic() + pause)
-            cause = "429" if status == 429 else "5xx"
-            return _Attempt(
-                status=status, retry_cause=cause, detail=f"HTTP {status}", retry_after=pause
-            )
-        if status >= 500:
-            return _Attempt(
-                status=status, retry_cause="5xx", detail=f"HTTP {status}: {api_error_message(body)}"
-            )
-        if status != 200:
-            return _Attempt(status=status, detail=api_error_message(body))
-        # Parsing a 13-day answer takes tens of milliseconds: keep the event loop free meanwhile.
-        periods, cause = await asyncio.to_thread(parse_payload, body)
-        detail = {
-            "malformed": "the body is not the API's JSON",
-            "empty": "no data in the answer",
-        }.get(cause, "")
-        return _Attempt(status=status, periods=periods, retry_cause=cause, detail=detail)
+            result.retry_after, result.detail = pause, f"HTTP {status}"
+        elif status >= 500:
+            result.retry_cause, result.detail = "5xx", f"HTTP {status}: {api_error_message(body)}"
+        elif status != 200:
+            result.detail = api_error_message(body)
+            if not 400 <= status < 500:  # another 2xx: an answer without data
+                expected = len(self.plan.expected_half_hours(window))
+                result.retry_cause = "empty"
+                result.detail = result.missing = f"{expected} of {expected} half-hours missing"
+        else:
+            return await asyncio.to_thread(self._judge, window, body, result)
+        return result
 
-    def _backoff(self, attempt: int, retry_after: float | None, no_data: bool = False) -> float:
+    async def _exchange(self, session: aiohttp.ClientSession, url: str) -> tuple[_Attempt, bytes]:
+        """GET `url`, following redirects within its origin; (status and where, body).
+
+        Raises ApiRequestRejected for a redirect elsewhere, _BodyRefused over a body limit.
+        """
+        answering = url
+        for _ in range(MAX_REDIRECTS + 1):
+            self.stats.http_requests += 1
+            async with session.get(URL(answering), allow_redirects=False) as response:
+                if 300 <= response.status < 400:
+                    location = response.headers.get("Location")
+                    if not location:
+                        raise ApiRequestRejected(
+                            f"{answering} -> HTTP {response.status} redirect without a Location"
+                        )
+                    target = str(URL(answering).join(URL(location)))
+                    if problem := redirect_problem(answering, target):
+                        raise ApiRequestRejected(
+                            f"{answering} -> HTTP {response.status} redirect to {location} not "
+                            f"followed: {problem}"
+                        )
+                    answering = target
+                    continue
+                body = await self._read_body(response, answering)
+                return _Attempt(
+                    status=response.status,
+                    url=answering,
+                    emulator=EMULATOR_HEADER in response.headers,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                ), body
+        raise ApiRequestRejected(f"{url}: more than {MAX_REDIRECTS} redirects, last to {answering}")
+
+    async def _read_body(self, response: aiohttp.ClientResponse, url: str) -> bytes:
+        """The body, read in chunks within the raw and decoded limits."""
+        limit = self.api.max_body_bytes
+        if (length := response.content_length) is not None and length > limit:
+            raise _BodyRefused(url, limit, "max_body_bytes", f" (Content-Length {length:,})")
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        decoder = _BodyDecoder(encoding, self.api.max_decoded_bytes, url)
+        received = 0
+        try:
+            async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
+                received += len(chunk)
+                if received > limit:
+                    raise _BodyRefused(url, limit, "max_body_bytes")
+                decoder.feed(chunk)
+        finally:
+            self.stats.bytes_received += received
+        return decoder.body()
+
+    def _backoff(self, attempt: int, retry_after: float | None, patient: bool = False) -> float:
         """Exponential backoff with full jitter; never sooner than the server's Retry-After.
 
-        Answers without data wait at least half their step (equal jitter), so their retries
-        spread over seconds instead of landing in a burst.
+        The PATIENT_CAUSES (answers without data or with invalid values, a name that does not
+        resolve) wait at least half their step (equal jitter), so their retries spread over
+        seconds instead of landing in a burst.
         """
-        base = self.api.empty_backoff_base_seconds if no_data else self.api.backoff_base_seconds
+        base = self.api.empty_backoff_base_seconds if patient else self.api.backoff_base_seconds
         ceiling = min(self.api.backoff_max_seconds, base * 2 ** (attempt - 1))
-        delay = self.random.uniform(ceiling / 2 if no_data else 0, ceiling)
+        delay = self.random.uniform(ceiling / 2 if patient else 0, ceiling)
         if retry_after is not None:
             delay = max(delay, retry_after) + self.random.uniform(
                 0, 0.1 * self.api.backoff_base_seconds

@@ -20,13 +20,20 @@ Source = dict[str, Any]
 
 
 class FetchIncomplete(Exception):
-    """Some days could not be fetched within the retry budget; all others were stored."""
+    """Some days could not be fetched; `days_stored` others were (None: not known here)."""
 
-    def __init__(self, lost_days: dict[dt.date, str]):
+    def __init__(self, lost_days: dict[dt.date, str], days_stored: int | None = None):
         self.lost_days = dict(sorted(lost_days.items()))
+        self.days_stored = days_stored
         lines = [f"  {day.isoformat()}: {cause}" for day, cause in self.lost_days.items()]
+        if days_stored is None:
+            others = ""
+        elif days_stored == 0:
+            others = "; no day was stored"
+        else:
+            others = f"; every other day ({days_stored:,}) was stored"
         super().__init__(
-            f"{len(self.lost_days)} day(s) could not be fetched; every other day was stored. "
+            f"{len(self.lost_days)} day(s) could not be fetched{others}. "
             "Re-run the same range to fetch only these:\n" + "\n".join(lines)
         )
 
@@ -36,12 +43,14 @@ def whole_days(
 ) -> Iterator[tuple[dt.date, list[Source]]]:
     """(day, its sources) for each day of the plan, as soon as the day is whole.
 
-    Raises FetchIncomplete at the end when some days' requests gave up.
+    Raises FetchIncomplete at the end when some days' requests gave up, counting as stored
+    the days the caller took (it stores each before it asks for the next).
     """
     pending = {day: set(plan.windows_of(day)) for day in plan.days}
     sources: dict[Window, Source | str] = {}  # the source of each answered request, or its failure
     periods: dict[Window, dict[dt.date, list[Period]]] = {}
     lost: dict[dt.date, str] = {}
+    taken = 0
     for answer in answers:
         window = answer.window
         sources[window] = answer.failure or answer.source
@@ -61,5 +70,6 @@ def whole_days(
                 continue
             # pop: a request's records are freed as soon as their days are handed over.
             yield day, [{**sources[w], "data": periods[w].pop(day, [])} for w in windows]
+            taken += 1
     if lost:
-        raise FetchIncomplete(lost)
+        raise FetchIncomplete(lost, days_stored=taken)

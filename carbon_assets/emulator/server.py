@@ -451,6 +451,14 @@ async def _handle_stats_reset(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATS_KEY].snapshot())
 
 
+# Sent with every answer, so that a client can tell (and record) that it was not the real API.
+EMULATOR_HEADER = "X-Carbon-Emulator"
+
+
+async def _mark_as_emulator(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[EMULATOR_HEADER] = "1"
+
+
 async def _shutdown_body_executor(app: web.Application) -> None:
     app[BODY_EXECUTOR_KEY].shutdown(wait=False, cancel_futures=True)
 
@@ -466,6 +474,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
         max_workers=1, thread_name_prefix="emulator-body"
     )
     app.on_cleanup.append(_shutdown_body_executor)
+    app.on_response_prepare.append(_mark_as_emulator)
     app.router.add_get("/regional/intensity/{from}/{to}", _handle_regional_range)
     app.router.add_get("/_stats", _handle_stats)
     app.router.add_post("/_stats/reset", _handle_stats_reset)

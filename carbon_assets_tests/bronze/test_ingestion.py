@@ -276,21 +276,24 @@ def test_a_record_off_the_half_hour_grid_reaches_the_bronze_file(days_per_reques
 
 def test_lost_days_fail_the_run_after_storing_the_rest_and_a_rerun_fetches_only_them(tmp_path):
     days = ("2024-01-01", "2024-03-31")
+    # One emulator for both runs: the lake records the API it was filled from.
     with start_emulator(EmulatorConfig(seed=11, rate_500=0.5)) as emulator:
         failed = materialize_bronze(
             tmp_path, emulator.base_url, *days, days_per_request=5, max_attempts=1
         )
-    assert not failed.success
-    store = BronzeStore(tmp_path / "bronze")
-    all_days = DayRange.from_keys(*days).days()
-    lost = [day for day in all_days if not store.exists(day)]
-    assert 0 < len(lost) < len(all_days)
-    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
-    message = str(failure.event_specific_data.error)
-    for day in lost:
-        assert day.isoformat() in message
+        assert not failed.success
+        store = BronzeStore(tmp_path / "bronze")
+        all_days = DayRange.from_keys(*days).days()
+        lost = [day for day in all_days if not store.exists(day)]
+        assert 0 < len(lost) < len(all_days)
+        failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+        message = str(failure.event_specific_data.error)
+        assert f"every other day ({len(all_days) - len(lost)}) was stored" in message
+        for day in lost:
+            assert day.isoformat() in message
 
-    with start_emulator(EmulatorConfig()) as emulator:
+        emulator.reconfigure(rate_500=0.0)
+        emulator.reset_stats()
         rerun = materialize_bronze(tmp_path, emulator.base_url, *days, days_per_request=5)
         requested = emulator.stats()["by_path"]
     assert rerun.success
@@ -356,6 +359,47 @@ def test_fetch_incomplete_names_every_lost_day():
     error = FetchIncomplete({D("2024-01-02"): "5xx: HTTP 500", D("2024-01-01"): "timeout"})
     assert str(error).index("2024-01-01") < str(error).index("2024-01-02")
     assert "Re-run the same range" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("days_stored", "first_line"),
+    [
+        (0, "1 day(s) could not be fetched; no day was stored. Re-run"),
+        (5, "1 day(s) could not be fetched; every other day (5) was stored. Re-run"),
+        (None, "1 day(s) could not be fetched. Re-run"),  # the caller did not say
+    ],
+)
+def test_fetch_incomplete_says_what_was_stored_only_when_it_was(days_stored, first_line):
+    error = FetchIncomplete({D("2024-01-01"): "timeout"}, days_stored=days_stored)
+    assert str(error).startswith(first_line)
+
+
+def test_whole_days_counts_the_days_handed_over_when_some_are_lost(emulator):
+    days = DayRange.from_keys("2024-01-01", "2024-01-04").days()
+    api = CarbonIntensityApi(base_url=emulator.base_url, days_per_request=2, **FAST_API)
+    plan = api.plan(days)
+    lost_window = plan.windows[1]  # days 3 and 4
+
+    def losing(answers):
+        for answer in answers:
+            if answer.window == lost_window:
+                answer = dataclasses.replace(answer, periods=[], source=None, failure="5xx")
+            yield answer
+
+    taken = []
+    with pytest.raises(FetchIncomplete) as lost:
+        for day, _ in whole_days(plan, losing(api.fetch(plan))):
+            taken.append(day)
+    assert taken == days[:2] and sorted(lost.value.lost_days) == days[2:]
+    assert lost.value.days_stored == 2
+    assert "2 day(s) could not be fetched; every other day (2) was stored" in str(lost.value)
+
+
+def test_the_emulator_is_recorded_as_the_source(emulator):
+    _, stored = fetch(emulator.base_url, [D("2024-01-02")])
+    (source,) = stored[D("2024-01-02")]
+    assert source["emulator"] is True
+    assert list(source) == ["url", "status", "attempts", "fetched_at", "emulator", "data"]
 
 
 OVERLAPPING_RUN = textwrap.dedent(
