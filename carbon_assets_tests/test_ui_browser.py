@@ -1,12 +1,12 @@
 """The Dagster UI after a real backfill, seen through headless Chromium.
 
-`dagster dev` (webserver, daemon, code server) runs as a subprocess on a free port, with the
+`dg dev` (webserver, daemon, code server) runs as a subprocess on a free port, with the
 instance on a fresh database of the embedded PostgreSQL and the repository's dagster.yaml and
 workspace.yaml. A 3-day backfill of all five assets (one run: BackfillPolicy.single_run) goes
 through GraphQL against the API emulator; then Chromium (Debian's `chromium`, installed by
 scripts/install-browser.sh) opens the asset graph, each asset's partitions view and the checks
 views, and the test asserts what a person would look for there. Screenshots and the
-`dagster dev` log go to the test's tmp folder and to test-output/ui/ at the repository root.
+`dg dev` log go to the test's tmp folder and to test-output/ui/ at the repository root.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def browser(chromium_path):
             chromium.close()
 
 
-# --- dagster dev with a finished backfill ------------------------------------------------
+# --- dg dev with a finished backfill ------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def output_dir(tmp_path_factory) -> Path:
 
 @dataclass(frozen=True)
 class Backfilled:
-    """dagster dev, and the backfill it ran."""
+    """dg dev, and the backfill it ran."""
 
     dev: DagsterDev
     backfill_id: str
@@ -126,11 +126,12 @@ class Backfilled:
 
 @pytest.fixture(scope="module")
 def dagster_ui(chromium_path, emulator, embedded_dir, output_dir):
-    """`dagster dev` on a free port after a successful 3-day backfill of all five assets.
+    """`dg dev` (as `carbon-assets dev` runs it) on a free port after a successful 3-day
+    backfill of all five assets.
 
     Depends on chromium_path so that a machine without a browser skips before the slow part.
     Its DAGSTER_HOME and lake live in a temp dir of their own, not under pytest's basetemp,
-    which a concurrent pytest session may prune while dagster dev still uses it.
+    which a concurrent pytest session may prune while dg dev still uses it.
     """
     from carbon_assets.warehouse.embedded import embedded_database_url
 
@@ -153,7 +154,7 @@ def dagster_ui(chromium_path, emulator, embedded_dir, output_dir):
         CARBON_API_BASE_URL=emulator.base_url,
     )
 
-    dev = DagsterDev(env, log_path=output_dir / "dagster-dev.log")
+    dev = DagsterDev(env, log_path=output_dir / "dg-dev.log")
     started = time.monotonic()
     dev.start()
     try:
@@ -170,20 +171,20 @@ def dagster_ui(chromium_path, emulator, embedded_dir, output_dir):
             f"{problems}"
         )
         print(
-            f"dagster dev ready in {ready_after:.0f} s; the backfill's run done after "
+            f"dg dev ready in {ready_after:.0f} s; the backfill's run done after "
             f"{time.monotonic() - started:.0f} s"
         )
         yield Backfilled(dev, backfill_id)
     finally:
         leftovers = dev.stop()
-        shutil.copy(dev.log_path, SHOTS_DIR / "dagster-dev.log")
+        shutil.copy(dev.log_path, SHOTS_DIR / "dg-dev.log")
         still_running = dev.remaining_processes()
         for name in (instance_db, warehouse_db):
             drop_database("embedded", embedded_dir, name)
         shutil.rmtree(work, ignore_errors=True)
-        assert not still_running, f"processes of dagster dev still running: {still_running}"
+        assert not still_running, f"processes of dg dev still running: {still_running}"
         if leftovers:
-            print(f"killed processes that had left dagster dev's process group: {leftovers}")
+            print(f"killed processes that had left dg dev's process group: {leftovers}")
 
 
 @pytest.fixture

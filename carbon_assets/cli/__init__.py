@@ -22,13 +22,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "db-url": (
         "carbon_assets.cli.db_url",
-        "start the embedded PostgreSQL if needed and print a URL",
+        "start the embedded PostgreSQL if needed and print a URL (--tcp: one for tools)",
+    ),
+    "stop": ("carbon_assets.cli.stop", "stop the embedded PostgreSQL"),
+    "backfill": (
+        "carbon_assets.cli.backfill",
+        "every asset for the days FIRST..LAST in one run (dg launch), then a summary",
     ),
     "demo": (
         "carbon_assets.cli.demo",
-        "run the offline demo: emulator + all four assets for January 2024",
+        "run the offline demo: emulator + every asset for January 2024",
     ),
-    "dev": ("carbon_assets.cli.dev", "start `dagster dev` with the instance on PostgreSQL"),
+    "dev": ("carbon_assets.cli.dev", "start `dg dev` (UI, daemon) with the instance on PostgreSQL"),
 }
 
 

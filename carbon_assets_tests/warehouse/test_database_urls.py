@@ -3,7 +3,7 @@ one line that says what to do and never echoes the URL or any part of its passwo
 
 Entry points: the URL helpers (parse, sqlalchemy_url, create_warehouse_engine,
 resolve_warehouse_url), the WarehouseDatabase resource behind the IO manager and the checks,
-and the commands db-init, dev and demo. A run of the warehouse asset with such a URL is in
+and the commands db-init, dev and backfill. A run of the warehouse asset with such a URL is in
 test_bad_inputs.py.
 """
 
@@ -176,21 +176,22 @@ def local_stack_env(tmp_path, monkeypatch):
     return monkeypatch
 
 
-@pytest.mark.parametrize("command", ["dev", "demo"])
+# The demo is not here: it sets both variables itself, whatever the environment says.
+@pytest.mark.parametrize("command", [["dev"], ["backfill", "2024-01-01", "2024-01-02"]])
 @pytest.mark.parametrize("variable", ["CARBON_DATABASE_URL", "DAGSTER_POSTGRES_URL"])
 @pytest.mark.parametrize("name", NON_EMPTY_CASES)
-def test_dev_and_demo_report_a_malformed_url_in_one_line_before_starting_anything(
-    command: str, variable: str, name: str, local_stack_env, capsys, tmp_path
+def test_dev_and_backfill_report_a_malformed_url_in_one_line_before_starting_anything(
+    command: list[str], variable: str, name: str, local_stack_env, capsys, tmp_path
 ) -> None:
     url = MALFORMED_URLS[name][0]
     if variable == "DAGSTER_POSTGRES_URL":
         # A valid warehouse URL (never connected to: the instance URL is refused first).
         local_stack_env.setenv("CARBON_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
     local_stack_env.setenv(variable, url)
-    assert cli.main([command]) == 1
+    assert cli.main(command) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith(f"{command} failed: {variable} ")
+    assert captured.err.startswith(f"{command[0]} failed: {variable} ")
     assert_reported_safely(captured.err, name)
     assert not (tmp_path / "data").exists()  # no embedded server was started
 

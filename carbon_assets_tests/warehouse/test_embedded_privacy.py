@@ -32,8 +32,10 @@ from carbon_assets.warehouse.acl import (
 from carbon_assets.warehouse.embedded import (
     SOCKET_NAME,
     EmbeddedServerError,
+    close_tcp,
     embedded_database_url,
     embedded_server,
+    open_tcp,
     socket_path_fits,
     stop_embedded_server,
 )
@@ -111,6 +113,27 @@ def test_another_local_user_can_neither_connect_nor_enter(private_parent_server)
     assert seen[str(socket_folder / SOCKET_NAME)] == {"connect": DENIED}
     for folder in {socket_folder, data_dir / "postgres", parent}:
         assert seen[str(folder)] == {"list": DENIED, "enter": DENIED}, folder
+
+
+def test_with_the_tcp_port_open_the_socket_stays_private(private_parent_server):
+    """`db-url --tcp` restarts the server listening on 127.0.0.1 (test_db_tcp.py: by password
+    only); the socket it also serves is as private as before."""
+    _, data_dir, _, _ = private_parent_server
+    access, _ = open_tcp(data_dir)
+    try:
+        url = embedded_database_url(data_dir, "carbon", driver=None)  # a new folder if long
+        socket_folder = socket_folder_of(url)
+        assert query(url, "SHOW listen_addresses") == [("127.0.0.1",)]
+        assert query(url, "SHOW unix_socket_permissions") == [("0700",)]
+        real_socket = socket_folder / f".s.PGSQL.{access.port}"
+        assert stat.S_IMODE(os.lstat(real_socket).st_mode) == 0o700
+        assert stat.S_IMODE(os.lstat(socket_folder).st_mode) == 0o700
+        # SOCKET_NAME is a link to the real socket now (embedded._link_default_socket).
+        seen = attempts_as_other_user(socket_folder / SOCKET_NAME, socket_folder)
+        assert seen[str(socket_folder / SOCKET_NAME)] == {"connect": DENIED}
+        assert seen[str(socket_folder)] == {"list": DENIED, "enter": DENIED}
+    finally:
+        close_tcp(data_dir)
 
 
 def test_no_folder_above_the_data_directory_is_opened_to_anybody_else(private_parent_server):

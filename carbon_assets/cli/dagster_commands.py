@@ -1,0 +1,240 @@
+"""The one place that builds the `dg` commands the CLI runs, and reads what they print.
+
+`carbon-assets backfill`, `demo` and `dev` run Dagster through `dg` (dagster-dg-cli), which
+finds the project from `[tool.dg]` in pyproject.toml, so they run in the project folder.
+`dagster asset materialize`, `dagster dev` and `dagster definitions validate` still work but
+print a SupersessionWarning pointing at `dg launch`, `dg dev` and `dg check defs`.
+
+What a run prints goes whole to a log file; the screen gets one line per step as it starts
+and ends (`run_with_progress`) and, at the end, what the run left in each layer
+(`layer_counts`) and how its checks went (`RunProgress`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WORKSPACE_FILE = "workspace.yaml"
+
+# Notices about Dagster's own maturity labels, printed on every load of the definitions, that
+# nobody running this project can act on: BackfillPolicy (one run per backfill, on every asset)
+# is beta; dagster itself passes the beta `include_sources` of AssetSelection.all when it
+# parses the selection `*`; dg's YAML check instantiates a preview scaffolder this project does
+# not use. In Python's -W syntax (a message prefix, nothing imported), so only these are hidden,
+# in dg and in every process it starts.
+QUIET_WARNINGS = (
+    "ignore:Parameter `backfill_policy` of function `asset` is currently in beta",
+    "ignore:Parameter `include_sources` of function `AssetSelection.all` is currently in beta",
+    "ignore:Class `SparkDeclarativePipelineScaffolder` is currently in preview",
+)
+
+
+def dg_executable() -> str:
+    """The `dg` of this Python environment (not whichever one PATH finds first)."""
+    return str(Path(sys.executable).parent / "dg")
+
+
+def dg_environment(env: dict[str, str]) -> dict[str, str]:
+    """`env` for running dg: this environment named as the active one, QUIET_WARNINGS off.
+
+    dg compares $VIRTUAL_ENV with the project's .venv and warns when they differ; a command
+    started by path (`.venv/bin/carbon-assets`, make) has no $VIRTUAL_ENV although it runs in
+    that very environment.
+    """
+    warnings_filters = [env["PYTHONWARNINGS"]] if env.get("PYTHONWARNINGS") else []
+    return env | {
+        "VIRTUAL_ENV": sys.prefix,
+        "PYTHONWARNINGS": ",".join([*warnings_filters, *QUIET_WARNINGS]),
+    }
+
+
+def launch_command(first: dt.date, last: dt.date) -> list[str]:
+    """Every asset for the days first..last, as one run (the assets' single-run backfill
+    policy), executed in the dg process itself."""
+    return [dg_executable(), "launch", "--assets", "*", "--partition-range", f"{first}...{last}"]
+
+
+def dev_command(host: str, port: int) -> list[str]:
+    """`dg dev`: webserver, daemon (schedules, sensors, backfills) and a code server.
+
+    It loads the code location from workspace.yaml, the file a deployment's webserver reads
+    too, so there is one description of it and the location keeps its name.
+    """
+    return [dg_executable(), "dev", "-w", WORKSPACE_FILE, "--host", host, "--port", str(port)]
+
+
+def check_defs_command() -> list[str]:
+    """Load the definitions as the code server does and report any error (`dg check defs`)."""
+    return [dg_executable(), "check", "defs"]
+
+
+# --- reading a run's output ------------------------------------------------------------------
+
+# Lines of Dagster's event log as the CLI prints them, e.g.
+#   ... - 4242 - silver_carbon_intensity - STEP_SUCCESS - Finished execution of step
+#   "silver_carbon_intensity" in 12.3s.
+#   ... - 4242 - silver_checks - ASSET_CHECK_EVALUATION - Asset check 'silver_known_regions'
+#   on 'silver_carbon_intensity' passed.
+EVENT = re.compile(
+    r" - (?P<event>STEP_START|STEP_SUCCESS|STEP_FAILURE|STEP_SKIPPED|ASSET_CHECK_EVALUATION"
+    r"|RUN_FAILURE) - (?P<text>.*)"
+)
+STEP_NAME = re.compile(r'step "(?P<step>[^"]+)"(?: in (?P<took>[0-9][0-9.hms]*?)\.?$)?')
+CHECK_RESULT = re.compile(r"Asset check '(?P<check>[^']+)' on '(?P<asset>[^']+)' (?P<result>.*)")
+MAX_SHOWN_ERROR = 200
+
+
+@dataclass
+class RunProgress:
+    """What the screen was told about one run: its steps as they went, and its checks."""
+
+    started: float = field(default_factory=time.monotonic)
+    checks_passed: list[str] = field(default_factory=list)
+    checks_failed: list[str] = field(default_factory=list)
+    failed_steps: list[str] = field(default_factory=list)
+
+    def line_for(self, log_line: str) -> str | None:
+        """The line to print for one line of Dagster's output, or None (most lines)."""
+        if (event := EVENT.search(log_line)) is None:
+            return None
+        kind, text = event["event"], event["text"].strip()
+        if kind == "ASSET_CHECK_EVALUATION":
+            if result := CHECK_RESULT.search(text):
+                name = f"{result['asset']}: {result['check']}"
+                passed = result["result"].startswith("passed")
+                (self.checks_passed if passed else self.checks_failed).append(name)
+                return None if passed else f"  {self._elapsed()}  check did not pass: {name}"
+            return None
+        if kind == "RUN_FAILURE":
+            return f"  {self._elapsed()}  run failed: {text[:MAX_SHOWN_ERROR]}"
+        step = STEP_NAME.search(text)
+        name = step["step"] if step else text
+        if kind == "STEP_START":
+            return f"  {self._elapsed()}  {name} ..."
+        if kind == "STEP_SUCCESS":
+            took = f" in {step['took']}" if step and step["took"] else ""
+            return f"  {self._elapsed()}  {name} done{took}"
+        if kind == "STEP_FAILURE":
+            self.failed_steps.append(name)
+        return f"  {self._elapsed()}  {name}: {kind} {text[:MAX_SHOWN_ERROR]}"
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self.started:6.1f}s"
+
+
+def run_with_progress(
+    command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+) -> tuple[int, RunProgress]:
+    """Run `command` with its whole output going to `log_path`, printing one line per step as
+    it starts and ends; its exit code and what was seen."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    progress = RunProgress()
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process,
+    ):
+        for line in process.stdout:
+            log.write(line)
+            if shown := progress.line_for(line):
+                print(shown, flush=True)
+    return process.returncode, progress
+
+
+# --- what a run left behind ------------------------------------------------------------------
+
+
+def layer_counts(
+    lake_root: Path, first: dt.date, last: dt.date, database_url: str
+) -> dict[str, int]:
+    """Days and rows of first..last in each layer: bronze day files (and how many are
+    complete), silver and gold rows (from the Parquet files' footers) and warehouse rows."""
+    import pyarrow.parquet as pq
+    import sqlalchemy
+
+    from carbon_assets.bronze.store import BronzeStore
+    from carbon_assets.lake import day_files
+    from carbon_assets.partitions import DayRange
+
+    days = DayRange(first, last)
+    store = BronzeStore(lake_root / "bronze")
+    summaries = [summary for day in days.days() if (summary := store.summary(day)) is not None]
+
+    def parquet_rows(layer: str) -> int:
+        files = day_files(lake_root / layer, days).values()
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            warehouse = {
+                table: connection.execute(
+                    sqlalchemy.text(
+                        f"SELECT count(*) FROM carbon_data.{table} "
+                        "WHERE date_recorded BETWEEN :first AND :last"
+                    ),
+                    {"first": first, "last": last},
+                ).scalar_one()
+                for table in ("carbon_intensity_daily", "carbon_intensity_halfhourly")
+            }
+    finally:
+        engine.dispose()
+    return {
+        "days in range": len(days),
+        "bronze day files": len(summaries),
+        "bronze complete days": sum(bool(summary.get("complete")) for summary in summaries),
+        "bronze region-records": sum(summary.get("region_records", 0) for summary in summaries),
+        "silver rows": parquet_rows("silver"),
+        "gold rows": parquet_rows("gold"),
+        "warehouse daily rows": warehouse["carbon_intensity_daily"],
+        "warehouse half-hour rows": warehouse["carbon_intensity_halfhourly"],
+    }
+
+
+def summary_lines(counts: dict[str, int], progress: RunProgress) -> list[str]:
+    """The summary printed after a run: rows per layer, then the checks."""
+    lines = [f"  {layer:<26} {count:>10,}" for layer, count in counts.items()]
+    checks = len(progress.checks_passed) + len(progress.checks_failed)
+    lines.append(
+        f"  {'checks':<26} {checks:>10,}  ({len(progress.checks_passed)} passed, "
+        f"{len(progress.checks_failed)} did not pass)"
+    )
+    lines += [f"    did not pass: {name}" for name in progress.checks_failed]
+    return lines
+
+
+def environment_summary(env: dict[str, str], warehouse_url: str) -> list[str]:
+    """Where a command's run goes: the API, the lake, the warehouse and Dagster's instance,
+    passwords masked."""
+    from carbon_assets import settings
+    from carbon_assets.warehouse.secrets import mask_url
+
+    api = env.get(settings.API_BASE_URL) or settings.DEFAULT_API_BASE_URL
+    lake = env.get(settings.LAKE_URL) or env.get(settings.DATA_DIR) or settings.DEFAULT_DATA_DIR
+    instance = mask_url(env.get("DAGSTER_POSTGRES_URL", ""))
+    return [
+        f"API:            {api}",
+        f"Lake:           {lake}",
+        f"Warehouse:      {mask_url(warehouse_url)}",
+        f"Dagster home:   {env.get('DAGSTER_HOME', '')} (instance on {instance})",
+    ]
+
+
+def project_dir() -> Path:
+    """The folder dg runs in: the working directory, as for `make dev` (it holds
+    pyproject.toml's [tool.dg] and workspace.yaml)."""
+    return Path(os.getcwd()).resolve()

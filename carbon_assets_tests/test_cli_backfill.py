@@ -1,0 +1,115 @@
+"""`carbon-assets backfill FIRST LAST` from a fresh environment, as the README prints it.
+
+No DAGSTER_POSTGRES_URL or CARBON_DATABASE_URL, a data directory and DAGSTER_HOME of its own,
+the emulator as the API: the command starts the embedded PostgreSQL, runs `dg launch` and
+prints a line per step and the summary, with no traceback and none of Dagster's superseded-
+command or beta notices on screen.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from carbon_assets.cli import dagster_commands
+from carbon_assets_tests.postgres_helpers import discard_server, server_data_dir
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+FIRST, LAST = "2024-01-01", "2024-01-03"
+
+
+@pytest.fixture
+def fresh_environment(emulator, tmp_path):
+    """The environment of a new clone: nothing of this project's set, the emulator as API."""
+    data_dir = server_data_dir("carbon-test-backfill-") / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARBON_", "DAGSTER_"))}
+    env.pop("VIRTUAL_ENV", None)  # as when started by path (make, .venv/bin/carbon-assets)
+    env.update(
+        CARBON_DATA_DIR=str(data_dir),
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        CARBON_API_BASE_URL=emulator.base_url,
+        CARBON_SPARK_MASTER="local[2]",
+    )
+    try:
+        yield env, data_dir
+    finally:
+        discard_server(data_dir)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
+    env, data_dir = fresh_environment
+    result = subprocess.run(
+        [sys.executable, "-m", "carbon_assets.cli", "backfill", FIRST, LAST],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    screen = result.stdout + result.stderr
+    log = data_dir / "logs" / f"backfill_{FIRST}_{LAST}.log"
+    assert result.returncode == 0, screen + (log.read_text() if log.exists() else "")
+    for noise in ("Traceback", "SupersessionWarning", "BetaWarning", "will not be used"):
+        assert noise not in screen, screen
+        assert noise not in log.read_text(), noise
+    assert log.read_text().count(" - RUN_START - ") == 1  # the whole range in one run
+    assert (
+        "Running:        dg launch --assets * --partition-range 2024-01-01...2024-01-03" in screen
+    )
+    for step in ("bronze_carbon_intensity", "silver_carbon_intensity", "carbon_intensity_daily"):
+        assert re.search(rf"^\s+[0-9.]+s  {step} done", screen, re.MULTILINE), screen
+    rows = dict(re.findall(r"^  ([a-z -]+?)\s{2,}([0-9,]+)", result.stdout, re.MULTILINE))
+    assert rows["days in range"] == "3" and rows["bronze complete days"] == "3", screen
+    assert rows["silver rows"] == rows["warehouse half-hour rows"] == f"{3 * 48 * 18:,}"
+    assert rows["gold rows"] == rows["warehouse daily rows"] == f"{3 * 18:,}"
+    assert re.search(r"checks\s+(\d+)  \(\1 passed, 0 did not pass\)", result.stdout), screen
+
+
+def test_a_range_that_is_not_one_is_refused_in_one_line(capsys):
+    from carbon_assets import cli
+
+    assert cli.main(["backfill", LAST, FIRST]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"backfill failed: LAST ({FIRST}) is before FIRST ({LAST})"
+    assert cli.main(["backfill", "2010-01-01", LAST]) == 2
+    assert "is not a partition of these assets" in capsys.readouterr().err
+
+
+def test_a_step_line_for_each_step_and_the_checks_counted():
+    progress = dagster_commands.RunProgress(started=0)
+    prefix = "2024-01-01 00:00:00 +0000 - dagster - DEBUG - __ASSET_JOB - run - 1 - "
+    lines = [
+        prefix + 'silver - STEP_START - Started execution of step "silver".',
+        prefix + 'silver - STEP_SUCCESS - Finished execution of step "silver" in 1m13s.',
+        prefix + "checks - ASSET_CHECK_EVALUATION - Asset check 'a' on 'silver' passed.",
+        prefix + "checks - ASSET_CHECK_EVALUATION - Asset check 'b' on 'silver' did not pass.",
+        "2024-01-01 00:00:00 +0000 - dagster - INFO - __ASSET_JOB - run - silver - Loaded 3 days",
+    ]
+    shown = [progress.line_for(line) for line in lines]
+    assert [line and line.split("s  ", 1)[1] for line in shown] == [
+        "silver ...",
+        "silver done in 1m13s",
+        None,
+        "check did not pass: silver: b",
+        None,
+    ]
+    assert (progress.checks_passed, progress.checks_failed) == (["silver: a"], ["silver: b"])
+
+
+def test_dg_runs_quietly_in_this_environment():
+    env = dagster_commands.dg_environment({"PYTHONWARNINGS": "error::ResourceWarning"})
+    assert env["VIRTUAL_ENV"] == sys.prefix
+    assert env["PYTHONWARNINGS"].startswith("error::ResourceWarning,ignore:Parameter")
+    assert dagster_commands.dev_command("127.0.0.1", 3001)[1:] == [
+        *("dev", "-w", "workspace.yaml", "--host", "127.0.0.1", "--port", "3001")
+    ]
