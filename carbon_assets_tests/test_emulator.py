@@ -1,7 +1,7 @@
 """Tests of the Carbon Intensity API emulator, over real loopback HTTP.
 
-The fidelity tests compare the emulator's answers with real recorded responses copied from
-../shared/fixtures/carbon-intensity-api (see PROVENANCE.md there):
+The fidelity tests compare the emulator's answers with real recorded responses, kept in
+carbon_assets_tests/fixtures/ (docs/api-provenance.md says where they come from):
 
 * regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json (pretty-printed)
 * regional_pt24h_2024-01-12T0601Z_first8windows.json (compact, the API's own layout)
@@ -175,7 +175,7 @@ def test_index_follows_the_year_bands(day_2019):
         for region in period["regions"]:
             forecast = region["intensity"]["forecast"]
             assert region["intensity"]["index"] == emulator.index_label(forecast, 2019)
-    # The bands of the recorded responses (API_CONTRACT.md §8).
+    # The bands of the recorded responses (docs/api-contract.md, section 8).
     assert emulator.index_label(59, 2019) == "very low"
     assert emulator.index_label(160, 2019) == "moderate"
     assert emulator.index_label(109, 2024) == "low"
@@ -320,17 +320,13 @@ def test_fourteen_days_is_too_long(server):
     assert len(data_of(body)) == 14 * 48  # 13 d 23 h 30 m of ends plus the one ending at from
 
 
-def test_thirteen_day_generation_is_fast():
-    """A cold 13-day, 18-region body (624 periods) takes ~30-40 ms; allow for a busy machine."""
+def test_a_thirteen_day_body_is_generated_whole():
+    """A cold 13-day, 18-region body (624 periods); how fast it is is a benchmark's concern
+    (bench/), not a test's."""
     start = dt.datetime(2021, 3, 1, 0, 1, tzinfo=UTC)
     end = dt.datetime(2021, 3, 14, tzinfo=UTC)
-    timings = []
-    for seed in (1001, 1002, 1003):  # seeds no other test uses, so nothing is cached
-        started = time.perf_counter()
-        body = emulator.build_range_body(EmulatorConfig(seed=seed), start, end)
-        timings.append(time.perf_counter() - started)
+    body = emulator.build_range_body(EmulatorConfig(seed=1001), start, end)
     assert len(data_of(body)) == 13 * 48
-    assert min(timings) < 0.1
 
 
 @pytest.mark.parametrize(

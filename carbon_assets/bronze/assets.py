@@ -1,6 +1,7 @@
 """Bronze: the API's raw regional records, one gzip JSON file per UTC day."""
 
 import datetime as dt
+import gzip
 from collections import Counter
 
 from dagster import (
@@ -15,12 +16,30 @@ from pydantic import Field
 
 from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi, FetchStats
 from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
-from carbon_assets.bronze.day_files import build_document, merge_with_previous
-from carbon_assets.bronze.refresh import INCOMPLETE, NEW, UNSETTLED, RefreshPolicy
+from carbon_assets.bronze.day_files import (
+    DayDocument,
+    build_document,
+    decode_periods,
+    merge_with_previous,
+)
+from carbon_assets.bronze.refresh import (
+    INCOMPLETE,
+    INVALID,
+    NEW,
+    UNSETTLED,
+    RefreshPolicy,
+    stored_head,
+)
 from carbon_assets.bronze.request_plan import RequestPlan
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.lake import LakeResource
 from carbon_assets.lake_files import remove_leftovers
+from carbon_assets.lake_source import (
+    SOURCE_FILE,
+    LakeSourceMismatch,
+    check_lake_source,
+    record_lake_source,
+)
 from carbon_assets.partitions import daily_partitions, day_range, partition_range_problem
 
 # Runs the daemon launches (schedules, UI backfills) queue for this pool (limit 1 in
@@ -29,7 +48,9 @@ from carbon_assets.partitions import daily_partitions, day_range, partition_rang
 API_POOL = "carbon_api"
 # Why a day is fetched; each has a count in the materialization's metadata.
 REFETCH = "refetch"
-FETCH_REASONS = (NEW, UNSETTLED, INCOMPLETE, REFETCH)
+FETCH_REASONS = (NEW, UNSETTLED, INCOMPLETE, INVALID, REFETCH)
+# Invalid days whose problems the run's failure spells out (all are counted and dated).
+INVALID_DAYS_NAMED = 10
 
 
 class BronzeConfig(Config):
@@ -48,12 +69,16 @@ class _Progress:
         self.stored = 0
         self.bytes = 0
         self.incomplete: list[str] = []
+        # {date: [problem, ...]} of the days stored with invalid half-hours
+        self.invalid: dict[str, list[str]] = {}
         self.next_report = max(1, total // 10)
 
-    def add(self, document: dict, size: int) -> None:
+    def add(self, document: DayDocument, size: int) -> None:
         self.stored += 1
         self.bytes += size
-        if not document["complete"]:
+        if invalid := document.get("invalid_half_hours"):
+            self.invalid[document["date"]] = [p for half in invalid for p in half["problems"]]
+        elif not document["complete"]:
             self.incomplete.append(document["date"])
         if self.stored >= self.next_report or self.stored == self.total:
             self.context.log.info(
@@ -84,25 +109,30 @@ def bronze_carbon_intensity(
     Days are fetched in requests of up to 13 days (split at 1 January), at most
     CARBON_API_MAX_CONCURRENCY at a time, with retries and backoff. A day is fetched when it
     has no file, when its last fetch came before its values settled (CARBON_SETTLE_HOURS after
-    the day's end), or when it is incomplete and due for another try (growing intervals, for
-    CARBON_HEAL_DAYS); `refetch` fetches every day. If some days fail after every retry, all
-    other days are still stored and the run fails listing the lost days; running it again
-    fetches only those.
+    the day's end), when it is incomplete and inside the settle window or due for another try
+    (growing intervals, for CARBON_HEAL_DAYS), or when it holds invalid values; `refetch`
+    fetches every day. Every record is decoded with silver's schema and checked against its
+    physical range: a day with an impossible value is stored as sent but marked invalid, never
+    complete. The lake records the API it was filled from (lake_source.py) and a run against
+    another API fails before it sends a request. If some days fail after every retry or stay
+    invalid, all other days are still stored and the run fails naming those days; running it
+    again fetches only those.
     """
     key_range = context.partition_key_range
     if problem := partition_range_problem(key_range.start, key_range.end):
         raise Failure(description=f"Nothing fetched: {problem}", allow_retries=False)
     days = day_range(context).days()
-    store = BronzeStore(lake.bronze_dir)
+    store = BronzeStore(lake.bronze_dir, on_damaged=context.log.warning)
     with store.api_lock(on_wait=context.log.info):
+        _check_source(lake, carbon_api.url)
         for leftover in remove_leftovers(store.root):
             context.log.warning(f"Removed a partial file left by an interrupted run: {leftover}")
         # Decided under the lock: a run that waited sees what the one before it stored.
         now = dt.datetime.now(dt.UTC)
         reasons = {
-            day: "refetch"
+            day: REFETCH
             if config.refetch
-            else refresh_policy.fetch_reason(day, store.head(day), now)
+            else refresh_policy.fetch_reason(day, stored_head(store, day), now)
             for day in days
         }
         to_fetch = [day for day, reason in reasons.items() if reason]
@@ -114,7 +144,7 @@ def bronze_carbon_intensity(
             f" in {len(plan.windows):,} requests (up to {carbon_api.days_per_request} days each, "
             f"at most {carbon_api.concurrency} at a time)"
         )
-        progress, stats, lost = _fetch_and_store(context, carbon_api, store, plan)
+        progress, stats, lost = _fetch_and_store(context, carbon_api, store, plan, lake)
 
     metadata = {
         "days_in_range": len(days),
@@ -123,6 +153,8 @@ def bronze_carbon_intensity(
         "days_written": progress.stored,
         "days_incomplete": len(progress.incomplete),
         "incomplete_days": MetadataValue.json(sorted(progress.incomplete)),
+        "days_invalid": len(progress.invalid),
+        "invalid_days": MetadataValue.json(dict(sorted(progress.invalid.items()))),
         "bytes_written": progress.bytes,
         "wall_seconds": round(stats.wall_seconds if stats else 0.0, 2),
     }
@@ -134,31 +166,80 @@ def bronze_carbon_intensity(
             "accepted_without_data": stats.accepted_without_data,
             **{f"retries_{cause}": n for cause, n in stats.retries_by_cause().items()},
         }
-    if lost:
-        raise Failure(
-            description=str(FetchIncomplete(lost)),
-            metadata={
-                **metadata,
-                "lost_days": MetadataValue.json({d.isoformat(): c for d, c in lost.items()}),
-            },
-        )
+    if lost or progress.invalid:
+        failures = []
+        if lost:
+            failures.append(str(FetchIncomplete(lost, days_stored=progress.stored)))
+            metadata["lost_days"] = MetadataValue.json({d.isoformat(): c for d, c in lost.items()})
+        if progress.invalid:
+            failures.append(invalid_days_message(progress.invalid))
+        raise Failure(description="\n".join(failures), metadata=metadata)
     context.add_output_metadata(metadata)
     return {day.isoformat(): str(store.path(day)) for day in days}
 
 
+def invalid_days_message(invalid: dict[str, list[str]]) -> str:
+    """What the run says of the days it stored with invalid values: each day and its values,
+    and what happens next."""
+    lines = [
+        f"  {day}: {'; '.join(problems[:3])}"
+        + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        for day, problems in sorted(invalid.items())[:INVALID_DAYS_NAMED]
+    ]
+    if len(invalid) > INVALID_DAYS_NAMED:
+        lines.append(f"  ... and {len(invalid) - INVALID_DAYS_NAMED} more days")
+    return (
+        f"{len(invalid)} day(s) came with values silver cannot read or outside their physical "
+        "range, after every retry; they are stored as the API sent them but marked invalid "
+        "(never complete), so silver, gold and the warehouse do not get them. Every run that "
+        "covers them fetches them again (re-run this range once the API has corrected them):\n"
+        + "\n".join(lines)
+    )
+
+
+def _check_source(lake: LakeResource, api_base_url: str) -> None:
+    """Fail before any request when the lake holds another API's data."""
+    try:
+        check_lake_source(lake.root, api_base_url)
+    except (LakeSourceMismatch, ValueError) as error:
+        raise Failure(
+            description=f"Nothing fetched: {error}",
+            metadata={"lake": MetadataValue.path(str(lake.root)), "api_base_url": api_base_url},
+            allow_retries=False,  # the next try meets the same lake
+        ) from None
+
+
+def _read_previous(store: BronzeStore, day: dt.date) -> DayDocument | None:
+    """The day's stored file with its records as sent (kept whatever plain JSON can hold)."""
+    if store.head(day) is None:  # no file, or a damaged one (set aside, reported)
+        return None
+    return decode_periods(gzip.decompress(store.path(day).read_bytes()))
+
+
 def _fetch_and_store(
-    context: AssetExecutionContext, api: CarbonIntensityApi, store: BronzeStore, plan: RequestPlan
+    context: AssetExecutionContext,
+    api: CarbonIntensityApi,
+    store: BronzeStore,
+    plan: RequestPlan,
+    lake: LakeResource,
 ) -> tuple[_Progress, FetchStats | None, dict[dt.date, str]]:
-    """Fetch the plan, storing each day as soon as it is whole; (progress, stats, lost days)."""
+    """Fetch the plan, storing each day as soon as it is whole; (progress, stats, lost days).
+
+    Records the lake's source once the first day is stored (a lake without one)."""
     progress = _Progress(context, len(plan.days))
     if not plan.days:
         return progress, None, {}
     lost: dict[dt.date, str] = {}
+    source_recorded = (lake.root / SOURCE_FILE).exists()
     requests = api.fetch(plan, log=context.log)
     try:
         for day, sources in whole_days(plan, requests):
-            document = merge_with_previous(build_document(day, sources), store.read(day))
+            document = merge_with_previous(build_document(day, sources), _read_previous(store, day))
             progress.add(document, store.write(document))
+            if not source_recorded:  # checked before the first request: the same API
+                emulator = any(source.get("emulator") for source in sources)
+                record_lake_source(lake.root, api.url, emulator)
+                source_recorded = True
     except ApiRequestRejected as error:
         raise Failure(
             description=f"The Carbon Intensity API rejected a request: {error}",
@@ -167,14 +248,19 @@ def _fetch_and_store(
         ) from error
     except FetchIncomplete as error:
         lost = error.lost_days
-        context.log.error(str(error))
+        context.log.error(str(FetchIncomplete(lost, days_stored=progress.stored)))
     stats = requests.stats
     retries = (
         ", ".join(f"{n} {cause}" for cause, n in stats.retries_by_cause().items() if n) or "none"
     )
+    stored = (
+        f"Fetched and stored {progress.stored:,} of {len(plan.days):,} days"
+        if progress.stored
+        else f"No day was stored (of {len(plan.days):,} to fetch)"
+    )
     context.log.info(
-        f"Fetched {len(plan.days):,} days with {stats.requests_planned:,} requests "
-        f"({stats.http_requests:,} HTTP attempts; retries: {retries}) "
-        f"in {stats.wall_seconds:.1f}s; {len(progress.incomplete):,} days stored incomplete"
+        f"{stored}; {stats.requests_planned:,} requests ({stats.http_requests:,} HTTP "
+        f"attempts; retries: {retries}) in {stats.wall_seconds:.1f}s; "
+        f"{len(progress.incomplete):,} days stored incomplete, {len(progress.invalid):,} invalid"
     )
     return progress, stats, lost

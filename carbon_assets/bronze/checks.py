@@ -1,4 +1,5 @@
-"""Bronze's asset checks: is every day complete, and does every record start on the grid?
+"""Bronze's asset checks: is every day complete (and valid), and does every record start on the
+grid?
 
 Both read each day file's summary (what precedes its records), never the records themselves.
 """
@@ -27,8 +28,11 @@ BRONZE_RECORDS_ON_GRID = "bronze_records_on_half_hour_grid"
             BRONZE_DAYS_COMPLETE,
             asset=bronze_carbon_intensity,
             description=(
-                "Every day has 48 half-hours x 18 regions x 9 fuels. A failure lists the days "
-                "the API had no or partial data for: their daily averages cover fewer half-hours."
+                "Every day has 48 half-hours x 18 regions x 9 fuels, every value readable and "
+                "within its physical range. A failure lists the days the API had no or partial "
+                "data for (their daily averages cover fewer half-hours) and, as an error, the "
+                "days with invalid values (silver does not read them; bronze fetches them again "
+                "on every run that covers them)."
             ),
         ),
         AssetCheckSpec(
@@ -43,13 +47,14 @@ BRONZE_RECORDS_ON_GRID = "bronze_records_on_half_hour_grid"
     ],
 )
 def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
-    store = BronzeStore(lake.bronze_dir)
+    store = BronzeStore(lake.bronze_dir, on_damaged=context.log.warning)
     date_range = day_range(context)
     days = store.stored_days() if date_range is None else date_range.days()
     incomplete: dict[str, int] = {}
     without_records: list[str] = []
     absent: list[str] = []
     off_grid: dict[str, list[str]] = {}
+    invalid: dict[str, list[str]] = {}  # {date: the problems of its invalid half-hours}
     for day in days:
         summary = store.summary(day)
         if summary is None:
@@ -57,7 +62,9 @@ def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
             continue
         if starts := summary.get("off_grid_starts"):
             off_grid[day.isoformat()] = starts
-        if summary["complete"]:
+        if half_hours := summary.get("invalid_half_hours"):
+            invalid[day.isoformat()] = [p for half in half_hours for p in half["problems"]]
+        if summary["complete"] and not half_hours:
             continue
         incomplete[day.isoformat()] = summary["half_hours"]
         if summary["region_records"] == 0:
@@ -65,7 +72,7 @@ def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
     yield AssetCheckResult(
         check_name=BRONZE_DAYS_COMPLETE,
         passed=not incomplete and not absent,
-        severity=AssetCheckSeverity.WARN,
+        severity=AssetCheckSeverity.ERROR if invalid else AssetCheckSeverity.WARN,
         metadata={
             "scope": scope(date_range),
             "days_checked": len(days),
@@ -75,7 +82,18 @@ def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
             ),
             "days_with_no_data": listed(without_records),
             "days_not_stored": listed(absent),
+            "invalid_days": len(invalid),
+            "invalid_values_by_date": MetadataValue.json(
+                {day: problems[:MAX_LISTED] for day, problems in list(invalid.items())[:MAX_LISTED]}
+            ),
         },
+        description=(
+            "Days with invalid values (never read by silver; fetched again by every run that "
+            "covers them): "
+            + "; ".join(f"{day}: {problems[0]}" for day, problems in list(invalid.items())[:10])
+            if invalid
+            else None
+        ),
     )
     yield AssetCheckResult(
         check_name=BRONZE_RECORDS_ON_GRID,

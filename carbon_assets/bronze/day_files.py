@@ -9,7 +9,8 @@ A day document is what one bronze file holds:
      "first_fetched_at": "2024-02-01T10:00:00.123456+00:00",
      "last_fetched_at": "2024-02-01T10:00:00.123456+00:00",
      "half_hours": 48, "region_records": 864,
-     "missing_half_hours": [], ["off_grid_starts": [...],] "sources": [
+     "missing_half_hours": [], ["off_grid_starts": [...],] ["invalid_half_hours": [...],]
+     "sources": [
         {"url": ".../regional/intensity/2024-01-01T00:00Z/2024-01-14T00:00Z",
          "status": 200, "attempts": 1, "fetched_at": "2024-02-01T10:00:00.123456+00:00",
          "data": [<the API's period records for this day, unchanged and in API order>]}]}
@@ -18,8 +19,11 @@ Several sources appear when a day came from two requests (31 Dec) or when a re-f
 half-hours that only an earlier fetch had. first_/last_fetched_at are the earliest and latest
 fetch behind the file (whether its values have settled, when to try an incomplete day again).
 `off_grid_starts` is present only when the API sent records that do not start on :00 or :30
-(kept like any other, listed for the bronze check). Everything before "sources" is the file's
-summary, read without decoding the records.
+(kept like any other, listed for the bronze check). `invalid_half_hours` is present only when
+a record has problems (a value silver cannot read or outside its physical range, records.py):
+[{"start": "2024-01-02T10:00Z", "problems": ["..."]}]. Such a day is never complete, so every
+later run fetches it again, and silver refuses to read it. Everything before "sources" is the
+file's summary, read without decoding the records.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ import msgspec
 
 from carbon_assets.bronze.records import Period, PeriodRecord, api_datetime
 from carbon_assets.bronze.request_plan import half_hours_of, is_on_grid
-from carbon_assets.grid import HALF_HOURS_PER_DAY
 
 DayDocument = dict[str, Any]
 
@@ -50,46 +53,67 @@ HEAD_WITHIN = 200
 
 @dataclass(frozen=True)
 class DayHead:
-    """What a day file says before its records: complete or not, and when it was fetched."""
+    """What a day file says before its records: complete or not, and when it was fetched;
+    `invalid` when it holds invalid half-hours (the head of the file cannot show it: see
+    refresh.stored_head)."""
 
     complete: bool
     first_fetched_at: dt.datetime | None
     last_fetched_at: dt.datetime | None
+    invalid: bool = False
 
 
 # Where the records start: what comes before is the summary (date, completeness, lists).
 SOURCES_KEY = b',"sources":'
 
 
+# Problems listed per invalid half-hour in a file's summary; a hostile answer can have one in
+# every value, and the summary is read by every check.
+PROBLEMS_LISTED = 10
+
+
 @dataclass(frozen=True)
 class DayCompleteness:
-    half_hours: int  # distinct half-hours with every region and fuel
+    half_hours: int  # distinct half-hours with every region and fuel and no invalid record
     region_records: int
     missing: tuple[dt.datetime, ...]  # half-hours absent or short of regions/fuels
     off_grid: tuple[dt.datetime, ...] = ()  # starts of records not on :00/:30, in order
+    # (start, problems) of each start with an invalid record, in order of start
+    invalid: tuple[tuple[dt.datetime, tuple[str, ...]], ...] = ()
 
     @property
     def complete(self) -> bool:
-        return not self.missing
+        return not self.missing and not self.invalid
 
 
 def assess(day: dt.date, periods: Iterable[Period]) -> DayCompleteness:
     full: set[dt.datetime] = set()
     off_grid: dict[dt.datetime, None] = {}
+    invalid: dict[dt.datetime, dict[str, None]] = {}
     region_records = 0
     for period in periods:
         region_records += period.regions
+        if period.problems:
+            invalid.setdefault(period.start, {}).update(dict.fromkeys(period.problems))
         if not is_on_grid(period.start):
             off_grid[period.start] = None
         elif period.full:
             full.add(period.start)
-    missing = tuple(start for start in half_hours_of(day) if start not in full)
+    day_half_hours = half_hours_of(day)
+    missing = tuple(start for start in day_half_hours if start not in full)
     return DayCompleteness(
-        half_hours=HALF_HOURS_PER_DAY - len(missing),
+        half_hours=sum(start in full and start not in invalid for start in day_half_hours),
         region_records=region_records,
         missing=missing,
         off_grid=tuple(off_grid),
+        invalid=tuple((start, tuple(invalid[start])) for start in sorted(invalid)),
     )
+
+
+def _listed(problems: tuple[str, ...]) -> list[str]:
+    if len(problems) <= PROBLEMS_LISTED:
+        return list(problems)
+    return [*problems[:PROBLEMS_LISTED], f"... and {len(problems) - PROBLEMS_LISTED} more"]
 
 
 def day_periods(document: DayDocument) -> list[Period]:
@@ -117,30 +141,54 @@ def build_document(day: dt.date, sources: list[dict[str, Any]]) -> DayDocument:
     }
     if completeness.off_grid:  # nearly never: files stay as they were without it
         document["off_grid_starts"] = [moment_text(start) for start in completeness.off_grid]
+    if completeness.invalid:  # the same
+        document["invalid_half_hours"] = [
+            {"start": moment_text(start), "problems": _listed(problems)}
+            for start, problems in completeness.invalid
+        ]
     return {**document, "sources": sources}
 
 
 def merge_with_previous(new: DayDocument, previous: DayDocument | None) -> DayDocument:
     """Keep half-hours that only the previous file had: a re-fetch must never lose data.
 
-    `previous` is the day's file as `decode` returns it (records as plain dicts).
+    A half-hour the new fetch brought whole, or invalid, replaces the previous file's records
+    of it, except that a valid whole record is kept beside a new invalid one (the day stays
+    invalid, so it is fetched again; the valid values are not lost meanwhile). So an invalid
+    record goes only when another fetch of its half-hour comes, and a day is complete only
+    once every invalid value has been replaced by a valid one; repeated invalid answers do not
+    pile up.
+
+    `previous` is the day's file as `decode_periods` (records as Periods) or `decode` (records
+    as plain dicts) returns it.
     """
     if previous is None:
         return new
     day = dt.date.fromisoformat(new["date"])
-    fetched = {period.start for period in day_periods(new) if period.full}
+    fetched: set[dt.datetime] = set()
+    fetched_valid: set[dt.datetime] = set()
+    for period in day_periods(new):
+        if period.full or period.problems:
+            fetched.add(period.start)
+            if not period.problems:
+                fetched_valid.add(period.start)
     kept_sources = []
     for source in previous["sources"]:
         kept = [
             period
-            for period in map(Period.from_record, source["data"])
+            for period in map(_as_period, source["data"])
             if period.start not in fetched
+            or (period.start not in fetched_valid and period.full and not period.problems)
         ]
         if kept:
             kept_sources.append({**source, "data": kept})
     if not kept_sources:
         return new
     return build_document(day, new["sources"] + kept_sources)
+
+
+def _as_period(record: Period | dict[str, Any]) -> Period:
+    return record if isinstance(record, Period) else Period.from_record(record)
 
 
 # --- bytes -------------------------------------------------------------------------------
@@ -165,6 +213,33 @@ def encode(document: DayDocument) -> bytes:
 def decode(content: bytes) -> DayDocument:
     """A day file's document as plain JSON data (its records are dicts)."""
     return msgspec.json.decode(gzip.decompress(content))
+
+
+_FIELDS_DECODER = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def decode_periods(text: bytes) -> DayDocument:
+    """A day file's decompressed document with its records as Periods, as the API sent them.
+
+    Unlike plain JSON data, this keeps a record plain JSON cannot hold in Python (1e309, an
+    invalid record kept as sent) and needs no re-encoding to write the records again.
+    """
+    document = {}
+    for key, value in _FIELDS_DECODER.decode(text).items():
+        if key != "sources":
+            document[key] = msgspec.json.decode(value)
+            continue
+        document["sources"] = sources = []
+        for raw_source in _LIST_DECODER.decode(value):
+            source: dict[str, Any] = {}
+            for field, field_value in _FIELDS_DECODER.decode(raw_source).items():
+                if field == "data":
+                    source["data"] = [Period(raw) for raw in _LIST_DECODER.decode(field_value)]
+                else:
+                    source[field] = msgspec.json.decode(field_value)
+            sources.append(source)
+    return document
 
 
 def _moment(text: bytes | str | None) -> dt.datetime | None:
@@ -197,6 +272,7 @@ def head_of(document: DayDocument) -> DayHead:
         complete=bool(document.get("complete")),
         first_fetched_at=fetched[0] if fetched else None,
         last_fetched_at=fetched[-1] if fetched else None,
+        invalid=bool(document.get("invalid_half_hours")),
     )
 
 

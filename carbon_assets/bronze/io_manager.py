@@ -27,7 +27,7 @@ class BronzeJsonIOManager(ConfigurableIOManager):
     lake: LakeResource
 
     def handle_output(self, context: OutputContext, obj: Mapping[str, str]) -> None:
-        store = BronzeStore(self.lake.bronze_dir)
+        store = BronzeStore(self.lake.bronze_dir, on_damaged=context.log.warning)
         days = day_range(context)
         keys = [day.isoformat() for day in days.days()] if days else sorted(obj)
         missing = [key for key in keys if key not in obj]
@@ -49,7 +49,7 @@ class BronzeJsonIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> dict[str, str]:
         """{date: path} for every day of the requested range; a day never stored is an error."""
-        store = BronzeStore(self.lake.bronze_dir)
+        store = BronzeStore(self.lake.bronze_dir, on_damaged=context.log.warning)
         paths = {day.isoformat(): store.path(day) for day in day_range(context).days()}
         absent = [key for key, path in paths.items() if not path.exists()]
         if absent:

@@ -1,18 +1,20 @@
 """The API's records: its datetime format, one period record (a half-hour of every region), a
 range answer. The one place that describes the shape of what the API sends. Pure.
 
-Two views of a period record: `Period`, which bronze keeps as the bytes it came in and decodes
-only the little it checks, and `PeriodRecord`, every field that silver reads.
+Two views of a period record: `Period`, which bronze keeps as the bytes it came in, with what
+is wrong with them, and `PeriodRecord`, every field that silver reads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import msgspec
 
-from carbon_assets.grid import FUELS, REGION_IDS
+from carbon_assets.grid import FUELS, REGION_IDS, REGIONS
 
 UTC = dt.UTC
 _ALL_REGIONS, _ALL_FUELS = frozenset(REGION_IDS), frozenset(FUELS)
@@ -32,27 +34,13 @@ def parse_api_datetime(text: str) -> dt.datetime:
     return moment.astimezone(UTC)
 
 
-# What the pipeline reads of a record; msgspec skips every other field without building it.
-class _Mix(msgspec.Struct, gc=False):
-    fuel: str | None = None
-
-
-class _Region(msgspec.Struct, gc=False):
-    regionid: int | None = None
-    generationmix: list[_Mix] | None = None
-
-
-class _PeriodShape(msgspec.Struct, gc=False):
-    start: str = msgspec.field(name="from")
-    regions: list[_Region] | None = None
-
-
-class _Response(msgspec.Struct):
-    data: list[msgspec.Raw] | None = None
-
-
-_PERIOD_DECODER = msgspec.json.Decoder(_PeriodShape)
-_RESPONSE_DECODER = msgspec.json.Decoder(_Response)
+# Physical ranges of the values silver reads (API_CONTRACT.md, section 4). A record outside
+# them is invalid: bronze keeps it as sent but never calls its day complete.
+MAX_FORECAST = 2000  # gCO2/kWh
+MAX_SHARE = 100  # % of a region's generation
+MIX_TOLERANCE = 0.5  # percentage points around 100; the API's own rounding stays within 0.2
+_REGION_NAMES = {regionid: shortname for regionid, _, shortname in REGIONS}
+_INT32 = 2**31
 
 
 class Period:
@@ -60,27 +48,49 @@ class Period:
 
     Bronze stores records unchanged, so they are never turned into Python dicts: decoding
     years of them that way, only to encode them again, was most of the client's CPU and
-    held the GIL while the event loop waited to send the next request. Only the start, the
-    number of regions and whether every region has every fuel are decoded.
+    held the GIL while the event loop waited to send the next request. The record is decoded
+    with the typed schema silver reads into structs that are checked and dropped: `problems`
+    names every field silver could not read and every value outside its physical range.
     """
 
-    __slots__ = ("full", "raw", "regions", "start")
+    __slots__ = ("full", "problems", "raw", "regions", "start")
 
     def __init__(self, raw: bytes):
-        """Raises ValueError when `raw` is not a period record of the API's shape."""
-        try:
-            shape = _PERIOD_DECODER.decode(raw)
-            start = parse_api_datetime(shape.start)
-        except (msgspec.DecodeError, ValueError) as error:
-            raise ValueError(f"not a period record: {error}") from error
-        regions = shape.regions or ()
+        """Raises ValueError only when `raw` has no readable "from" (no day can be named);
+        any other fault of the record is one of its `problems`."""
         self.raw = bytes(raw)
-        self.start: dt.datetime = start
+        self.problems: tuple[str, ...] = ()
+        try:  # nearly always: every value within its range, checked by msgspec as it decodes
+            record: _CheckedRecord | PeriodRecord = _CHECKED_DECODER.decode(raw)
+        except msgspec.DecodeError:
+            try:
+                record = _RECORD_DECODER.decode(raw)
+            except msgspec.DecodeError as error:
+                self._undecodable(error)
+                return
+        self.start: dt.datetime = _start(record.start)
+        regions = record.regions or ()
         self.regions = len(regions)
-        self.full = _ALL_REGIONS.issubset({region.regionid for region in regions}) and all(
-            _ALL_FUELS.issubset({mix.fuel for mix in region.generationmix or ()})
-            for region in regions
-        )
+        self.full, suspect = _survey(regions)
+        if suspect or isinstance(record, PeriodRecord):
+            self.problems = _value_problems(self.start, regions)
+
+    def _undecodable(self, error: msgspec.DecodeError) -> None:
+        """A record the typed schema cannot read: its problem names the field (and its region
+        when the record shows it)."""
+        try:
+            self.start = _start(_START_DECODER.decode(self.raw).start)
+        except msgspec.DecodeError as start_error:
+            raise ValueError(f"not a period record: {start_error}") from start_error
+        try:
+            regions = _SHAPE_DECODER.decode(self.raw).regions or []
+        except msgspec.DecodeError:
+            regions = []
+        self.regions, self.full = len(regions), False
+        where = api_datetime(self.start)
+        if (match := _ERROR_REGION.search(str(error))) and int(match[1]) < len(regions):
+            where = _where(self.start, regions[int(match[1])].regionid)
+        self.problems = (f"{where}: cannot be read as the API's record ({error})",)
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Period:
@@ -94,7 +104,85 @@ class Period:
 
     def __repr__(self) -> str:
         short = "" if self.full else ", short"
-        return f"Period({api_datetime(self.start)}, {self.regions} regions{short})"
+        invalid = f", {len(self.problems)} problems" if self.problems else ""
+        return f"Period({api_datetime(self.start)}, {self.regions} regions{short}{invalid})"
+
+
+def _start(text: str) -> dt.datetime:
+    try:
+        return parse_api_datetime(text)
+    except ValueError as error:
+        raise ValueError(f"not a period record: {error}") from error
+
+
+def _survey(regions: Sequence[_CheckedRegion | RegionRecord]) -> tuple[bool, bool]:
+    """(full: every region with every fuel, suspect: a mix that may not sum to 100 or names a
+    fuel twice). One pass, as this runs for every region of every record fetched."""
+    full, suspect = True, False
+    for region in regions:
+        if mix := region.generationmix:
+            fuels = {share.fuel for share in mix}
+            full = full and _ALL_FUELS.issubset(fuels)
+            total = sum([share.perc or 0 for share in mix])
+            suspect = (
+                suspect
+                or len(fuels) < len(mix)
+                or not -MIX_TOLERANCE <= total - 100 <= MIX_TOLERANCE
+            )
+        else:
+            full = False
+    return full and _ALL_REGIONS.issubset({region.regionid for region in regions}), suspect
+
+
+def _value_problems(
+    start: dt.datetime, regions: Sequence[_CheckedRegion | RegionRecord]
+) -> tuple[str, ...]:
+    """What is outside the physical ranges in a decoded record."""
+    problems: list[str] = []
+    for region in regions:
+        found: list[str] = []
+        regionid = region.regionid
+        if regionid is not None and not -_INT32 <= regionid < _INT32:
+            found.append(f"regionid {_shown(regionid)} is not a region id")
+        forecast = region.intensity.forecast if region.intensity else None
+        if forecast is not None and not 0 <= forecast <= MAX_FORECAST:
+            found.append(
+                f"intensity forecast {_shown(forecast)} gCO2/kWh is outside 0-{MAX_FORECAST}"
+            )
+        # A fuel given twice: the last share counts, as in silver.
+        shares = {
+            share.fuel: share.perc for share in region.generationmix or () if share.perc is not None
+        }
+        outside = [
+            f"{fuel} share {_shown(perc)} % is outside 0-{MAX_SHARE}"
+            for fuel, perc in shares.items()
+            if not 0 <= perc <= MAX_SHARE
+        ]
+        found += outside
+        total = sum(shares.values())
+        if shares and not outside and not abs(total - 100) <= MIX_TOLERANCE:
+            found.append(f"fuel shares sum to {total:g} %, not 100 +/- {MIX_TOLERANCE:g}")
+        if found:
+            where = _where(start, regionid, region.shortname)
+            problems += [f"{where}: {problem}" for problem in found]
+    return tuple(problems)
+
+
+def _shown(value: float) -> str:
+    """A number as a problem names it: 1e+09, 2000.5, -1, 1099511627776."""
+    if isinstance(value, int) and abs(value) < 10**15:
+        return str(value)
+    try:
+        short = f"{value:g}"
+    except OverflowError:  # an integer of hundreds of digits
+        return f"{str(value)[:12]}... ({len(str(value))} digits)"
+    return short if float(short) == value else repr(value)  # 2000.0000001 is not 2000
+
+
+def _where(start: dt.datetime, regionid: object, shortname: object = None) -> str:
+    name = shortname if isinstance(shortname, str) else _REGION_NAMES.get(regionid)  # type: ignore[call-overload]
+    shown = _shown(regionid) if isinstance(regionid, int) else regionid
+    return f"{api_datetime(start)} region {shown}" + (f" ({name})" if name else "")
 
 
 def periods_in_response(body: bytes) -> list[Period] | None:
@@ -132,3 +220,60 @@ class RegionRecord(msgspec.Struct, gc=False):
 class PeriodRecord(msgspec.Struct, gc=False):
     start: str = msgspec.field(name="from")
     regions: list[RegionRecord] | None = None
+
+
+# PeriodRecord with every value bounded to its physical range, for the fast path of `Period`: a
+# record that decodes with it needs no check value by value. The same fields and types as
+# silver's schema above (bronze/test_validation.py compares them).
+Forecast = Annotated[int, msgspec.Meta(ge=0, le=MAX_FORECAST)]
+Share = Annotated[float, msgspec.Meta(ge=0, le=MAX_SHARE)]
+RegionId = Annotated[int, msgspec.Meta(ge=-_INT32, lt=_INT32)]
+
+
+class _CheckedShare(msgspec.Struct, gc=False):
+    fuel: str
+    perc: Share | None = None
+
+
+class _CheckedIntensity(msgspec.Struct, gc=False):
+    forecast: Forecast | Annotated[float, msgspec.Meta(ge=0, le=MAX_FORECAST)] | None = None
+    index: str | None = None
+
+
+class _CheckedRegion(msgspec.Struct, gc=False):
+    regionid: RegionId | None = None
+    dnoregion: str | None = None
+    shortname: str | None = None
+    intensity: _CheckedIntensity | None = None
+    generationmix: list[_CheckedShare] | None = None
+
+
+class _CheckedRecord(msgspec.Struct, gc=False):
+    start: str = msgspec.field(name="from")
+    regions: list[_CheckedRegion] | None = None
+
+
+# What a record the typed schema cannot read still shows: its start, and its regions to name
+# the one at fault.
+class _Start(msgspec.Struct, gc=False):
+    start: str = msgspec.field(name="from")
+
+
+class _Region(msgspec.Struct, gc=False):
+    regionid: object = None
+
+
+class _PeriodShape(msgspec.Struct, gc=False):
+    regions: list[_Region] | None = None
+
+
+class _Response(msgspec.Struct):
+    data: list[msgspec.Raw] | None = None
+
+
+_CHECKED_DECODER = msgspec.json.Decoder(_CheckedRecord)
+_RECORD_DECODER = msgspec.json.Decoder(PeriodRecord)
+_START_DECODER = msgspec.json.Decoder(_Start)
+_SHAPE_DECODER = msgspec.json.Decoder(_PeriodShape)
+_RESPONSE_DECODER = msgspec.json.Decoder(_Response)
+_ERROR_REGION = re.compile(r"\$\.regions\[(\d+)\]")

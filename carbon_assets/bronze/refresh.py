@@ -3,12 +3,16 @@
 The API revises values for at least 24 hours after a period ends (API_CONTRACT.md, section 5),
 so a day fetched sooner than `settle_hours` after its end is fetched again by a later run, and
 a day fetched after that is final: it is never requested again. A day stored incomplete (the
-API had no or partial data) is fetched again with growing intervals, each at least as long as
-the day was old at its last fetch, until it is complete or `heal_days` old.
+API had no or partial data) is fetched again by every run while it is inside the settle window
+(the last `window_days` complete days: the window's request fetches it anyway), then with
+growing intervals, each at least as long as the day was old at its last fetch, until it is
+complete or `heal_days` old. A day holding invalid values (day_files.py) is fetched again by
+every run that covers it, however old: its values must never reach a table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from dagster import ConfigurableResource
@@ -17,15 +21,22 @@ from pydantic import Field
 from carbon_assets import settings
 from carbon_assets.bronze.day_files import DayHead
 from carbon_assets.bronze.request_plan import day_start
+from carbon_assets.bronze.store import BronzeStore
 
-NEW, UNSETTLED, INCOMPLETE = "new", "unsettled", "incomplete"
+NEW, UNSETTLED, INCOMPLETE, INVALID = "new", "unsettled", "incomplete", "invalid"
 DAY = dt.timedelta(days=1)
 
 
 def fetch_reason(
-    day: dt.date, head: DayHead | None, now: dt.datetime, settle_hours: float, heal_days: int
+    day: dt.date,
+    head: DayHead | None,
+    now: dt.datetime,
+    settle_hours: float,
+    heal_days: int,
+    window_days: int = 0,
 ) -> str | None:
-    """Why `day` must be fetched now (NEW, UNSETTLED or INCOMPLETE), or None to leave it."""
+    """Why `day` must be fetched now (NEW, UNSETTLED, INVALID or INCOMPLETE), or None to leave
+    it."""
     if head is None:
         return NEW
     day_end = day_start(day) + DAY
@@ -34,12 +45,27 @@ def fetch_reason(
         if head.first_fetched_at is None or head.first_fetched_at < settled_from:
             return UNSETTLED
         return None
+    if head.invalid:
+        return INVALID
+    today = now.astimezone(dt.UTC).date()
+    if today - dt.timedelta(days=window_days) <= day < today:
+        return INCOMPLETE  # inside the settle window
     if now - day_end > dt.timedelta(days=heal_days):
         return None  # too old to hope for more: the API keeps its holes
     last = head.last_fetched_at
     if last is None or now - last >= max(last - day_end, dt.timedelta(0)):
         return INCOMPLETE
     return None
+
+
+def stored_head(store: BronzeStore, day: dt.date) -> DayHead | None:
+    """The day file's head, with `invalid` read from its summary when it is incomplete (an
+    invalid day is never complete, and the head alone cannot tell the two apart)."""
+    head = store.head(day)
+    if head is None or head.complete:
+        return head
+    summary = store.summary(day) or {}
+    return dataclasses.replace(head, invalid=bool(summary.get("invalid_half_hours")))
 
 
 class RefreshPolicy(ConfigurableResource):
@@ -78,4 +104,6 @@ class RefreshPolicy(ConfigurableResource):
         return self.heal_days if self.heal_days is not None else settings.heal_days()
 
     def fetch_reason(self, day: dt.date, head: DayHead | None, now: dt.datetime) -> str | None:
-        return fetch_reason(day, head, now, self.final_after_hours, self.heal_horizon_days)
+        return fetch_reason(
+            day, head, now, self.final_after_hours, self.heal_horizon_days, self.window_days
+        )

@@ -5,7 +5,7 @@ It serves ``GET /regional/intensity/{from}/{to}`` (plus ``{from}/fw24h``, ``{fro
 that tests, demos and benchmarks can talk real HTTP to something that behaves like
 api.carbonintensity.org.uk without a network.
 
-What it copies from the real API (see ../shared/fixtures/carbon-intensity-api/API_CONTRACT.md):
+What it copies from the real API (see docs/api-contract.md):
 
 * the compact JSON layout, key order, 18 regions in id order and 9 fuels in the real order;
 * value types: ``forecast`` is an int, ``perc`` an int when whole and otherwise a float with

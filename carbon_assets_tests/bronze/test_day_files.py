@@ -1,13 +1,23 @@
 """Day documents: completeness and merging a re-fetch without losing half-hours."""
 
+import copy
 import datetime as dt
 import gzip
 
+import msgspec
 import pytest
 
-from carbon_assets.bronze.day_files import assess, build_document, day_periods, merge_with_previous
-from carbon_assets.bronze.records import Period, periods_in_response
+from carbon_assets.bronze.day_files import (
+    assess,
+    build_document,
+    day_periods,
+    decode_periods,
+    merge_with_previous,
+)
+from carbon_assets.bronze.records import Period, api_datetime, periods_in_response
+from carbon_assets.bronze.request_plan import half_hours_of
 from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.emulator import regional_period_records
 from carbon_assets_tests.helpers import REAL_2019, real_periods, source
 
 DAY = dt.date(2019, 8, 25)
@@ -116,3 +126,124 @@ def test_malformed_answers_are_rejected(body):
 @pytest.mark.parametrize("body", [b"{}", b'{"data": null}', b'{"data": []}'])
 def test_answers_without_data_have_no_periods(body):
     assert periods_in_response(body) is None
+
+
+# --- invalid half-hours ------------------------------------------------------------------
+
+
+def _day_records() -> list[dict]:
+    return [r for r in real_periods() if r["from"].startswith("2019-08-25")]
+
+
+def _with_gas(record: dict, perc: float) -> dict:
+    record = copy.deepcopy(record)
+    next(s for s in record["regions"][2]["generationmix"] if s["fuel"] == "gas")["perc"] = perc
+    return record
+
+
+GAS_1E9 = "2019-08-25T12:30Z region 3 (North West England): gas share 1e+09 % is outside 0-100"
+
+
+def test_an_invalid_half_hour_makes_the_day_incomplete_and_is_listed_in_the_summary(tmp_path):
+    records = _day_records()
+    document = build_document(DAY, [source([_with_gas(records[0], 1e9), *records[1:]])])
+    assert document["complete"] is False
+    assert document["invalid_half_hours"] == [{"start": "2019-08-25T12:30Z", "problems": [GAS_1E9]}]
+    assert document["half_hours"] == 22  # 23 whole half-hours, one of them invalid
+    assert "2019-08-25T12:30Z" not in document["missing_half_hours"]
+    assert list(document)[-2:] == ["invalid_half_hours", "sources"]
+    store = BronzeStore(tmp_path)
+    store.write(document)
+    assert store.summary(DAY)["invalid_half_hours"] == document["invalid_half_hours"]
+    assert store.head(DAY).complete is False  # the head regex still reads the file
+    assert "invalid_half_hours" not in build_document(DAY, [source(records)])
+
+
+def test_a_day_whole_but_for_one_invalid_value_is_not_complete():
+    records = [
+        {"from": api_datetime(s), "regions": regional_period_records(s)}
+        for s in half_hours_of(dt.date(2024, 3, 1))
+    ]
+    assert build_document(dt.date(2024, 3, 1), [source(records)])["complete"] is True
+    records[5]["regions"][0]["intensity"]["forecast"] = 2_000_000_000
+    document = build_document(dt.date(2024, 3, 1), [source(records)])
+    assert (document["complete"], document["missing_half_hours"]) == (False, [])
+    [invalid] = document["invalid_half_hours"]
+    assert invalid["start"] == "2024-03-01T02:30Z"
+    assert invalid["problems"] == [
+        "2024-03-01T02:30Z region 1 (North Scotland): intensity forecast 2000000000 gCO2/kWh is "
+        + "outside 0-2000"
+    ]
+
+
+def test_a_later_valid_fetch_replaces_an_invalid_half_hour(tmp_path):
+    records = _day_records()
+    store = BronzeStore(tmp_path)
+    store.write(build_document(DAY, [source([_with_gas(records[0], 1e9), *records[1:]], OLD)]))
+    merged = merge_with_previous(build_document(DAY, [source(records, NEW)]), _read(store))
+    assert "invalid_half_hours" not in merged
+    assert len(day_periods(merged)) == 23 and merged["half_hours"] == 23
+
+
+def test_a_fetch_without_the_half_hour_keeps_the_invalid_copy(tmp_path):
+    records = _day_records()
+    store = BronzeStore(tmp_path)
+    store.write(build_document(DAY, [source([_with_gas(records[0], 1e9), *records[1:]], OLD)]))
+    merged = merge_with_previous(build_document(DAY, [source(records[1:], NEW)]), _read(store))
+    assert merged["invalid_half_hours"][0]["problems"] == [GAS_1E9]
+
+
+def test_an_old_valid_copy_is_kept_beside_a_new_invalid_one_and_the_day_stays_invalid(tmp_path):
+    records = _day_records()
+    store = BronzeStore(tmp_path)
+    store.write(build_document(DAY, [source(records, OLD)]))
+    bad = [_with_gas(records[0], 1e9), *records[1:]]
+    merged = merge_with_previous(build_document(DAY, [source(bad, NEW)]), _read(store))
+    assert merged["complete"] is False and merged["invalid_half_hours"][0]["start"] == (
+        "2019-08-25T12:30Z"
+    )
+    assert [len(s["data"]) for s in merged["sources"]] == [23, 1]  # the valid 12:30 kept
+    # Fetched invalid again: the older invalid copy goes, the valid one stays; nothing grows.
+    store.write(merged)
+    again = merge_with_previous(build_document(DAY, [source(bad, LATER)]), _read(store))
+    assert [len(s["data"]) for s in again["sources"]] == [23, 1]
+    assert again["sources"][1]["fetched_at"] == OLD
+
+
+def test_records_plain_json_cannot_hold_are_read_back_as_sent(tmp_path):
+    records = _day_records()
+    raw = msgspec.json.encode(records[0])
+    forecast = b'"forecast":' + str(records[0]["regions"][0]["intensity"]["forecast"]).encode()
+    bad = Period(raw.replace(forecast, b'"forecast":1e309', 1))
+    store = BronzeStore(tmp_path)
+    first = {**source(records[1:], OLD), "data": [bad, *source(records[1:])["data"]]}
+    store.write(build_document(DAY, [first]))
+    previous = _read(store)
+    assert previous["sources"][0]["data"][0] == bad
+    assert previous["invalid_half_hours"][0]["problems"] == list(bad.problems)
+    merged = merge_with_previous(build_document(DAY, [source(records, NEW)]), previous)
+    assert "invalid_half_hours" not in merged and len(day_periods(merged)) == 23
+
+
+def _read(store: BronzeStore) -> dict:
+    return decode_periods(gzip.decompress(store.path(DAY).read_bytes()))
+
+
+OLD, NEW, LATER = (f"2024-0{m}-01T00:00:00+00:00" for m in (1, 2, 3))
+
+
+def test_repeated_unreadable_answers_do_not_pile_up(tmp_path):
+    records = _day_records()
+    raw = msgspec.json.encode(records[0])
+    forecast = b'"forecast":' + str(records[0]["regions"][0]["intensity"]["forecast"]).encode()
+    unreadable = {**source([]), "data": [Period(raw.replace(forecast, b'"forecast":"abc"', 1))]}
+    store = BronzeStore(tmp_path)
+    store.write(build_document(DAY, [source(records, OLD)]))
+    for fetched_at in (NEW, LATER):
+        fetch = {**source(records[1:], fetched_at)}
+        fetch["data"] = unreadable["data"] + fetch["data"]
+        store.write(merge_with_previous(build_document(DAY, [fetch]), _read(store)))
+    document = _read(store)
+    assert [len(s["data"]) for s in document["sources"]] == [23, 1]  # the latest + the valid one
+    assert document["sources"][1]["fetched_at"] == OLD
+    assert "cannot be read" in document["invalid_half_hours"][0]["problems"][0]
