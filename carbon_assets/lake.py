@@ -1,9 +1,12 @@
 """The lake on disk: where each layer lives, and how its day files are read.
 
-    {data_dir}/bronze/2024/2024-01-01.json.gz                        bronze/day_files.py
-    {data_dir}/silver/date_recorded=2024-01-01/part-0.parquet        one Parquet file per day
-    {data_dir}/gold/date_recorded=2024-01-01/part-0.parquet          one Parquet file per day
-    {data_dir}/exports/gold_carbon_intensity_daily.csv
+    {root}/bronze/2024/2024-01-01.json.gz                        bronze/day_files.py
+    {root}/silver/date_recorded=2024-01-01/part-0.parquet        one Parquet file per day
+    {root}/gold/date_recorded=2024-01-01/part-0.parquet          one Parquet file per day
+    {root}/exports/gold_carbon_intensity_daily.csv
+
+The root is CARBON_LAKE_URL, else CARBON_DATA_DIR (settings.lake_url). One lake holds data
+from one API only (lake_source.py); the demo has a lake of its own (cli/local_stack.py).
 
 Every file is replaced by an atomic rename, so a reader (or a run killed half-way) sees a
 day's old file or its new one, never a part of either. How files are written is in
@@ -32,12 +35,14 @@ class LakeResource(ConfigurableResource):
     """The lake's root folder and its layer folders."""
 
     data_dir: str | None = Field(
-        default=None, description=f"the lake's root; unset: ${settings.DATA_DIR}, else ./data"
+        default=None,
+        description=f"the lake's root; unset: ${settings.LAKE_URL}, else ${settings.DATA_DIR}, "
+        "else ./data",
     )
 
     @property
     def root(self) -> Path:
-        return Path(self.data_dir or settings.data_dir()).resolve()
+        return Path(self.data_dir or settings.lake_url()).expanduser().resolve()
 
     @property
     def bronze_dir(self) -> Path:

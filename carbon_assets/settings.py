@@ -10,6 +10,7 @@ below turns a bad value into a one-line error naming the variable.
 from __future__ import annotations
 
 import os
+from urllib.parse import unquote
 
 DEFAULT_API_BASE_URL = "https://api.carbonintensity.org.uk"
 DEFAULT_DATA_DIR = "data"
@@ -24,6 +25,8 @@ API_BASE_URL = "CARBON_API_BASE_URL"
 API_MAX_CONCURRENCY = "CARBON_API_MAX_CONCURRENCY"
 DATABASE_URL = "CARBON_DATABASE_URL"
 DATA_DIR = "CARBON_DATA_DIR"
+# Where the lake is, when not under CARBON_DATA_DIR (which still holds the embedded PostgreSQL).
+LAKE_URL = "CARBON_LAKE_URL"
 SPARK_MASTER = "CARBON_SPARK_MASTER"
 # A Spark Connect server (sc://host:15002): Spark then runs there, not in this process.
 SPARK_REMOTE = "CARBON_SPARK_REMOTE"
@@ -71,6 +74,26 @@ def database_url() -> str | None:
 def data_dir() -> str:
     """CARBON_DATA_DIR, else `data` (relative to the working directory)."""
     return os.environ.get(DATA_DIR, "").strip() or DEFAULT_DATA_DIR
+
+
+def lake_url() -> str:
+    """CARBON_LAKE_URL, else CARBON_DATA_DIR (else `data`): the lake's root, a local path.
+
+    A `file://` URL names a local path too; any other scheme is refused until it is supported.
+    """
+    raw = os.environ.get(LAKE_URL, "").strip()
+    if not raw:
+        return data_dir()
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        return raw
+    if scheme.lower() == "file" and rest.startswith("/"):
+        return unquote(rest)
+    # Only the scheme is quoted: a URL may carry credentials.
+    raise SettingError(
+        f"{LAKE_URL} is a {scheme}:// URL: only a local path (or file:///path) is supported; "
+        "set it to a folder"
+    )
 
 
 def settle_hours() -> float:

@@ -1,27 +1,43 @@
-"""`make demo` as a newcomer runs it: `carbon-assets demo` in a fresh project folder, offline.
+"""`make demo` as a newcomer runs it: `carbon-assets demo` in a fresh project folder, offline,
+and what comes after it: a backfill from another API.
 
-It must finish with every layer filled for January 2024, print one line per step and a
-summary rather than Dagster's event stream, keep the full log in a file it names, and write
-the two charts the README shows.
+The demo must finish with every layer of its own stack filled for January 2024, print one line
+per step, the checks' results and a summary rather than Dagster's event stream, keep the full
+log in a file it names, and write the two charts the README shows. Its data never mixes with
+real data: a backfill from another API afterwards fills the real lake and warehouse with that
+API's values and leaves the demo's untouched, and a run from another API over the demo's lake
+refuses in one line naming both sources.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from carbon_assets.warehouse.embedded import stop_embedded_server
+from carbon_assets import settings
+from carbon_assets.cli import SUBCOMMANDS
+from carbon_assets.emulator import EmulatorConfig, regional_period_records, start_emulator
+from carbon_assets.lake_source import read_lake_source
+from carbon_assets.warehouse.embedded import embedded_database_url, stop_embedded_server
 from carbon_assets_tests.helpers import REPO
-from carbon_assets_tests.postgres_helpers import server_data_dir
+from carbon_assets_tests.postgres_helpers import query, server_data_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 DAYS, HALF_HOURS, REGIONS = 31, 48, 18
+DEMO_SEED, OTHER_SEED = 42, 7
+BACKFILL = ("2024-01-01", "2024-01-03")
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -29,21 +45,115 @@ def fresh_project() -> Path:
     """A folder with the project's Dagster files and nothing else (no data, no instance);
     outside pytest's tmp folders, which the embedded server's user cannot rely on."""
     folder = server_data_dir("carbon-demo-")
-    for name in ("dagster.yaml", "workspace.yaml"):
+    for name in ("dagster.yaml", "workspace.yaml", "pyproject.toml"):
         shutil.copy(REPO / name, folder / name)
     yield folder
     stop_embedded_server(folder / "data")
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_make_demo_fills_every_layer_and_says_so_briefly(fresh_project):
+def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CARBON_", "DAGSTER_"))}
-    env["CARBON_SPARK_CONF"] = "spark.ui.enabled=false"
-    command = [str(Path(sys.executable).parent / "carbon-assets"), "demo"]
-    done = subprocess.run(
-        command, cwd=fresh_project, env=env, capture_output=True, text=True, timeout=900,
-        check=False,
+    return env | {settings.SPARK_CONF: "spark.ui.enabled=false"}
+
+
+def run_cli(args: list[str], project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def backfill(project: Path, env: dict[str, str], first: str, last: str):
+    """The CLI's backfill: `carbon-assets backfill` (the environment of `make dev`), else
+    `dagster asset materialize` with that environment spelled out."""
+    if "backfill" in SUBCOMMANDS:
+        return run_cli([str(BIN / "carbon-assets"), "backfill", first, last], project, env)
+    data_dir = project / "data"
+    env = {
+        settings.DATA_DIR: str(data_dir),
+        "DAGSTER_HOME": str(project / ".dagster_home"),
+        "DAGSTER_POSTGRES_URL": embedded_database_url(data_dir, "dagster", driver=None),
+    } | env
+    command = [
+        *(str(BIN / "dagster"), "asset", "materialize", "-m", "carbon_assets.definitions"),
+        *("--select", "*", "--partition-range", f"{first}...{last}"),
+    ]
+    return run_cli(command, project, env)
+
+
+def dev_header(project: Path, options: list[str]) -> str:
+    """What `carbon-assets dev` prints before Dagster starts; then it is stopped."""
+    dev = subprocess.Popen(
+        [str(BIN / "carbon-assets"), "dev", *options, "--port", str(free_port())], cwd=project,
+        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )  # fmt: skip
+    lines = []
+    try:
+        for line in dev.stdout:
+            lines.append(line)
+            if line.startswith("UI:"):
+                break
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.communicate(timeout=30)
+    return "".join(lines)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def lake_snapshot(lake: Path) -> dict[str, str]:
+    """Every file of a lake and a digest of its bytes (lock files aside: runs take them)."""
+    return {
+        str(path.relative_to(lake)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(lake.rglob("*"))
+        if path.is_file() and not path.name.endswith(".lock")
+    }
+
+
+def warehouse_snapshot(url: str) -> list[tuple]:
+    """A digest of both fact tables, row times included (a reload changes them)."""
+    digest = "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM carbon_data.{} t"
+    tables = ("carbon_intensity_daily", "carbon_intensity_halfhourly")
+    return [query(url, digest.format(table)) for table in tables]
+
+
+def api_values(seed: int, first: str, last: str) -> dict[tuple[int, dt.datetime], tuple]:
+    """{(region, half-hour start): (forecast, gas share, wind share)} as the emulator serves
+    them."""
+    start = dt.datetime.fromisoformat(first).replace(tzinfo=dt.UTC)
+    end = dt.datetime.fromisoformat(last).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
+    values = {}
+    while start < end:
+        for record in regional_period_records(start.replace(tzinfo=None), seed=seed):
+            mix = {fuel["fuel"]: Decimal(str(fuel["perc"])) for fuel in record["generationmix"]}
+            forecast = record["intensity"]["forecast"]
+            values[(record["regionid"], start)] = (forecast, mix["gas"], mix["wind"])
+        start += dt.timedelta(minutes=30)
+    return values
+
+
+def warehouse_values(url: str, first: str, last: str) -> dict[tuple[int, dt.datetime], tuple]:
+    rows = query(
+        url,
+        "SELECT regionid, period_start, intensity_forecast, fuel_gas, fuel_wind"
+        " FROM carbon_data.carbon_intensity_halfhourly"
+        " WHERE date_recorded BETWEEN %s AND %s",
+        (first, last),
+    )
+    return {(region, start.astimezone(dt.UTC)): tuple(rest) for region, start, *rest in rows}
+
+
+def test_make_demo_fills_its_own_stack_and_another_api_never_mixes_with_it(fresh_project):
+    done = run_cli([str(BIN / "carbon-assets"), "demo"], fresh_project, clean_env())
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     counts = {
@@ -55,10 +165,55 @@ def test_make_demo_fills_every_layer_and_says_so_briefly(fresh_project):
     assert counts["silver rows"] == DAYS * HALF_HOURS * REGIONS
     assert counts["warehouse daily rows"] == counts["gold rows"] == DAYS * REGIONS
     assert counts["warehouse half-hour rows"] == DAYS * HALF_HOURS * REGIONS
-    # A step per line (started and done), no event stream.
+    # A step per line (started and done), the checks' results, no event stream.
     assert "carbon_intensity_halfhourly done" in done.stdout
+    (checks,) = [line for line in done.stdout.splitlines() if line.startswith("Asset checks:")]
+    assert checks.endswith(" passed, 0 failed, 0 warnings") and checks != "Asset checks: 0 passed"
     assert "DEBUG" not in done.stdout and len(done.stdout.splitlines()) < 80
-    log = fresh_project / "data" / "demo.log"
+    # Its own stack, which it says it empties.
+    assert "emptied at each start" in done.stdout
+    demo_lake = fresh_project / "data" / "demo"
+    log = demo_lake / "demo.log"
     assert str(log) in done.stdout and "STEP_SUCCESS" in log.read_text()
     for chart in ("intensity_heatmap.png", "gb_fuel_mix.png"):
-        assert (fresh_project / "data" / "exports" / chart).read_bytes().startswith(b"\x89PNG")
+        assert (demo_lake / "exports" / chart).read_bytes().startswith(b"\x89PNG")
+    assert not (fresh_project / "data" / "bronze").exists()
+    demo_warehouse = embedded_database_url(fresh_project / "data", "carbon_demo", driver=None)
+    demo_files, demo_rows = lake_snapshot(demo_lake), warehouse_snapshot(demo_warehouse)
+    # `dev --demo` opens the demo's stack, and says its schedule cannot fetch into it.
+    header = dev_header(fresh_project, ["--demo"])
+    assert f"Lake:           {demo_lake}" in header and "/carbon_demo?" in header
+    assert "/dagster_demo?" in header and str(fresh_project / ".dagster_home" / "demo") in header
+    assert "stop at the lake's source check, fetching nothing" in header
+
+    with start_emulator(EmulatorConfig(seed=OTHER_SEED)) as other:
+        env = clean_env() | {settings.API_BASE_URL: other.base_url}
+        # Another API over the real stack: the warehouse holds that API's values.
+        done = backfill(fresh_project, env, *BACKFILL)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        real_warehouse = embedded_database_url(fresh_project / "data", "carbon", driver=None)
+        expected = api_values(OTHER_SEED, *BACKFILL)
+        assert len(expected) == 3 * HALF_HOURS * REGIONS
+        assert warehouse_values(real_warehouse, *BACKFILL) == expected
+        assert expected != api_values(DEMO_SEED, *BACKFILL)  # the demo's were other values
+        assert read_lake_source(fresh_project / "data").api_base_url == other.base_url
+        # Another API over the demo's lake: refused in one line naming both sources.
+        demo_env = env | {
+            settings.LAKE_URL: str(demo_lake),
+            settings.DATABASE_URL: demo_warehouse,
+            "DAGSTER_HOME": str(fresh_project / ".dagster_home" / "demo"),
+            "DAGSTER_POSTGRES_URL": embedded_database_url(
+                fresh_project / "data", "dagster_demo", driver=None
+            ),
+        }
+        done = backfill(fresh_project, demo_env, *BACKFILL)
+        served = other.stats()["requests_total"]
+    assert done.returncode != 0
+    assert served == 1  # the backfill's one request; the refused run sent none
+    assert lake_snapshot(demo_lake) == demo_files
+    assert warehouse_snapshot(demo_warehouse) == demo_rows
+    refusal = f"The lake {demo_lake} holds data from "
+    fetches = f"but this run fetches from {other.base_url}"
+    lines = (done.stdout + done.stderr).splitlines()
+    refusals = [line for line in lines if refusal in line and fetches in line]
+    assert refusals, (done.stdout + done.stderr)[-4000:]

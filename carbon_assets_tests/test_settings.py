@@ -18,7 +18,7 @@ import pytest
 from dagster import DagsterInstance, build_schedule_context, materialize
 
 from carbon_assets import settings
-from carbon_assets.automation import daily_refresh_schedule
+from carbon_assets.automation import MAX_RUN_TAGS, daily_refresh_schedule
 from carbon_assets.bronze.assets import bronze_carbon_intensity
 from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.io_manager import BronzeJsonIOManager
@@ -30,7 +30,10 @@ from carbon_assets_tests.postgres_helpers import create_database, drop_database,
 
 README = REPO / "README.md"
 # Where each variable is set and used in a test, beside this module.
-TESTED_ELSEWHERE = {settings.SPARK_REMOTE: "test_spark_connect.py"}
+TESTED_ELSEWHERE = {
+    settings.SPARK_REMOTE: "test_spark_connect.py",
+    "JAVA_HOME": "test_spark_setup.py",
+}
 
 
 def readme_variables() -> list[str]:
@@ -71,22 +74,24 @@ def _constant(variable: str) -> str:
 @pytest.mark.spark
 def test_every_variable_at_once_through_the_readme_cli_command(tmp_path):
     """CARBON_API_BASE_URL, CARBON_API_MAX_CONCURRENCY, CARBON_DATABASE_URL, CARBON_DATA_DIR,
-    CARBON_SPARK_MASTER, CARBON_SPARK_CONF, CARBON_SETTLE_DAYS, CARBON_SETTLE_HOURS,
-    CARBON_HEAL_DAYS, DAGSTER_POSTGRES_URL and DAGSTER_EVENT_BATCH_SIZE, with
-    `dagster asset materialize`."""
+    CARBON_LAKE_URL, CARBON_SPARK_MASTER, CARBON_SPARK_CONF, CARBON_SETTLE_DAYS,
+    CARBON_SETTLE_HOURS, CARBON_HEAL_DAYS, DAGSTER_POSTGRES_URL and DAGSTER_EVENT_BATCH_SIZE,
+    with `dagster asset materialize`."""
     warehouse_name, warehouse_url = create_database("service", None)
     instance_name, instance_url = create_database("service", None)
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")
-    lake = tmp_path / "lake"
+    lake, data_dir = tmp_path / "lake", tmp_path / "data"
     try:
         with start_emulator(EmulatorConfig(latency_min=0.3, latency_max=0.4)) as emulator:
             env = os.environ | {
                 settings.API_BASE_URL: emulator.base_url,
                 settings.API_MAX_CONCURRENCY: "3",
                 settings.DATABASE_URL: warehouse_url,
-                settings.DATA_DIR: str(lake),
+                # The lake where CARBON_LAKE_URL says, not under CARBON_DATA_DIR.
+                settings.DATA_DIR: str(data_dir),
+                settings.LAKE_URL: f"file://{lake}",
                 settings.SPARK_MASTER: "local[1]",
                 settings.SPARK_CONF: "spark.sql.shuffle.partitions=3; spark.ui.enabled=false",
                 settings.SETTLE_DAYS: "2",
@@ -110,11 +115,12 @@ def test_every_variable_at_once_through_the_readme_cli_command(tmp_path):
         assert served["peak_in_flight"] == 3 and served["requests_total"] == 5
         assert len(list((lake / "bronze").rglob("*.json.gz"))) == 60
         assert len(list((lake / "gold").glob("date_recorded=*"))) == 60
+        assert not (data_dir / "bronze").exists()
         daily = "SELECT count(*) FROM carbon_data.carbon_intensity_daily"
         assert query(warehouse_url, daily) == [(60 * 18,)]
         assert query(instance_url, "SELECT count(*) FROM runs") == [(1,)]
-        # What the code location made of the Spark variables (the run above used them).
-        spark = "r['pyspark'].spark_config['spark.master'], r['pyspark'].spark_config"
+        # What a run starting now makes of the Spark variables (the run above used them).
+        spark = "r['pyspark'].session_config['spark.master'], r['pyspark'].session_config"
         shown = resources_seen(env, f"{spark}['spark.sql.shuffle.partitions']")
         assert shown == ["local[1]", "3"]
     finally:
@@ -161,7 +167,8 @@ def test_the_settle_variables_shape_the_daily_ticks(tmp_path, monkeypatch):
         resources={"refresh_policy": policy, "lake": LakeResource(data_dir=str(tmp_path))},
     )
     (request,) = daily_refresh_schedule(context)
-    assert request.tags == range_tags("2024-03-15", "2024-03-19") | {"carbon/run": "settle"}
+    settle = {"carbon/run": "settle"} | MAX_RUN_TAGS
+    assert request.tags == range_tags("2024-03-15", "2024-03-19") | settle
 
 
 @pytest.mark.parametrize(
@@ -179,6 +186,24 @@ def test_a_bad_value_is_refused_in_one_line_naming_the_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(settings.SettingError, match=re.escape(message)):
         _ = (settings.api_max_concurrency(), settings.settle_hours(), settings.settle_days())
+
+
+def test_the_lake_is_carbon_lake_url_else_carbon_data_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv(settings.LAKE_URL, raising=False)
+    monkeypatch.setenv(settings.DATA_DIR, str(tmp_path / "data"))
+    assert LakeResource().root == tmp_path / "data"
+    monkeypatch.setenv(settings.LAKE_URL, str(tmp_path / "lake"))
+    assert LakeResource().bronze_dir == tmp_path / "lake" / "bronze"
+    monkeypatch.setenv(settings.LAKE_URL, f"file://{tmp_path}/my%20lake")
+    assert LakeResource().root == tmp_path / "my lake"
+    assert LakeResource(data_dir=str(tmp_path / "given")).root == tmp_path / "given"
+
+
+def test_a_lake_url_of_another_scheme_is_refused_without_echoing_it(monkeypatch):
+    monkeypatch.setenv(settings.LAKE_URL, "s3://key:hush@bucket/lake")
+    with pytest.raises(settings.SettingError, match="CARBON_LAKE_URL is a s3:// URL") as error:
+        settings.lake_url()
+    assert "hush" not in str(error.value)
 
 
 def test_the_definitions_load_with_every_variable_set(monkeypatch):

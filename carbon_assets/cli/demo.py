@@ -1,8 +1,13 @@
 """`carbon-assets demo`: January 2024 through every asset, fully offline.
 
-Starts the API emulator and the embedded PostgreSQL, materializes every asset for the range
-in one run with the `dagster asset materialize` CLI (on the same Dagster instance `make dev`
-shows), then prints the rows per layer and a sample of the warehouse table.
+The demo has a stack of its own, apart from the real one (local_stack.py): the lake
+data/demo, the warehouse `carbon_demo` and the instance `dagster_demo` on the embedded
+PostgreSQL, DAGSTER_HOME .dagster_home/demo. It owns them and empties them each time it starts,
+so its synthetic data never mixes with real data; `carbon-assets dev --demo` opens them.
+
+Starts the API emulator, materializes every asset for the range in one run with `dg launch`
+(dagster_commands.py), then prints the asset checks' results, the rows per layer and a sample
+of the warehouse table.
 """
 
 from __future__ import annotations
@@ -10,17 +15,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
-import subprocess
 import sys
-import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy
 
 from carbon_assets import settings
-from carbon_assets.cli.local_stack import prepare_environment
+from carbon_assets.cli import dagster_commands as dg
+from carbon_assets.cli import local_stack
+from carbon_assets.cli.dagster_commands import RunProgress, layer_counts, run_with_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,37 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def layer_counts(
-    data_dir: Path, first: dt.date, last: dt.date, database_url: str
-) -> dict[str, int]:
-    from carbon_assets.bronze.store import BronzeStore
-    from carbon_assets.lake import read_parquet_table
-    from carbon_assets.partitions import DayRange
-
-    days = DayRange(first, last)
-    store = BronzeStore(data_dir / "bronze")
-    documents = [store.read(day) for day in days.days()]
-    with sqlalchemy.create_engine(database_url).connect() as connection:
-        warehouse_rows = {
-            table: connection.execute(
-                sqlalchemy.text(
-                    f"SELECT count(*) FROM carbon_data.{table} "
-                    "WHERE date_recorded BETWEEN :first AND :last"
-                ),
-                {"first": first, "last": last},
-            ).scalar_one()
-            for table in ("carbon_intensity_daily", "carbon_intensity_halfhourly")
-        }
-    return {
-        "bronze day files": sum(doc is not None for doc in documents),
-        "bronze region-records": sum(doc["region_records"] for doc in documents if doc),
-        "silver rows": len(read_parquet_table(data_dir / "silver", days)),
-        "gold rows": len(read_parquet_table(data_dir / "gold", days)),
-        "warehouse daily rows": warehouse_rows["carbon_intensity_daily"],
-        "warehouse half-hour rows": warehouse_rows["carbon_intensity_halfhourly"],
-    }
-
-
 def warehouse_sample(database_url: str, first: dt.date, rows: int = 10) -> pd.DataFrame:
     query = sqlalchemy.text(
         "SELECT regionid, date_recorded, shortname, intensity_avg, index_mode, fuel_gas, "
@@ -76,40 +50,28 @@ def warehouse_sample(database_url: str, first: dt.date, rows: int = 10) -> pd.Da
         return pd.read_sql(query, connection, params={"first": first, "rows": rows})
 
 
-# "... - 4242 - silver_carbon_intensity - STEP_SUCCESS - Finished execution of step
-# "silver_carbon_intensity" in 12.3s." and the like, from Dagster's event log lines.
-STEP_EVENT = re.compile(
-    r" - (?P<event>STEP_START|STEP_SUCCESS|STEP_FAILURE|STEP_SKIPPED) - (?P<text>.*)"
-)
-STEP_NAME = re.compile(r'step "(?P<step>[^"]+)"(?: in (?P<took>[0-9.]+\s?m?s))?')
+def warning_checks() -> set[str]:
+    """The checks whose failure is a warning (severity WARN): the run's event lines do not say
+    a check's severity, the checks' modules do."""
+    with warnings.catch_warnings():  # the assets' modules' notices on Dagster's beta APIs
+        warnings.simplefilter("ignore")
+        from carbon_assets.bronze.checks import BRONZE_DAYS_COMPLETE, BRONZE_RECORDS_ON_GRID
+        from carbon_assets.silver.checks import WARNING_SILVER_CHECKS
+
+    return {BRONZE_DAYS_COMPLETE, BRONZE_RECORDS_ON_GRID, *WARNING_SILVER_CHECKS}
 
 
-def run_with_progress(command: list[str], env: dict[str, str], log_path: Path) -> int:
-    """Run the materialization with its whole output going to `log_path`, printing one line
-    per step as it starts and ends."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with (
-        log_path.open("w") as log,
-        subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        ) as process,
-    ):
-        for line in process.stdout:
-            log.write(line)
-            if (event := STEP_EVENT.search(line)) is None:
-                continue
-            step = STEP_NAME.search(event["text"])
-            name = step["step"] if step else event["text"]
-            elapsed = f"{time.monotonic() - started:6.1f}s"
-            if event["event"] == "STEP_START":
-                print(f"  {elapsed}  {name} ...", flush=True)
-            elif event["event"] == "STEP_SUCCESS":
-                took = f" in {step['took']}" if step and step["took"] else ""
-                print(f"  {elapsed}  {name} done{took}", flush=True)
-            else:
-                print(f"  {elapsed}  {name}: {event['event']} {event['text'][:200]}", flush=True)
-    return process.returncode
+def checks_summary(progress: RunProgress, warnings: set[str]) -> list[str]:
+    """'Asset checks: 45 passed, 1 failed, 1 warning' and a line for each that did not pass."""
+    # RunProgress names a check "asset: check".
+    warned = [name for name in progress.checks_failed if name.split(": ")[-1] in warnings]
+    failed = [name for name in progress.checks_failed if name not in warned]
+    plural = "" if len(warned) == 1 else "s"
+    counts = f"{len(progress.checks_passed)} passed, {len(failed)} failed"
+    lines = [f"Asset checks: {counts}, {len(warned)} warning{plural}"]
+    lines += [f"  failed:  {name}" for name in failed]
+    lines += [f"  warning: {name}" for name in warned]
+    return lines
 
 
 def write_charts(database_url: str, first: dt.date, last: dt.date, folder: Path) -> list[Path]:
@@ -131,55 +93,71 @@ def write_charts(database_url: str, first: dt.date, last: dt.date, folder: Path)
     return paths
 
 
+def prepare_demo_stack() -> tuple[dict[str, str], list[str]]:
+    """The demo's environment, its stack emptied and its instance locked for this process
+    (so no `carbon-assets dev --demo` runs on it meanwhile); and what the demo set aside."""
+    set_aside = local_stack.project_environment(demo=True)
+    local_stack.instance_lock(Path(os.environ[local_stack.DAGSTER_HOME]), "carbon-assets demo")
+    local_stack.empty_demo_stack()
+    return local_stack.connect_environment(demo=True), set_aside
+
+
 def run(args: argparse.Namespace) -> int:
     from carbon_assets.emulator import EmulatorConfig, start_emulator
-    from carbon_assets.warehouse.resource import resolve_warehouse_url
     from carbon_assets.warehouse.secrets import describe_error, mask_url
 
     first, last = dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last)
     try:
-        env = prepare_environment()
-        data_dir = Path(env[settings.DATA_DIR])
-        database_url = resolve_warehouse_url(env.get(settings.DATABASE_URL), data_dir)
-    except Exception as error:  # noqa: BLE001 - any failure: one masked line and exit code 1
-        urls = (os.environ.get(settings.DATABASE_URL), os.environ.get("DAGSTER_POSTGRES_URL"))
-        print(f"demo failed: {describe_error(error, *urls)}", file=sys.stderr)
+        env, set_aside = prepare_demo_stack()
+    except local_stack.InstanceInUse as error:
+        print(f"demo failed: {error}", file=sys.stderr)
         return 1
+    except Exception as error:  # noqa: BLE001 - any failure: one masked line and exit code 1
+        print(f"demo failed: {describe_error(error)}", file=sys.stderr)
+        return 1
+    lake = Path(env[settings.LAKE_URL])
+    database_url = env[settings.DATABASE_URL]
     config = EmulatorConfig(
         seed=args.seed, latency_min=0.2, latency_max=2.0, latency_scale=args.latency_scale
     )
     with start_emulator(config) as emulator:
         env[settings.API_BASE_URL] = emulator.base_url
+        print(
+            "The demo has a lake, warehouse and instance of its own, emptied at each start; "
+            "your real ones are not touched."
+        )
+        if set_aside:
+            print(f"Set aside:      {', '.join(set_aside)} (the demo's stack is its own)")
         print(f"API emulator:   {emulator.base_url} (seed {args.seed})")
+        print(f"Lake:           {lake}")
         print(f"Warehouse:      {mask_url(database_url)}")
-        print(f"Lake:           {data_dir}")
-        instance = mask_url(env["DAGSTER_POSTGRES_URL"])
-        print(f"Dagster home:   {env['DAGSTER_HOME']} (instance on {instance})")
-        command = [
-            str(Path(sys.executable).parent / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "carbon_assets.definitions",
-            "--select",
-            "*",
-            "--partition-range",
-            f"{first}...{last}",
-        ]
-        log_path = data_dir / "demo.log"
-        print(f"Running:        {' '.join(command[1:])}")
+        instance = mask_url(env[local_stack.DAGSTER_POSTGRES_URL])
+        print(f"Dagster home:   {env[local_stack.DAGSTER_HOME]} (instance on {instance})")
+        command = dg.launch_command(first, last)
+        log_path = lake / "demo.log"
+        print(f"Running:        {' '.join([Path(command[0]).name, *command[1:]])}")
         print(f"Full log:       {log_path}", flush=True)
-        returncode = run_with_progress(command, env, log_path)
+        returncode, progress = run_with_progress(
+            command,
+            dg.dg_environment(env),
+            log_path,
+            cwd=dg.project_dir(),
+        )
         print(f"Emulator served {emulator.stats()['requests_total']} requests")
+    print()
+    print("\n".join(checks_summary(progress, warning_checks())))
     if returncode != 0:
         print(f"The run failed (exit {returncode}); the full log is {log_path}", file=sys.stderr)
         return returncode
     print("\nRows per layer for", f"{first}...{last}:")
-    for layer, count in layer_counts(data_dir, first, last, database_url).items():
+    for layer, count in layer_counts(lake, first, last, database_url).items():
         print(f"  {layer:<24} {count:>9,}")
     print(f"\nSample of carbon_data.carbon_intensity_daily on {first}:")
     print(warehouse_sample(database_url, first).to_string(index=False))
-    charts = write_charts(database_url, first, last, data_dir / "exports")
+    charts = write_charts(database_url, first, last, lake / "exports")
     print("\nCharts of the month: " + ", ".join(str(path) for path in charts))
-    print("\n`make dev` opens these results in the Dagster UI at http://127.0.0.1:3000")
+    print(
+        "\n`carbon-assets dev --demo` opens these results in the Dagster UI at "
+        "http://127.0.0.1:3000 (`make dev` opens the real stack)"
+    )
     return 0
