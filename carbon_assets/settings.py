@@ -112,11 +112,11 @@ def spark_conf_from_env() -> dict[str, str]:
     """Parse CARBON_SPARK_CONF ("spark.executor.memory=4g; spark.sql.shuffle.partitions=64")."""
     raw = os.environ.get(SPARK_CONF, "")
     conf: dict[str, str] = {}
-    for item in raw.replace("\n", ";").split(";"):
-        if not item.strip():
-            continue
+    items = [item for item in raw.replace("\n", ";").split(";") if item.strip()]
+    for position, item in enumerate(items, start=1):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{SPARK_CONF}: expected key=value, got {item.strip()!r}")
+            # The item is not echoed: a secret typed without its key would be printed.
+            raise ValueError(f"{SPARK_CONF}: setting {position} is not key=value")
         conf[key.strip()] = value.strip()
     return conf

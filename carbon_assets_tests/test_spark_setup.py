@@ -38,7 +38,7 @@ def test_spark_master_and_extra_settings_come_from_the_environment(monkeypatch):
 
 def test_bad_extra_spark_settings_are_refused_clearly(monkeypatch):
     monkeypatch.setenv(settings.SPARK_CONF, "spark.executor.memory")
-    with pytest.raises(ValueError, match="expected key=value"):
+    with pytest.raises(ValueError, match="is not key=value"):
         default_spark_config()
     assert os.environ[settings.SPARK_CONF] == "spark.executor.memory"
 
