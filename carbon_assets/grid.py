@@ -1,6 +1,6 @@
 """The GB grid as the Carbon Intensity API describes it: regions, fuels, index labels, half-hours.
 
-Every layer shares these facts. Source: ../shared/fixtures/carbon-intensity-api/API_CONTRACT.md
+Every layer shares these facts. Source: the API contract, docs/api-contract.md
 (sections 3, 4 and 8).
 """
 
@@ -49,3 +49,11 @@ FUEL_COLUMNS: tuple[str, ...] = tuple(f"fuel_{fuel}" for fuel in FUELS)
 INDEX_LABELS: tuple[str, ...] = ("very low", "low", "moderate", "high", "very high")
 
 HALF_HOURS_PER_DAY = 48
+
+# Physical bounds of the values (the dirtiest generation, unabated coal, is about 1,000
+# gCO2/kWh): a value outside them is the answer's fault, never data. Bronze marks such
+# half-hours invalid, silver's blocking checks refuse them, and the warehouse's CHECKs hold the
+# same bounds (warehouse/sql/003_provenance_and_bounds.sql).
+MAX_INTENSITY = 2000  # gCO2/kWh, for a forecast and a daily average alike
+MAX_SHARE = 100.0  # percent of a region's generation
+MIX_TOLERANCE = 0.5  # percentage points around 100; the API's own rounding stays within 0.2

@@ -45,7 +45,7 @@ from carbon_assets.spark import DaysFromFiles
 TELLING_EXCEPTION = re.compile(r"(Exception|Error): ")
 
 
-def spark_error_summary(message: str, line_limit: int = 400, lines: int = 12) -> str:
+def spark_error_summary(message: str, line_limit: int = 800, lines: int = 12) -> str:
     """The lines of a Spark error that say what went wrong, each cut short.
 
     Spark's errors can quote whole input records and carry long stack traces; the error
@@ -141,20 +141,27 @@ class SparkParquetIOManager(ConfigurableIOManager):
 
 def export_csv(folder: Path, export_path: Path) -> int:
     """The whole table as one CSV, sorted by date and region, replaced atomically. Written a
-    day file at a time, so memory does not grow with the table."""
+    day file at a time, so memory does not grow with the table. Its columns are those of the
+    newest day file: a column older files lack (added to the layer since) is empty there."""
     files = day_files(folder)  # {date: file}
     if not files:
         return 0
+    newest = pq.read_schema(files[max(files)])
+    schema = pa.schema([pa.field(PARTITION_COLUMN, pa.date32()), *newest])
     rows = 0
     with atomic_writer(export_path) as handle:
-        writer, schema = None, None
+        writer = pa_csv.CSVWriter(handle, schema)
         for date, path in sorted(files.items()):
             day = pq.read_table(path).sort_by("regionid")
             dates = pa.array([dt.date.fromisoformat(date)] * len(day), pa.date32())
             day = day.add_column(0, PARTITION_COLUMN, dates)
-            if writer is None:
-                writer, schema = pa_csv.CSVWriter(handle, day.schema), day.schema
-            writer.write_table(day.select(schema.names).cast(schema))
+            columns = [
+                day.column(field.name)
+                if field.name in day.column_names
+                else pa.nulls(len(day), field.type)
+                for field in schema
+            ]
+            writer.write_table(pa.Table.from_arrays(columns, names=schema.names).cast(schema))
             rows += len(day)
         writer.close()
     return rows

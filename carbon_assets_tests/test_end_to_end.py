@@ -23,7 +23,9 @@ from carbon_assets.definitions import build_resources
 from carbon_assets.emulator import regional_period_records
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.grid import FUELS, INDEX_LABELS
+from carbon_assets.lake_source import normalised
 from carbon_assets_tests.helpers import materialize_range
+from carbon_assets_tests.postgres_helpers import query
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -40,11 +42,13 @@ def independent_daily_rows(bronze_dir: Path) -> pd.DataFrame:
     for path in sorted(bronze_dir.rglob("*.json.gz")):
         document = json.loads(gzip.decompress(path.read_bytes()))
         for source in document["sources"]:
+            fetched_at = pd.Timestamp(source["fetched_at"])
             for period in source["data"]:
                 for region in period["regions"]:
                     key = (region["regionid"], dt.date.fromisoformat(period["from"][:10]))
                     row = values[key]
                     row["n"] += 1
+                    row["fetched_at"] = max(row.get("fetched_at", fetched_at), fetched_at)
                     row["intensity"].append(Decimal(str(region["intensity"]["forecast"])))
                     row["index"][region["intensity"]["index"]] += 1
                     for mix in region["generationmix"]:
@@ -67,6 +71,7 @@ def independent_daily_rows(bronze_dir: Path) -> pd.DataFrame:
                 "index_mode": top,
                 **{f"fuel_{fuel}": mean(row[fuel]) for fuel in FUELS},
                 "half_hours": row["n"],
+                "fetched_at": row["fetched_at"],
             }
         )
     return pd.DataFrame(rows)[list(GOLD_COLUMNS)].sort_values(
@@ -147,6 +152,17 @@ def test_three_days_end_to_end_then_rerun_changes_nothing(tmp_path, emulator, sp
 
     # The half-hourly table holds every region and half-hour exactly as the API sent it.
     assert_half_hours_as_the_api_sent_them(warehouse_url, emulator.config.seed)
+    # Every row of both tables says it came from the emulator, and when it was fetched.
+    for table, rows in (
+        ("carbon_intensity_daily", 3 * 18),
+        ("carbon_intensity_halfhourly", 3 * 864),
+    ):
+        assert query(
+            warehouse_url,
+            "SELECT s.api_base_url, s.emulator, count(*), count(t.fetched_at)"
+            f" FROM carbon_data.{table} t JOIN carbon_data.fetch_source s USING (source_id)"
+            " GROUP BY 1, 2",
+        ) == [(normalised(emulator.base_url), True, rows, rows)], table
 
 
 def assert_half_hours_as_the_api_sent_them(database_url: str, seed: int) -> None:

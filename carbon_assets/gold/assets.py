@@ -6,10 +6,11 @@ from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, 
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
-from carbon_assets.columns import DAILY, arrow_table_schema
+from carbon_assets.columns import arrow_table_schema
 from carbon_assets.gold.rows import GOLD_SCHEMA, gold_rows_of_file
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.spark import DaysFromFiles, spark_session
+from carbon_assets.warehouse.tables import DAILY
 
 
 def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DaysFromFiles:
@@ -32,7 +33,7 @@ def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DaysFromF
         "lake_folder": "gold",
         "csv_export": "gold_carbon_intensity_daily.csv",
         "dagster/column_schema": arrow_table_schema(
-            GOLD_SCHEMA, DAILY, key=("regionid", "date_recorded")
+            GOLD_SCHEMA, DAILY.name, key=("regionid", "date_recorded")
         ),
     },
     kinds={"pyspark", "parquet", "csv"},
@@ -48,7 +49,8 @@ def gold_carbon_intensity_daily(
     intensity_avg and fuel_biomass .. fuel_wind are exact means over the half-hours starting
     on that date, rounded half away from zero to 2 decimals, as PostgreSQL's DECIMAL(10,2)
     would; index_mode is the most frequent index label (a tie goes to the higher-carbon
-    label); half_hours counts the half-hours behind the row (48 on a complete day). Stored as
+    label); half_hours counts the half-hours behind the row (48 on a complete day); fetched_at
+    is the latest fetch behind them. Stored as
     Parquet partitioned by date_recorded, with a CSV export of the whole table for analysts.
     """
     day_files = [silver_carbon_intensity[day] for day in sorted(silver_carbon_intensity)]

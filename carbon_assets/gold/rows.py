@@ -19,14 +19,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGION_IDS
+from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, MAX_INTENSITY, MAX_SHARE, REGION_IDS
 
 SCALE = 1000  # values are summed as integer thousandths
 CENTS = Decimal("0.01")
 AVERAGED = ("intensity_forecast", *FUEL_COLUMNS)
 AVERAGE_NAMES = {"intensity_forecast": "intensity_avg"}
 MONEY = pa.decimal128(10, 2)
-SILVER_INPUT = ("regionid", "timestamp", "shortname", "dno", "intensity_index", *AVERAGED)
+SILVER_INPUT = (
+    "regionid",
+    "timestamp",
+    "shortname",
+    "dno",
+    "intensity_index",
+    *AVERAGED,
+    "fetched_at",
+)
 # Gold holds the API's 18 regions only: a region id beyond them (the blocking silver check
 # names it) never reaches gold, the warehouse or dim_region, even when gold is built alone.
 KNOWN_REGION_IDS = pa.array(REGION_IDS, type=pa.int32())
@@ -41,6 +49,8 @@ GOLD_SCHEMA = pa.schema(
         ("index_mode", pa.string()),
         *((column, MONEY) for column in FUEL_COLUMNS),
         ("half_hours", pa.int32()),
+        # The latest fetch behind the row's half-hours (provenance, as silver's fetched_at).
+        ("fetched_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 # Columns of the gold table and of carbon_data.carbon_intensity_daily, in order.
@@ -68,12 +78,17 @@ def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
     """One gold row per region from the silver rows of one date (the half-hours starting on it).
 
     shortname and dno are those of the day's last half-hour (region 6 was renamed over the
-    years); half_hours counts the region's half-hours (48 on a complete day); a mean skips
-    missing values and is NULL when there are none. Rows of regions other than the API's 18
-    are left out.
+    years); half_hours counts the region's half-hours (48 on a complete day); fetched_at is
+    the latest of theirs; a mean skips missing values and is NULL when there are none. Rows of
+    regions other than the API's 18 are left out.
+
+    Raises ValueError, naming the day and the first such value, when a value is outside its
+    physical range: silver's blocking checks keep such a day from gold in a run, and this
+    keeps it out when gold is built on its own (by hand, or by automation after that run).
     """
     day = silver_day.select(list(SILVER_INPUT))
     day = day.filter(pc.is_in(day.column("regionid"), value_set=KNOWN_REGION_IDS))
+    refuse_values_out_of_range(day, date)
     day = day.sort_by([("regionid", "ascending"), ("timestamp", "ascending")])
     for column in AVERAGED:
         position = day.schema.get_field_index(column)
@@ -86,6 +101,7 @@ def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
                 ("regionid", "count", pc.CountOptions(mode="all")),
                 ("shortname", "last"),
                 ("dno", "last"),
+                ("fetched_at", "max"),
                 *((column, "sum") for column in AVERAGED),
                 *((column, "count") for column in AVERAGED),
             ]
@@ -102,9 +118,31 @@ def daily_rows(silver_day: pa.Table, date: dt.date) -> pa.Table:
                mean_to_the_cent(region[f"{column}_sum"] or 0, region[f"{column}_count"])
                for column in AVERAGED},
             "half_hours": region["regionid_count"],
+            "fetched_at": region["fetched_at_max"],
         }
         for region in regions
     ], schema=GOLD_SCHEMA)  # fmt: skip
+
+
+def refuse_values_out_of_range(day: pa.Table, date: dt.date) -> None:
+    """ValueError naming the first value of `day` outside its physical range, if any."""
+    for column, top in (
+        ("intensity_forecast", MAX_INTENSITY),
+        *((c, MAX_SHARE) for c in FUEL_COLUMNS),
+    ):
+        values = day.column(column).cast(pa.float64())
+        outside = pc.fill_null(
+            pc.invert(pc.and_(pc.greater_equal(values, 0), pc.less_equal(values, top))), False
+        )
+        if pc.any(outside).as_py():
+            row = day.filter(outside).slice(0, 1).to_pylist()[0]
+            start = row["timestamp"].strftime("%Y-%m-%dT%H:%MZ")
+            raise ValueError(
+                f"silver of {date} holds {column} {row[column]:g} for region {row['regionid']} "
+                f"at {start}, outside 0-{top:g}: gold is not built from it (silver's checks "
+                f"name every such value; run `carbon-assets backfill {date} {date}` once the "
+                "API has corrected the day)"
+            )
 
 
 def _thousandths(values: pa.ChunkedArray) -> pa.ChunkedArray:

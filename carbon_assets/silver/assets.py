@@ -6,10 +6,11 @@ from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, 
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
-from carbon_assets.columns import DAILY, HALF_HOURLY, arrow_table_schema
+from carbon_assets.columns import arrow_table_schema
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.silver.rows import SILVER_SCHEMA, silver_rows_of_file
 from carbon_assets.spark import DaysFromFiles, spark_session
+from carbon_assets.warehouse.tables import DAILY, HALF_HOURLY
 
 
 def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFiles:
@@ -33,8 +34,8 @@ def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFil
         "lake_folder": "silver",
         "dagster/column_schema": arrow_table_schema(
             SILVER_SCHEMA,
-            HALF_HOURLY,
-            DAILY,
+            HALF_HOURLY.name,
+            DAILY.name,
             key=("regionid", "timestamp"),
             aliases={"timestamp": "period_start"},
         ),

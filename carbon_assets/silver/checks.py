@@ -1,8 +1,8 @@
-"""Silver's asset checks: unique half-hours, known regions, fuels and labels, sane values, and
-no half-hour the API sent in conflicting versions.
+"""Silver's asset checks: unique half-hours, known regions, fuels and labels, values within
+their physical ranges, and no half-hour the API sent in conflicting versions.
 
 The computations are pure functions of a DataFrame (`silver_problems`, `unknown_regions`,
-`conflicting_half_hours`), tested without Dagster.
+`conflicting_half_hours`, `values_out_of_range`), tested without Dagster.
 """
 
 import pandas as pd
@@ -15,7 +15,14 @@ from dagster import (
     multi_asset_check,
 )
 
-from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGION_IDS
+from carbon_assets.grid import (
+    FUEL_COLUMNS,
+    INDEX_LABELS,
+    MAX_INTENSITY,
+    MAX_SHARE,
+    MIX_TOLERANCE,
+    REGION_IDS,
+)
 from carbon_assets.lake import LakeResource, day_files, read_parquet_table
 from carbon_assets.partitions import MAX_LISTED, DayRange, day_range, listed, scope
 from carbon_assets.silver.assets import silver_carbon_intensity
@@ -24,11 +31,11 @@ SILVER_UNIQUE_HALF_HOURS = "silver_unique_region_half_hours"
 SILVER_KNOWN_REGIONS = "silver_known_regions"
 SILVER_NO_UNKNOWN_FUELS = "silver_no_unknown_fuels"
 SILVER_FUEL_MIX_SUMS_TO_100 = "silver_fuel_mix_sums_to_100"
-SILVER_INTENSITY_NON_NEGATIVE = "silver_intensity_non_negative"
+SILVER_FUEL_SHARES_IN_RANGE = "silver_fuel_shares_in_range"
+SILVER_INTENSITY_IN_RANGE = "silver_intensity_in_range"
 SILVER_INDEX_LABELS_KNOWN = "silver_index_labels_known"
 SILVER_NO_CONFLICTING_DUPLICATES = "silver_no_conflicting_duplicates"
 
-MIX_TOLERANCE = 0.5  # percentage points; the API's own rounding stays within 0.2
 # Silver is read and checked this many days at a time, so memory does not grow with the range.
 # Every check is about rows of one date, so checking the days in parts finds the same rows.
 CHUNK_DAYS = 31
@@ -37,30 +44,66 @@ CHUNK_DAYS = 31
 def silver_problems(silver: pd.DataFrame) -> dict[str, pd.Series]:
     """For each silver check, the date_recorded of each offending row (empty when it passes)."""
     if silver.empty:
-        return {
-            name: pd.Series(dtype=object)
-            for name in (
-                SILVER_UNIQUE_HALF_HOURS,
-                SILVER_KNOWN_REGIONS,
-                SILVER_NO_UNKNOWN_FUELS,
-                SILVER_FUEL_MIX_SUMS_TO_100,
-                SILVER_INTENSITY_NON_NEGATIVE,
-                SILVER_INDEX_LABELS_KNOWN,
-                SILVER_NO_CONFLICTING_DUPLICATES,
-            )
-        }
+        return {name: pd.Series(dtype=object) for name in SILVER_CHECK_DESCRIPTIONS}
     dates = silver["date_recorded"]
-    mix_total = silver[list(FUEL_COLUMNS)].sum(axis=1, min_count=1)
+    shares = silver[list(FUEL_COLUMNS)]
+    mix_total = shares.sum(axis=1, min_count=1)
     extra = silver["extra_fuels"].map(lambda value: bool(value is not None and len(value) > 0))
     return {
         SILVER_UNIQUE_HALF_HOURS: dates[silver.duplicated(["regionid", "timestamp"], keep=False)],
         SILVER_KNOWN_REGIONS: dates[~silver["regionid"].isin(REGION_IDS)],
         SILVER_NO_UNKNOWN_FUELS: dates[extra],
-        SILVER_FUEL_MIX_SUMS_TO_100: dates[~((mix_total - 100).abs() <= MIX_TOLERANCE)],
-        SILVER_INTENSITY_NON_NEGATIVE: dates[~(silver["intensity_forecast"] >= 0)],
+        # A half-hour without any share is a gap (missing_fuels, bronze_days_complete), not a
+        # wrong sum.
+        SILVER_FUEL_MIX_SUMS_TO_100: dates[
+            mix_total.notna() & ~((mix_total - 100).abs() <= MIX_TOLERANCE)
+        ],
+        SILVER_FUEL_SHARES_IN_RANGE: dates[shares_out_of_range(shares).any(axis=1)],
+        SILVER_INTENSITY_IN_RANGE: dates[~silver["intensity_forecast"].between(0, MAX_INTENSITY)],
         SILVER_INDEX_LABELS_KNOWN: dates[~silver["intensity_index"].isin(INDEX_LABELS)],
         SILVER_NO_CONFLICTING_DUPLICATES: dates[silver["conflicting_versions"].notna()],
     }
+
+
+def shares_out_of_range(shares: pd.DataFrame) -> pd.DataFrame:
+    """True where a share is present and outside 0-100 % (NaN and infinities included)."""
+    return shares.notna() & ~((shares >= 0) & (shares <= MAX_SHARE))
+
+
+def values_out_of_range(silver: pd.DataFrame, limit: int = MAX_LISTED) -> dict[str, list[str]]:
+    """{check: ["2024-01-02T10:00Z region 3: fuel_gas 1e+09 is outside 0-100", ...]}: the first
+    `limit` values outside their physical range, for the range checks that fail."""
+    if silver.empty:
+        return {}
+    starts = pd.to_datetime(silver["timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%MZ")
+
+    def named(rows: pd.Series, column: str, bounds: str) -> list[str]:
+        return [
+            f"{start} region {region}: {column} {value:g} is outside {bounds}"
+            if pd.notna(value)
+            else f"{start} region {region}: {column} is missing"
+            for start, region, value in zip(
+                starts[rows].head(limit),
+                silver.loc[rows, "regionid"].head(limit),
+                silver.loc[rows, column].head(limit),
+                strict=True,
+            )
+        ]
+
+    found: dict[str, list[str]] = {}
+    intensity = ~silver["intensity_forecast"].between(0, MAX_INTENSITY)
+    if intensity.any():
+        found[SILVER_INTENSITY_IN_RANGE] = named(intensity, "intensity_forecast", "0-2000 gCO2/kWh")
+    bad_shares = shares_out_of_range(silver[list(FUEL_COLUMNS)])
+    listed_shares = [
+        value
+        for column in FUEL_COLUMNS
+        if bad_shares[column].any()
+        for value in named(bad_shares[column], column, "0-100 %")
+    ]
+    if listed_shares:
+        found[SILVER_FUEL_SHARES_IN_RANGE] = listed_shares[:limit]
+    return found
 
 
 def unknown_regions(silver: pd.DataFrame) -> dict[str, list[str]]:
@@ -101,12 +144,18 @@ SILVER_CHECK_DESCRIPTIONS = {
         "fuel columns do not hold (kept in extra_fuels); gold is not built until the schema has it."
     ),
     SILVER_FUEL_MIX_SUMS_TO_100: (
-        f"Each generation mix sums to 100 +/- {MIX_TOLERANCE}. A failure means fuel shares are "
-        "missing or wrong for the listed dates."
+        f"Each generation mix that has any share sums to 100 +/- {MIX_TOLERANCE}. A failure "
+        "means fuel shares are wrong on the listed dates; gold and the half-hourly table are "
+        "not built from them."
     ),
-    SILVER_INTENSITY_NON_NEGATIVE: (
-        "Every carbon intensity is present and >= 0. A failure means impossible or missing "
-        "intensities on the listed dates; gold is not built from them."
+    SILVER_FUEL_SHARES_IN_RANGE: (
+        f"Every fuel share present is within 0-{MAX_SHARE:g} %. A failure names the half-hours, "
+        "regions and values; gold and the half-hourly table are not built from them."
+    ),
+    SILVER_INTENSITY_IN_RANGE: (
+        f"Every carbon intensity is present and within 0-{MAX_INTENSITY} gCO2/kWh. A failure "
+        "names the half-hours, regions and values (impossible or missing intensities); gold and "
+        "the half-hourly table are not built from them."
     ),
     SILVER_INDEX_LABELS_KNOWN: (
         "Every intensity index is one of: very low, low, moderate, high, very high. A failure "
@@ -120,8 +169,9 @@ SILVER_CHECK_DESCRIPTIONS = {
 }
 # Warnings: the data are usable as they are, someone should know.
 WARNING_SILVER_CHECKS = {SILVER_NO_CONFLICTING_DUPLICATES}
-# Bad silver must not reach gold: duplicates, regions and fuels gold has no place for,
-# impossible values.
+# Bad silver must reach no table and no export: duplicates, regions and fuels gold has no place
+# for, impossible values. Gold and the half-hourly load both read silver only, so these stop
+# both.
 # Only what the checks read: years of silver as pandas objects would cost gigabytes.
 SILVER_CHECKED_COLUMNS = [
     "date_recorded",
@@ -138,7 +188,9 @@ BLOCKING_SILVER_CHECKS = {
     SILVER_UNIQUE_HALF_HOURS,
     SILVER_KNOWN_REGIONS,
     SILVER_NO_UNKNOWN_FUELS,
-    SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_FUEL_MIX_SUMS_TO_100,
+    SILVER_FUEL_SHARES_IN_RANGE,
+    SILVER_INTENSITY_IN_RANGE,
 }
 
 
@@ -159,6 +211,7 @@ def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
     offending: dict[str, list[pd.Series]] = {name: [] for name in SILVER_CHECK_DESCRIPTIONS}
     conflicts: dict[str, int] = {}
     unknown: dict[str, list[str]] = {}
+    out_of_range: dict[str, list[str]] = {}
     for chunk in checked_chunks(lake, date_range):
         silver = read_parquet_table(lake.silver_dir, chunk, columns=SILVER_CHECKED_COLUMNS)
         rows_checked += len(silver)
@@ -167,6 +220,8 @@ def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
                 offending[name].append(found)
         conflicts.update(conflicting_half_hours(silver))  # chunks hold different half-hours
         unknown.update(unknown_regions(silver))
+        for name, values in values_out_of_range(silver).items():
+            out_of_range.setdefault(name, []).extend(values)
     for name, parts in offending.items():
         found_dates = [day for part in parts for day in part]
         metadata = {
@@ -188,6 +243,10 @@ def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
             description = "Regions the API does not have: " + "; ".join(
                 f"{day}: {', '.join(regions)}" for day, regions in list(unknown.items())[:10]
             )
+        if name in out_of_range and found_dates:
+            values = out_of_range[name][:MAX_LISTED]
+            metadata["values_out_of_range"] = MetadataValue.json(values)
+            description = "Values out of range: " + "; ".join(values[:10])
         yield AssetCheckResult(
             check_name=name,
             passed=not found_dates,

@@ -13,6 +13,9 @@ This module is imported by every Python worker, so it imports nothing heavy.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import re
+import zlib
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -20,7 +23,6 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
-from carbon_assets.bronze import day_files
 from carbon_assets.bronze.day_files import DayRecords
 from carbon_assets.bronze.records import FuelShare, Intensity, RegionRecord, parse_api_datetime
 from carbon_assets.gc_pause import paused_gc
@@ -62,7 +64,44 @@ Version = tuple[int, int | None, RegionRecord]
 
 
 class BronzeFileError(ValueError):
-    """A bronze day file that is not a day document of the expected shape."""
+    """A bronze day file silver cannot read, or must not: the message names the file, what is
+    wrong and the command that repairs it."""
+
+
+class InvalidHalfHour(msgspec.Struct, gc=False):
+    """One half-hour bronze found values out of range in (contract: bronze/day_files.py)."""
+
+    start: str = ""
+    problems: list[str] = []
+
+
+class SilverDay(DayRecords, gc=False):
+    """A day document as silver reads it: the records, and the half-hours bronze marked
+    invalid (absent or empty when none)."""
+
+    invalid_half_hours: list[InvalidHalfHour] | None = None
+
+
+_SILVER_DAY_DECODER = msgspec.json.Decoder(SilverDay)
+_FILE_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})\.json\.gz$")
+SHOWN_PROBLEMS = 3
+
+
+def fetch_again(name: str, day: str | None = None) -> str:
+    """The command that fetches the day of bronze file `name` again."""
+    day = day or (found[1] if (found := _FILE_DATE.search(name)) else "DAY")
+    return f"carbon-assets backfill {day} {day}"
+
+
+def invalid_day_error(name: str, day: str, invalid: list[InvalidHalfHour]) -> BronzeFileError:
+    problems = [problem for half_hour in invalid for problem in half_hour.problems]
+    shown = "; ".join(problems[:SHOWN_PROBLEMS]) or ", ".join(h.start for h in invalid)
+    more = f" (and {len(problems) - SHOWN_PROBLEMS} more)" if len(problems) > SHOWN_PROBLEMS else ""
+    return BronzeFileError(
+        f"{name}: bronze marked {len(invalid)} half-hour(s) of {day} invalid, so silver does "
+        f"not read the day; run `{fetch_again(name, day)}` once the API has corrected it "
+        f"(bronze fetches an invalid day again on every run that covers it): {shown}{more}"
+    )
 
 
 def _utc_micros(text: str) -> int:
@@ -89,15 +128,44 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
     `conflicting_versions` counts the different versions when the copies disagree, so that the
     API's conflicting answers are recorded, not silently resolved.
 
-    Raises BronzeFileError, naming `name`, when the bytes are not such a document.
+    Raises BronzeFileError, naming `name`, the problem and the command that repairs it, when
+    the bytes are not such a document or bronze marked half-hours of the day invalid (values
+    out of physical range: silver is the second line of defence, bronze the first).
     """
     try:
         with paused_gc():
-            day = day_files.decode_records(content)
+            try:
+                text = gzip.decompress(content)
+            except (OSError, EOFError, zlib.error) as error:
+                raise _damaged(name, f"not gzip ({error})") from None
+            try:
+                day = _SILVER_DAY_DECODER.decode(text)
+            except msgspec.ValidationError as error:  # JSON, but not of the day file's shape
+                raise _of_another_shape(name, str(error)) from None
+            except msgspec.DecodeError as error:
+                raise _damaged(name, f"not JSON ({error})") from None
+            if day.invalid_half_hours:
+                raise invalid_day_error(name, day.date, day.invalid_half_hours)
             file_date = dt.date.fromisoformat(day.date)
             return _table(file_date, *_latest_versions(day, file_date))
-    except (OSError, EOFError, msgspec.DecodeError, ValueError, TypeError) as error:
-        raise BronzeFileError(f"{name} is not a bronze day document: {error}") from None
+    except BronzeFileError:
+        raise
+    except (ValueError, TypeError) as error:
+        raise _of_another_shape(name, str(error)) from None
+
+
+def _damaged(name: str, problem: str) -> BronzeFileError:
+    return BronzeFileError(
+        f"{name} is not a bronze day document: {problem}. Run `{fetch_again(name)}`: bronze "
+        "sets a damaged day file aside (bronze/_damaged/) and fetches the day again"
+    )
+
+
+def _of_another_shape(name: str, problem: str) -> BronzeFileError:
+    return BronzeFileError(
+        f"{name} is not a bronze day document: {problem}. Move the file into bronze/_damaged/ "
+        f"and run `{fetch_again(name)}`: bronze fetches a day that has no file"
+    )
 
 
 def _latest_versions(

@@ -19,8 +19,11 @@ from dagster import (
 
 from carbon_assets.columns import sql_table_schema
 from carbon_assets.gold.rows import GOLD_COLUMNS
+from carbon_assets.lake import LakeResource
+from carbon_assets.lake_source import read_lake_source
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.warehouse.charts import as_markdown_image, gb_fuel_mix, intensity_heatmap
+from carbon_assets.warehouse.load import FetchSource, SourcedRows
 from carbon_assets.warehouse.tables import DAILY, HALF_HOURLY
 
 WAREHOUSE_TABLE = DAILY.qualified
@@ -42,6 +45,19 @@ WAREHOUSE_ASSET = {
 PREVIEW_COLUMNS = ["regionid", "shortname", "intensity_avg", "index_mode", "fuel_gas", "fuel_wind"]
 
 
+def lake_fetch_source(context: AssetExecutionContext, lake: LakeResource) -> FetchSource:
+    """The API the lake was filled from (its source.json), or "unknown" when the lake does not
+    say: the rows are loaded and say so rather than fail or guess."""
+    recorded = read_lake_source(lake.root)
+    if recorded is None:
+        context.log.warning(f"{lake.root} records no source: its rows are loaded as unknown")
+        source = FetchSource.unknown()
+    else:
+        source = FetchSource(recorded.api_base_url, recorded.emulator)
+    context.add_output_metadata({"source": MetadataValue.text(str(source))})
+    return source
+
+
 @asset(
     **WAREHOUSE_ASSET,
     metadata={
@@ -52,18 +68,21 @@ PREVIEW_COLUMNS = ["regionid", "shortname", "intensity_avg", "index_mode", "fuel
     freshness_policy=FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=FRESH_FOR),
 )
 def carbon_intensity_daily(
-    context: AssetExecutionContext, gold_carbon_intensity_daily: pd.DataFrame
-) -> pd.DataFrame:
+    context: AssetExecutionContext, lake: LakeResource, gold_carbon_intensity_daily: pd.DataFrame
+) -> SourcedRows:
     """Daily carbon intensity per region in PostgreSQL: carbon_data.carbon_intensity_daily.
 
     One row per (regionid, date_recorded), the primary key, with gold's averages as
-    DECIMAL(10,2). A load replaces its range in one transaction: new rows are inserted,
-    changed rows updated, identical rows left alone, rows gold no longer has deleted; the
-    counts show in the materialization's metadata. Each run also records an observation of its
-    last day with a preview of that day's rows and two charts of the range (intensity by region
-    and day, the GB generation mix).
+    DECIMAL(10,2) (time averages of the half-hourly forecasts and shares of the UTC day), the
+    day's latest fetch (fetched_at) and the API it came from (source_id, see
+    carbon_data.fetch_source). A load replaces its range in one transaction: new rows are
+    inserted, changed rows updated, identical rows left alone, rows gold no longer has deleted;
+    the counts show in the materialization's metadata. Each run also records an observation of
+    its last day with a preview of that day's rows and two charts of the range (intensity by
+    region and day, the GB generation mix).
     """
-    rows = gold_carbon_intensity_daily[list(GOLD_COLUMNS)]
+    # Gold day files written before gold had fetched_at have no such column: NULL.
+    rows = gold_carbon_intensity_daily.reindex(columns=list(GOLD_COLUMNS))
     context.log.info(f"Loading {len(rows):,} gold rows into {WAREHOUSE_TABLE}")
     rows = rows.sort_values(["date_recorded", "regionid"], ignore_index=True)
     if len(rows):
@@ -75,7 +94,7 @@ def carbon_intensity_daily(
             AssetObservation(asset_key=context.asset_key, partition=latest, metadata=pictures(rows))
         )
         context.add_output_metadata({"pictures": MetadataValue.text(f"observation of {latest}")})
-    return rows
+    return SourcedRows(rows, lake_fetch_source(context, lake))
 
 
 def pictures(daily: pd.DataFrame) -> dict[str, MetadataValue]:
@@ -127,16 +146,18 @@ class SilverDays:
     },
 )
 def carbon_intensity_halfhourly(
-    context: AssetExecutionContext, silver_carbon_intensity: dict[str, str]
-) -> SilverDays:
+    context: AssetExecutionContext, lake: LakeResource, silver_carbon_intensity: dict[str, str]
+) -> SourcedRows:
     """Half-hourly carbon intensity per region in PostgreSQL: carbon_intensity_halfhourly.
 
-    One row per (regionid, period_start), the primary key, with the forecast, the index and
-    the nine fuel shares exactly as the API sent them (NUMERIC, no binary floating point):
-    what diurnal and load-shifting studies need. Loaded from silver's day files a month at a
-    time, with the same idempotent, range-replacing, counted load as the daily table.
+    One row per (regionid, period_start), the primary key, with the forecast (the regional API
+    publishes no actuals), the index and the nine fuel shares exactly as the API sent them
+    (NUMERIC, no binary floating point), when that answer was fetched (fetched_at) and the API
+    it came from (source_id): what diurnal and load-shifting studies need. Loaded from silver's
+    day files a month at a time, with the same idempotent, range-replacing, counted load as
+    the daily table.
     """
     context.log.info(
         f"Loading {len(silver_carbon_intensity):,} silver days into {HALF_HOURLY.qualified}"
     )
-    return SilverDays(silver_carbon_intensity)
+    return SourcedRows(SilverDays(silver_carbon_intensity), lake_fetch_source(context, lake))

@@ -4,7 +4,14 @@ import datetime as dt
 
 import pyarrow.parquet as pq
 import sqlalchemy
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSpec, multi_asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    multi_asset_check,
+)
 
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.grid import HALF_HOURS_PER_DAY, REGION_COUNT
@@ -16,12 +23,13 @@ from carbon_assets.warehouse.assets import (
     carbon_intensity_halfhourly,
 )
 from carbon_assets.warehouse.resource import WarehouseDatabase
-from carbon_assets.warehouse.tables import HALF_HOURLY
+from carbon_assets.warehouse.tables import DAILY, HALF_HOURLY, WarehouseTable
 
 WAREHOUSE_UNIQUE_KEY = "warehouse_unique_region_date"
 WAREHOUSE_ROWS_MATCH_GOLD = "warehouse_rows_match_gold"
 WAREHOUSE_NO_NULLS = "warehouse_no_nulls_in_required_columns"
 WAREHOUSE_REGIONS_KNOWN = "warehouse_regions_in_dim_region"
+WAREHOUSE_ONE_SOURCE = "warehouse_rows_from_one_source"
 
 
 # Each query returns the failing dates within [:first, :last]. They measure the table itself
@@ -63,7 +71,50 @@ WAREHOUSE_CHECK_DESCRIPTIONS = {
         "Every regionid has a row in carbon_data.dim_region. A failure means joins to region "
         "names drop the listed dates' rows."
     ),
+    WAREHOUSE_ONE_SOURCE: (
+        "Every row of the whole table came from one API (source_id, see "
+        "carbon_data.fetch_source); a warning. A failure lists each source and its rows: the "
+        "table mixes APIs (the emulator's synthetic data with the real API's, say), holds "
+        "rows loaded before sources were recorded, or a source_id carbon_data.fetch_source "
+        "lacks."
+    ),
 }
+# The source of every row of a table: {source: rows}. The whole table, not the run's range:
+# rows of another source anywhere in it make every query over it a mix.
+NOT_LISTED = ", not in fetch_source"
+SQL_ROWS_BY_SOURCE = """
+    SELECT CASE
+             WHEN t.source_id IS NULL THEN 'not recorded (loaded before sources were)'
+             WHEN s.source_id IS NULL THEN 'source_id ' || t.source_id || '{NOT_LISTED}'
+             ELSE s.api_base_url || CASE WHEN s.emulator THEN ' (the emulator)' ELSE '' END
+           END AS source, t.rows
+    FROM (SELECT source_id, count(*) AS rows FROM {table} GROUP BY source_id) AS t
+    LEFT JOIN carbon_data.fetch_source AS s USING (source_id)
+    ORDER BY t.rows DESC"""
+
+
+def rows_by_source(connection: sqlalchemy.Connection, table: WarehouseTable) -> dict[str, int]:
+    """{source: rows} over the whole table (a table of one source has one entry)."""
+    query = sqlalchemy.text(SQL_ROWS_BY_SOURCE.format(table=table.qualified, NOT_LISTED=NOT_LISTED))
+    return {source: rows for source, rows in connection.execute(query)}
+
+
+def one_source_result(
+    check_name: str, table: WarehouseTable, sources: dict[str, int]
+) -> AssetCheckResult:
+    """Passes when the table's rows come from one source of fetch_source at most; a warning
+    otherwise."""
+    passed = len(sources) <= 1 and not any(source.endswith(NOT_LISTED) for source in sources)
+    return AssetCheckResult(
+        check_name=check_name,
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"table": table.qualified, "rows_by_source": MetadataValue.json(sources)},
+        description=None
+        if passed
+        else f"{table.qualified} holds rows of {len(sources)} source(s): "
+        + "; ".join(f"{source}: {rows:,} rows" for source, rows in sources.items()),
+    )
 
 
 def warehouse_problems(
@@ -107,6 +158,7 @@ def warehouse_checks(
     )
     with warehouse.engine().connect() as connection:
         problems = warehouse_problems(connection, gold_rows_per_date, first, last)
+        sources = rows_by_source(connection, DAILY)
     for name, failing in problems.items():
         yield AssetCheckResult(
             check_name=name,
@@ -117,6 +169,7 @@ def warehouse_checks(
                 "failing_dates": listed(failing),
             },
         )
+    yield one_source_result(WAREHOUSE_ONE_SOURCE, DAILY, sources)
 
 
 # --- the half-hourly table ---------------------------------------------------------------
@@ -124,6 +177,7 @@ def warehouse_checks(
 HALF_HOURLY_UNIQUE_KEY = "halfhourly_unique_region_half_hour"
 HALF_HOURLY_COMPLETE_DAYS = "halfhourly_complete_days_have_864_rows"
 HALF_HOURLY_ROWS_MATCH_SILVER = "halfhourly_rows_match_silver"
+HALF_HOURLY_ONE_SOURCE = "halfhourly_rows_from_one_source"
 ROWS_PER_COMPLETE_DAY = HALF_HOURS_PER_DAY * REGION_COUNT
 
 HALF_HOURLY_CHECK_DESCRIPTIONS = {
@@ -139,6 +193,7 @@ HALF_HOURLY_CHECK_DESCRIPTIONS = {
         "The table has as many rows per date as silver. A failure means the load missed or kept "
         "extra rows: the listed dates in PostgreSQL differ from the lake."
     ),
+    HALF_HOURLY_ONE_SOURCE: WAREHOUSE_CHECK_DESCRIPTIONS[WAREHOUSE_ONE_SOURCE],
 }
 SQL_HALF_HOURLY_DUPLICATED_DATES = f"""
     SELECT DISTINCT date_recorded FROM (
@@ -197,6 +252,7 @@ def halfhourly_checks(
     )
     with warehouse.engine().connect() as connection:
         problems = halfhourly_problems(connection, silver_rows_per_date, complete_days, first, last)
+        sources = rows_by_source(connection, HALF_HOURLY)
     for name, failing in problems.items():
         yield AssetCheckResult(
             check_name=name,
@@ -207,3 +263,4 @@ def halfhourly_checks(
                 "failing_dates": listed(failing),
             },
         )
+    yield one_source_result(HALF_HOURLY_ONE_SOURCE, HALF_HOURLY, sources)

@@ -2,7 +2,8 @@
 
 The asset's key names its table (tables.TABLES): carbon_intensity_daily takes gold's rows as
 one DataFrame, carbon_intensity_halfhourly takes silver's as DataFrames of a few days at a
-time, so a load of years never holds them all in memory.
+time, so a load of years never holds them all in memory; both come with the API they were
+fetched from (load.SourcedRows), which the load stamps on every row.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 from psycopg2 import sql
 
 from carbon_assets.partitions import DayRange, day_range
-from carbon_assets.warehouse.load import RowsRejected, describe, load_range
+from carbon_assets.warehouse.load import (
+    FetchSource,
+    RowsRejected,
+    SourcedRows,
+    describe,
+    load_range,
+)
 from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets.warehouse.secrets import mask_secrets, mask_url
 from carbon_assets.warehouse.tables import AUDIT_COLUMNS, SCHEMA, TABLES, WarehouseTable
@@ -45,11 +52,15 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
     # --- output ----------------------------------------------------------------------------
 
     def handle_output(
-        self, context: OutputContext, obj: pd.DataFrame | Iterable[pd.DataFrame]
+        self, context: OutputContext, obj: SourcedRows | pd.DataFrame | Iterable[pd.DataFrame]
     ) -> None:
-        """Load the rows of the partition range in one transaction (see load.py)."""
+        """Load the rows of the partition range in one transaction (see load.py), stamped with
+        their source (rows given without one get a NULL source_id)."""
         table = table_of(context)
         days = day_range(context)
+        source: FetchSource | None = None
+        if isinstance(obj, SourcedRows):
+            obj, source = obj.rows, obj.source
         chunks: Iterable[pd.DataFrame]
         if isinstance(obj, pd.DataFrame):
             chunks = [obj]
@@ -70,7 +81,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         url: str | None = None
         try:
             url = self.warehouse.url()
-            counts = load_range(self.warehouse.engine(), table, chunks, days)
+            counts = load_range(self.warehouse.engine(), table, chunks, days, source)
         except RowsRejected:
             raise  # rows the table cannot take: the message says which
         except Exception as error:  # noqa: BLE001 - re-raised below with the password masked

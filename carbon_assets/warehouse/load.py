@@ -9,6 +9,10 @@ lost connection) leaves the table exactly as it was, and readers never see a hal
 A first load of a range (nothing of it in the table yet, as in every backfill) COPYs the rows
 straight into the table in the same transaction: nothing to compare or delete. The same code
 loads every table (tables.py says what differs).
+
+Every row is stamped with the source_id of the API its lake was filled from
+(carbon_data.fetch_source, looked up or added in a short transaction of its own before the
+load, so two loads of a new source do not wait for each other's transaction).
 """
 
 from __future__ import annotations
@@ -28,7 +32,57 @@ import sqlalchemy
 from psycopg2 import sql
 
 from carbon_assets.partitions import DayRange
-from carbon_assets.warehouse.tables import AUDIT_COLUMNS, REGION_NAMES, SCHEMA, WarehouseTable
+from carbon_assets.warehouse.tables import (
+    AUDIT_COLUMNS,
+    REGION_NAMES,
+    SCHEMA,
+    WarehouseTable,
+)
+
+UNKNOWN_API = "unknown"
+
+
+@dataclass(frozen=True)
+class FetchSource:
+    """The API a lake was filled from, as carbon_data.fetch_source records it."""
+
+    api_base_url: str
+    emulator: bool | None  # None: not known
+
+    @classmethod
+    def unknown(cls) -> FetchSource:
+        """For a lake that does not record its source: its rows say so rather than guess."""
+        return cls(UNKNOWN_API, None)
+
+    def __str__(self) -> str:
+        return f"{self.api_base_url}{' (the emulator)' if self.emulator else ''}"
+
+
+@dataclass(frozen=True)
+class SourcedRows:
+    """What a warehouse asset returns: its rows (one DataFrame, or DataFrames of a few days at a
+    time) and the API they were fetched from."""
+
+    rows: pd.DataFrame | Iterable[pd.DataFrame]
+    source: FetchSource
+
+
+def fetch_source_id(engine: sqlalchemy.Engine, source: FetchSource) -> int:
+    """The source's carbon_data.fetch_source id, added when the warehouse has not seen it."""
+    with engine.begin() as connection:
+        cursor = connection.connection.cursor()
+        cursor.execute(
+            "INSERT INTO carbon_data.fetch_source (api_base_url, emulator) VALUES (%s, %s)"
+            " ON CONFLICT ON CONSTRAINT fetch_source_api_base_url_emulator_key DO NOTHING",
+            (source.api_base_url, source.emulator),
+        )
+        cursor.execute(
+            "SELECT source_id FROM carbon_data.fetch_source"
+            " WHERE api_base_url = %s AND emulator IS NOT DISTINCT FROM %s",
+            (source.api_base_url, source.emulator),
+        )
+        (source_id,) = cursor.fetchone()
+    return source_id
 
 
 class RowsRejected(ValueError):
@@ -78,9 +132,9 @@ def prepare_rows(df: pd.DataFrame, table: WarehouseTable) -> pd.DataFrame:
     if (days != days.dt.normalize()).any():
         raise RowsRejected(f"{table.day_column} must be dates, not timestamps with a time of day")
     rows[table.day_column] = iso_text(days, "D")
-    for column in table.moments:
+    for column in table.moments:  # to the microsecond: fetch times have fractions
         rows[column] = iso_text(
-            pd.to_datetime(rows[column], utc=True, cache=False), "s", suffix="+00:00"
+            pd.to_datetime(rows[column], utc=True, cache=False), "us", suffix="+00:00"
         )
     return rows
 
@@ -167,10 +221,16 @@ def describe(error: BaseException) -> str:
 
 
 def load_range(
-    engine: sqlalchemy.Engine, table: WarehouseTable, chunks: Iterable[pd.DataFrame], days: DayRange
+    engine: sqlalchemy.Engine,
+    table: WarehouseTable,
+    chunks: Iterable[pd.DataFrame],
+    days: DayRange,
+    source: FetchSource | None = None,
 ) -> LoadCounts:
     """Replace the rows of `days` in `table` with those of `chunks` (DataFrames of whole days,
-    in day order, each prepared and checked here), counting what changed, in one transaction."""
+    in day order, each prepared and checked here), stamped with `source` (NULL when None),
+    counting what changed, in one transaction."""
+    source_id = fetch_source_id(engine, source) if source is not None else None
     target = _qualified(table)
     day_column = sql.Identifier(table.day_column)
     with engine.begin() as connection:
@@ -185,7 +245,7 @@ def load_range(
             (days.first, days.last),
         )
         (range_holds_rows,) = cursor.fetchone()
-        prepared = PreparedChunks(chunks, table, days)
+        prepared = PreparedChunks(chunks, table, days, source_id)
         if range_holds_rows:
             inserted, updated, deleted = _replace_through_staging(cursor, table, prepared, days)
         else:
@@ -229,11 +289,19 @@ def load_range(
 
 
 class PreparedChunks:
-    """The chunks ready for COPY: each prepared, checked against the range and rid of duplicate
-    keys as it is read, counting rows, duplicates and regions on the way."""
+    """The chunks ready for COPY: each prepared, checked against the range, rid of duplicate
+    keys and stamped with the source as it is read, counting rows, duplicates and regions on
+    the way."""
 
-    def __init__(self, chunks: Iterable[pd.DataFrame], table: WarehouseTable, days: DayRange):
+    def __init__(
+        self,
+        chunks: Iterable[pd.DataFrame],
+        table: WarehouseTable,
+        days: DayRange,
+        source_id: int | None = None,
+    ):
         self.chunks, self.table, self.days = chunks, table, days
+        self.source_id = source_id
         self.rows = self.duplicates = 0
         self.regions: set[int] = set()
 
@@ -254,6 +322,7 @@ class PreparedChunks:
         rows = prepare_rows(chunk, self.table)
         check_range(rows, self.days, self.table)
         rows, removed = remove_duplicates(rows, self.table)
+        rows["source_id"] = pd.array([self.source_id] * len(rows), dtype="Int64")
         self.rows, self.duplicates = self.rows + len(rows), self.duplicates + removed
         self.regions.update(rows["regionid"].unique().tolist())
         return rows
@@ -338,7 +407,7 @@ def _replace_through_staging(
             target,
         )
     )
-    copy = _copy_statement(sql.Identifier("carbon_staging"), table.input_columns)
+    copy = _copy_statement(sql.Identifier("carbon_staging"), table.staged_columns)
     for rows in prepared:
         cursor.copy_expert(copy.as_string(cursor), csv_buffer(rows))
     cursor.execute(

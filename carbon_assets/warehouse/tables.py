@@ -11,6 +11,8 @@ SCHEMA = "carbon_data"
 AUDIT_COLUMNS: tuple[str, ...] = ("loaded_at", "updated_at")
 # Written to dim_region with the rows of a region it does not know yet.
 REGION_NAMES: tuple[str, ...] = ("shortname", "dno")
+# Written by the load itself on every row: the carbon_data.fetch_source of the rows.
+STAMPED: tuple[str, ...] = ("source_id",)
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class WarehouseTable:
     key: tuple[str, ...]  # the primary key
     whole_numbers: tuple[str, ...] = ()  # integers, never NULL
     whole_numbers_or_null: tuple[str, ...] = ()
-    moments: tuple[str, ...] = ()  # TIMESTAMPTZ columns
+    moments: tuple[str, ...] = ()  # TIMESTAMPTZ columns (NULL allowed)
     day_column: str = "date_recorded"
 
     @property
@@ -35,8 +37,15 @@ class WarehouseTable:
 
     @property
     def input_columns(self) -> tuple[str, ...]:
-        """The columns a load takes: the table's, and the region names dim_region needs."""
-        return self.columns + tuple(c for c in REGION_NAMES if c not in self.columns)
+        """The columns a load takes: the table's but those it stamps itself, and the region
+        names dim_region needs."""
+        given = tuple(c for c in self.columns if c not in STAMPED)
+        return given + tuple(c for c in REGION_NAMES if c not in self.columns)
+
+    @property
+    def staged_columns(self) -> tuple[str, ...]:
+        """The columns of the rows a load COPYs: the input's, then the stamped ones."""
+        return self.input_columns + STAMPED
 
     @property
     def holds_region_names(self) -> bool:
@@ -45,9 +54,10 @@ class WarehouseTable:
 
 DAILY = WarehouseTable(
     "carbon_intensity_daily",
-    columns=GOLD_COLUMNS,
+    columns=(*GOLD_COLUMNS, *STAMPED),
     key=("regionid", "date_recorded"),
     whole_numbers=("regionid", "half_hours"),
+    moments=("fetched_at",),
 )
 HALF_HOURLY = WarehouseTable(
     "carbon_intensity_halfhourly",
@@ -58,10 +68,12 @@ HALF_HOURLY = WarehouseTable(
         "intensity_forecast",
         "intensity_index",
         *FUEL_COLUMNS,
+        "fetched_at",
+        *STAMPED,
     ),
     key=("regionid", "period_start"),
     whole_numbers=("regionid",),
     whole_numbers_or_null=("intensity_forecast",),
-    moments=("period_start",),
+    moments=("period_start", "fetched_at"),
 )
 TABLES = {table.name: table for table in (DAILY, HALF_HOURLY)}

@@ -7,8 +7,9 @@ import pandas as pd
 from carbon_assets.grid import FUEL_COLUMNS
 from carbon_assets.silver.checks import (
     SILVER_FUEL_MIX_SUMS_TO_100,
+    SILVER_FUEL_SHARES_IN_RANGE,
     SILVER_INDEX_LABELS_KNOWN,
-    SILVER_INTENSITY_NON_NEGATIVE,
+    SILVER_INTENSITY_IN_RANGE,
     SILVER_KNOWN_REGIONS,
     SILVER_NO_CONFLICTING_DUPLICATES,
     SILVER_NO_UNKNOWN_FUELS,
@@ -16,6 +17,7 @@ from carbon_assets.silver.checks import (
     conflicting_half_hours,
     silver_problems,
     unknown_regions,
+    values_out_of_range,
 )
 
 DAY, OTHER = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
@@ -56,12 +58,14 @@ def test_each_silver_problem_names_its_date():
     bad.at[at_other[3], "extra_fuels"] = [("storage", 1.0)]
     bad = pd.concat([bad, silver_rows(OTHER, regions=[19], half_hours=2)], ignore_index=True)
     bad.loc[at_other[4], "conflicting_versions"] = 2
+    bad.loc[at_other[5], "fuel_wind"] = -1.0  # out of range, and the mix sums to 99
     problems = {name: sorted(set(found)) for name, found in silver_problems(bad).items()}
     assert problems == {
         SILVER_UNIQUE_HALF_HOURS: [DAY],
         SILVER_KNOWN_REGIONS: [OTHER],
         SILVER_FUEL_MIX_SUMS_TO_100: [OTHER],
-        SILVER_INTENSITY_NON_NEGATIVE: [OTHER],
+        SILVER_FUEL_SHARES_IN_RANGE: [OTHER],
+        SILVER_INTENSITY_IN_RANGE: [OTHER],
         SILVER_INDEX_LABELS_KNOWN: [OTHER],
         SILVER_NO_UNKNOWN_FUELS: [OTHER],
         SILVER_NO_CONFLICTING_DUPLICATES: [OTHER],
@@ -99,3 +103,32 @@ def test_a_range_is_checked_in_parts_that_cover_it_once():
     assert all(len(part) == CHUNK_DAYS for part in parts[:-1]) and 1 <= len(parts[-1])
     assert [d for part in parts for d in part.days()] == years.days()
     assert DayRange(DAY, DAY).chunks(CHUNK_DAYS) == [DayRange(DAY, DAY)]
+
+
+def test_values_beyond_their_physical_range_are_named_with_half_hour_region_and_value():
+    bad = silver_rows(regions=[3], half_hours=3)
+    bad.loc[0, "fuel_gas"] = 1e9
+    bad.loc[1, "intensity_forecast"] = 2_000_000_000
+    bad.loc[2, "intensity_forecast"] = 2000  # the bound itself is possible
+    problems = {name: len(found) for name, found in silver_problems(bad).items() if len(found)}
+    assert problems == {
+        SILVER_FUEL_SHARES_IN_RANGE: 1,
+        SILVER_FUEL_MIX_SUMS_TO_100: 1,
+        SILVER_INTENSITY_IN_RANGE: 1,
+    }
+    assert values_out_of_range(bad) == {
+        SILVER_INTENSITY_IN_RANGE: [
+            "2024-01-01T00:30Z region 3: intensity_forecast 2e+09 is outside 0-2000 gCO2/kWh"
+        ],
+        SILVER_FUEL_SHARES_IN_RANGE: [
+            "2024-01-01T00:00Z region 3: fuel_gas 1e+09 is outside 0-100 %"
+        ],
+    }
+
+
+def test_a_half_hour_without_any_share_is_a_gap_not_a_wrong_sum():
+    rows = silver_rows(half_hours=1)
+    rows.loc[0, list(FUEL_COLUMNS)] = None
+    problems = silver_problems(rows)
+    assert problems[SILVER_FUEL_MIX_SUMS_TO_100].empty
+    assert problems[SILVER_FUEL_SHARES_IN_RANGE].empty

@@ -24,8 +24,12 @@ def rows_of(path: str | Path) -> list[dict]:
 
 
 def stored(tmp_path: Path, sources: list[dict], day: dt.date = DAY) -> Path:
+    """A day file of `sources`, without bronze's marking of invalid half-hours: how silver
+    reads odd records itself (a day bronze marked is refused, see below)."""
     store = BronzeStore(tmp_path / "bronze")
-    store.write(build_document(day, sources))
+    document = build_document(day, sources)
+    document.pop("invalid_half_hours", None)
+    store.write(document)
     return store.path(day)
 
 
@@ -165,3 +169,23 @@ def test_a_file_of_another_shape_is_rejected_naming_it_and_the_place(tmp_path, e
 def test_bytes_that_are_not_gzip_are_rejected_naming_the_file():
     with pytest.raises(BronzeFileError, match="2019-08-25.json.gz is not a bronze day document"):
         silver_rows(b"not gzip at all", "bronze/2019/2019-08-25.json.gz")
+
+
+def test_a_day_bronze_marked_invalid_is_refused_naming_file_problems_and_command(tmp_path):
+    period = copy.deepcopy(real_periods()[0])
+    period["regions"][2]["generationmix"][3]["perc"] = 1e9
+    store = BronzeStore(tmp_path / "bronze")
+    store.write(build_document(DAY, [source([period])]))  # bronze marks the half-hour invalid
+    with pytest.raises(BronzeFileError) as raised:
+        rows_of(store.path(DAY))
+    message = str(raised.value)
+    assert str(store.path(DAY)) in message and "1 half-hour(s) of 2019-08-25 invalid" in message
+    assert "region 3" in message and "1e+09" in message
+    assert "carbon-assets backfill 2019-08-25 2019-08-25" in message
+
+
+def test_a_damaged_file_names_the_command_that_fetches_the_day_again():
+    with pytest.raises(BronzeFileError) as raised:
+        silver_rows(b"\x1f\x8b truncated", "bronze/2019/2019-08-25.json.gz")
+    assert "carbon-assets backfill 2019-08-25 2019-08-25" in str(raised.value)
+    assert "_damaged" in str(raised.value)

@@ -169,7 +169,7 @@ def test_sql_files_never_drop_anything() -> None:
 
 def test_apply_schema_creates_the_tables_and_records_the_version(database: str) -> None:
     engine = create_warehouse_engine(database)
-    assert apply_schema(engine) == ["001", "002"]
+    assert apply_schema(engine) == ["001", "002", "003"]
     tables = query(
         database,
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'carbon_data'"
@@ -179,9 +179,10 @@ def test_apply_schema_creates_the_tables_and_records_the_version(database: str) 
         ("carbon_intensity_daily",),
         ("carbon_intensity_halfhourly",),
         ("dim_region",),
+        ("fetch_source",),
         ("schema_migrations",),
     ]
-    assert set(applied_migrations(engine)) == {"001", "002"}
+    assert set(applied_migrations(engine)) == {"001", "002", "003"}
     columns = query(
         database,
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
@@ -270,7 +271,7 @@ def test_applying_the_ddl_again_changes_nothing_and_keeps_rows(database: str) ->
             connection.connection.cursor().execute(path.read_text())
 
     assert catalog_snapshot(database) == before
-    assert before["rows"] == [(1, 1, 2)]  # a region, a daily row, two applied files
+    assert before["rows"] == [(1, 1, 3)]  # a region, a daily row, three applied files
 
 
 def test_two_processes_applying_at_once_apply_each_file_once(database: str) -> None:
@@ -296,10 +297,11 @@ def test_two_processes_applying_at_once_apply_each_file_once(database: str) -> N
         thread.join(30)
     assert not errors
     # Each file once, by whichever process got to it first.
-    assert sorted(version for applied in results for version in applied) == ["001", "002"]
+    assert sorted(version for applied in results for version in applied) == ["001", "002", "003"]
     assert query(database, "SELECT version FROM carbon_data.schema_migrations ORDER BY 1") == [
         ("001",),
         ("002",),
+        ("003",),
     ]
 
 

@@ -45,7 +45,7 @@ from carbon_assets.warehouse.resource import (
     session_settings,
     sqlalchemy_url,
 )
-from carbon_assets.warehouse.tables import HALF_HOURLY
+from carbon_assets.warehouse.tables import DAILY, HALF_HOURLY
 from carbon_assets_tests.helpers import REPO, range_tags, synthetic_gold_rows
 from carbon_assets_tests.postgres_helpers import (
     SERVERS,
@@ -107,8 +107,13 @@ def load(
 
 
 def table_rows(url: str, table: str = TABLE) -> list[tuple]:
-    """The whole table, audit columns included, in key order."""
-    return query(url, f"SELECT * FROM {table} ORDER BY regionid, date_recorded")
+    """The whole table in key order: its columns, then the audit columns (loaded_at last but
+    one, updated_at last)."""
+    return query(
+        url,
+        f"SELECT *, loaded_at AS loaded, updated_at AS updated FROM {table}"
+        " ORDER BY regionid, date_recorded",
+    )
 
 
 def counts(metadata: dict) -> tuple:
@@ -366,6 +371,7 @@ def halfhourly_rows(day: str, names: dict[int, str]) -> pd.DataFrame:
             "intensity_forecast": 100 + k,
             "intensity_index": "moderate",
             **{fuel: 100 / len(FUEL_COLUMNS) for fuel in FUEL_COLUMNS},
+            "fetched_at": pd.Timestamp("2024-02-01T10:00Z"),
             "shortname": name,
             "dno": f"{name} DNO",
         }
@@ -380,13 +386,13 @@ def test_a_first_load_copies_chunks_straight_in_and_fails_whole(warehouse) -> No
     regions = "SELECT regionid, shortname FROM carbon_data.dim_region ORDER BY 1"
     january = DayRange.from_keys("2024-01-01", "2024-01-02")
     chunks = [
-        halfhourly_rows("2024-01-01", {1: "North Scotland", 19: "Atlantis"}),
-        halfhourly_rows("2024-01-02", {1: "North Scotland", 19: "New Atlantis"}),
+        halfhourly_rows("2024-01-01", {1: "North Scotland", 14: "Atlantis"}),
+        halfhourly_rows("2024-01-02", {1: "North Scotland", 14: "New Atlantis"}),
     ]
     first = load_range(engine, HALF_HOURLY, chunks, january)  # an empty range: straight in
     assert (first.inserted, first.updated, first.deleted, first.rows_in_table) == (192, 0, 0, 192)
     # A region this load adds takes the names of its latest day, as a staged load's do.
-    assert query(url, regions) == [(1, "North Scotland"), (19, "New Atlantis")]
+    assert query(url, regions) == [(1, "North Scotland"), (14, "New Atlantis")]
     again = load_range(engine, HALF_HOURLY, chunks, january)  # the range holds rows: staged
     assert (again.skipped_unchanged, again.inserted, again.updated, again.deleted) == (
         192,
@@ -400,7 +406,7 @@ def test_a_first_load_copies_chunks_straight_in_and_fails_whole(warehouse) -> No
     with pytest.raises(psycopg2.errors.CheckViolation, match="intensity_forecast_check"):
         load_range(engine, HALF_HOURLY, bad, DayRange.from_keys("2024-02-01", "2024-02-02"))
     assert query(url, "SELECT count(*) FROM carbon_data.carbon_intensity_halfhourly") == [(192,)]
-    assert query(url, regions) == [(1, "North Scotland"), (19, "New Atlantis")]
+    assert query(url, regions) == [(1, "North Scotland"), (14, "New Atlantis")]
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -412,14 +418,16 @@ def test_load_input_returns_exactly_the_rows_of_the_range(warehouse) -> None:
     store(manager, rows, "2024-01-01", "2024-01-10")
 
     loaded = load(manager, "2024-01-03", "2024-01-04")
-    assert list(loaded.columns) == [*GOLD_COLUMNS, "loaded_at", "updated_at"]
+    assert list(loaded.columns) == [*DAILY.columns, "loaded_at", "updated_at"]
     assert len(loaded) == 36
     assert set(loaded.date_recorded) == {dt.date(2024, 1, 3), dt.date(2024, 1, 4)}
     keys = list(loaded[["date_recorded", "regionid"]].itertuples(index=False, name=None))
     assert keys == sorted(keys)
     expected = rows[rows.date_recorded.isin([dt.date(2024, 1, 3), dt.date(2024, 1, 4)])]
     expected = expected.sort_values(["date_recorded", "regionid"], ignore_index=True)
-    pd.testing.assert_frame_equal(loaded[list(GOLD_COLUMNS)], expected)
+    # fetched_at and source_id: test_provenance.py
+    values = [c for c in GOLD_COLUMNS if c != "fetched_at"]
+    pd.testing.assert_frame_equal(loaded[values], expected[values])
     assert isinstance(loaded.intensity_avg[0], Decimal) and loaded.regionid.dtype == "int64"
 
     assert len(load(manager, None)) == 180  # unpartitioned: everything
