@@ -94,6 +94,10 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         context.log.info(f"Removed {counts.duplicates_removed:,} duplicate rows from input")
         context.log.info(f"Skipped {counts.skipped_unchanged:,} rows already in database")
         context.log.info(f"Updated {counts.updated:,} rows with changed values")
+        if counts.refetched_unchanged:
+            context.log.info(
+                f"Refreshed the fetch time of {counts.refetched_unchanged:,} unchanged rows"
+            )
         context.log.info(f"Inserted {counts.inserted:,} new rows")
         context.log.info(f"Deleted {counts.deleted:,} rows the input no longer has")
         context.add_output_metadata(
@@ -102,6 +106,7 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
                 "duplicates_removed": counts.duplicates_removed,
                 "skipped_unchanged": counts.skipped_unchanged,
                 "updated": counts.updated,
+                "refetched_unchanged": counts.refetched_unchanged,
                 "inserted": counts.inserted,
                 "deleted": counts.deleted,
                 "table": table.qualified,

@@ -96,8 +96,9 @@ class LoadCounts:
 
     rows_in_range: int  # input rows after removing duplicates
     duplicates_removed: int
-    skipped_unchanged: int
-    updated: int
+    skipped_unchanged: int  # rows whose values were already in the table
+    updated: int  # rows whose values changed
+    refetched_unchanged: int  # of the unchanged rows, those a newer fetch confirmed
     inserted: int
     deleted: int  # rows of the range whose key the input no longer has
     rows_in_table: int  # rows of the range in the table after the load
@@ -247,13 +248,15 @@ def load_range(
         (range_holds_rows,) = cursor.fetchone()
         prepared = PreparedChunks(chunks, table, days, source_id)
         if range_holds_rows:
-            inserted, updated, deleted = _replace_through_staging(cursor, table, prepared, days)
+            inserted, updated, refetched, deleted = _replace_through_staging(
+                cursor, table, prepared, days
+            )
         else:
             # A first load of the range (every backfill's): there is nothing to compare or
             # delete, so the rows go straight into the table. Staging them and inserting from
             # the staging table costs as much again as the COPY.
             _copy_into_table(cursor, table, prepared)
-            inserted, updated, deleted = prepared.rows, 0, 0
+            inserted, updated, refetched, deleted = prepared.rows, 0, 0, 0
         if table.holds_region_names:
             # Region names follow each region's latest day in the table (loading an old range
             # must not bring back a name the region has since dropped).
@@ -282,6 +285,7 @@ def load_range(
         duplicates_removed=prepared.duplicates,
         skipped_unchanged=prepared.rows - inserted - updated,
         updated=updated,
+        refetched_unchanged=refetched,
         inserted=inserted,
         deleted=deleted,
         rows_in_table=rows_in_table,
@@ -375,12 +379,17 @@ def _replace_through_staging(
     table: WarehouseTable,
     prepared: PreparedChunks,
     days: DayRange,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """Stage the rows, then insert the new, update the changed and delete the range's rows the
-    input no longer has; returns (inserted, updated, deleted)."""
+    input no longer has; returns (inserted, updated, refetched_unchanged, deleted).
+
+    A row whose values are the same but whose provenance is newer (the day was fetched again
+    and the API sent the same values) gets the new fetched_at and source but keeps its
+    updated_at, and is not counted as updated."""
     target = _qualified(table)
     columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
     values = table.value_columns
+    measured = table.measured_columns
 
     def listed(alias: str, names: tuple[str, ...]) -> sql.Composable:
         return sql.SQL(", ").join(sql.Identifier(alias, name) for name in names)
@@ -413,18 +422,25 @@ def _replace_through_staging(
     cursor.execute(
         sql.SQL(
             "SELECT count(*) FILTER (WHERE t.{} IS NULL),"
-            " count(*) FILTER (WHERE t.{} IS NOT NULL AND ({}) IS DISTINCT FROM ({}))"
+            " count(*) FILTER (WHERE t.{} IS NOT NULL AND ({}) IS DISTINCT FROM ({})),"
+            " count(*) FILTER (WHERE t.{} IS NOT NULL AND ({}) IS NOT DISTINCT FROM ({})"
+            "  AND ({}) IS DISTINCT FROM ({}))"
             " FROM carbon_staging s LEFT JOIN {} t ON {}"
         ).format(
             first_key,
             first_key,
+            listed("s", measured),
+            listed("t", measured),
+            first_key,
+            listed("s", measured),
+            listed("t", measured),
             listed("s", values),
             listed("t", values),
             target,
             same_key("t", "s"),
         )
     )
-    inserted, updated = cursor.fetchone()
+    inserted, updated, refetched = cursor.fetchone()
 
     # Regions first, so the foreign key holds for new regions' rows.
     cursor.execute(
@@ -435,7 +451,7 @@ def _replace_through_staging(
             " ON CONFLICT (regionid) DO NOTHING"
         ).format(sql.Identifier(table.day_column))
     )
-    if inserted or updated:  # an idempotent re-run writes nothing at all
+    if inserted or updated or refetched:  # an idempotent re-run writes nothing at all
         # Only new and changed rows go in (the SELECT's WHERE), so a re-run with a few
         # changes touches a few rows; ON CONFLICT ... WHERE keeps unchanged rows (and
         # their updated_at) untouched even so.
@@ -443,7 +459,9 @@ def _replace_through_staging(
             sql.SQL(
                 "INSERT INTO {} AS t ({}) SELECT {} FROM carbon_staging s LEFT JOIN {} c ON {}"
                 " WHERE c.{} IS NULL OR ({}) IS DISTINCT FROM ({})"
-                " ON CONFLICT ({}) DO UPDATE SET {}, updated_at = now()"
+                " ON CONFLICT ({}) DO UPDATE SET {},"
+                " updated_at = CASE WHEN ({}) IS DISTINCT FROM ({})"
+                " THEN now() ELSE t.updated_at END"
                 " WHERE ({}) IS DISTINCT FROM ({})"
             ).format(
                 target,
@@ -459,6 +477,8 @@ def _replace_through_staging(
                     sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
                     for c in values
                 ),
+                listed("t", measured),
+                listed("excluded", measured),
                 listed("t", values),
                 listed("excluded", values),
             )
@@ -473,4 +493,4 @@ def _replace_through_staging(
         ).format(target, sql.Identifier(table.day_column), same_key("s", "t")),
         (days.first, days.last),
     )
-    return inserted, updated, cursor.rowcount
+    return inserted, updated, refetched, cursor.rowcount

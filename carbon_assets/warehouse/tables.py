@@ -13,6 +13,9 @@ AUDIT_COLUMNS: tuple[str, ...] = ("loaded_at", "updated_at")
 REGION_NAMES: tuple[str, ...] = ("shortname", "dno")
 # Written by the load itself on every row: the carbon_data.fetch_source of the rows.
 STAMPED: tuple[str, ...] = ("source_id",)
+# Where a row's values came from, not the values: a re-fetch that brings the same values
+# refreshes these but is no change of the row (its updated_at stays).
+PROVENANCE: tuple[str, ...] = ("fetched_at", *STAMPED)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class WarehouseTable:
     @property
     def value_columns(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c not in self.key)
+
+    @property
+    def measured_columns(self) -> tuple[str, ...]:
+        """The values proper: what a change of the row is judged by."""
+        return tuple(c for c in self.value_columns if c not in PROVENANCE)
 
     @property
     def input_columns(self) -> tuple[str, ...]:

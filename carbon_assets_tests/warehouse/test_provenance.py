@@ -209,3 +209,23 @@ def test_fetch_times_keep_their_microseconds(engine):
     load_range(engine, HALF_HOURLY, [halfhourly_rows(regions=[1])], one_day(), EMULATOR)
     (moment,) = query(url, f"SELECT DISTINCT fetched_at FROM {HALF_HOURLY.qualified}")[0]
     assert moment == dt.datetime(2024, 1, 2, 10, 0, 0, 123456, tzinfo=dt.UTC)
+
+
+def test_a_refetch_with_the_same_values_refreshes_the_fetch_time_but_changes_no_row(engine):
+    """fetched_at says when the API last sent the row's values: a settle-window re-fetch that
+    brings the same values moves it, but the row's values and updated_at stay, and the load
+    counts it apart from the updated rows."""
+    url, engine = engine
+    later = FETCHED_AT + pd.Timedelta(days=1)
+    for table, rows in ((DAILY, synthetic_gold_rows(DAY, 1)), (HALF_HOURLY, halfhourly_rows())):
+        load_range(engine, table, [rows.assign(fetched_at=FETCHED_AT)], one_day(), EMULATOR)
+        before = query(url, f"SELECT min(updated_at), max(updated_at) FROM {table.qualified}")
+        counts = load_range(engine, table, [rows.assign(fetched_at=later)], one_day(), EMULATOR)
+        assert (counts.updated, counts.inserted, counts.deleted) == (0, 0, 0), table.name
+        assert counts.refetched_unchanged == counts.skipped_unchanged == len(rows)
+        fetched = query(url, f"SELECT DISTINCT fetched_at FROM {table.qualified}")
+        assert fetched == [(later.to_pydatetime(),)]
+        after = query(url, f"SELECT min(updated_at), max(updated_at) FROM {table.qualified}")
+        assert after == before
+        again = load_range(engine, table, [rows.assign(fetched_at=later)], one_day(), EMULATOR)
+        assert again.refetched_unchanged == again.updated == 0
