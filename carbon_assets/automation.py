@@ -4,7 +4,9 @@ Both are RUNNING by default (a fresh `make dev` keeps itself current); pause the
 under Automation. Each daily tick asks for two kinds of runs of all four assets:
 - the settle window: the last CARBON_SETTLE_DAYS complete days, as one run, so revised values
   reach the warehouse (bronze fetches only the days not yet final, see bronze/refresh.py);
-- a heal run for each older day stored incomplete that is due for another try.
+- a heal run for each older day stored incomplete that is due for another try (growing
+  intervals, for CARBON_HEAL_DAYS), and for each older day stored invalid, at every tick and
+  however old (bronze/refresh.py).
 A failed step is tried again later (RETRY_POLICY), fetching only what is still missing. A run
 that goes on for MAX_RUN_HOURS is ended by run monitoring (dagster.yaml), so a stuck server
 cannot keep the API pool and the lake's lock from the next tick.
@@ -29,7 +31,7 @@ from dagster import (
     schedule,
 )
 
-from carbon_assets.bronze.refresh import INCOMPLETE, RefreshPolicy
+from carbon_assets.bronze.refresh import INCOMPLETE, INVALID, RefreshPolicy, stored_head
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.lake import LakeResource
 from carbon_assets.partitions import FIRST_FULL_DAY, DayRange
@@ -67,7 +69,8 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 def refresh_requests(
     tick: dt.datetime, policy: RefreshPolicy, store: BronzeStore
 ) -> list[RunRequest]:
-    """The runs a tick at `tick` asks for: the settle window, then one per hole due for a try."""
+    """The runs a tick at `tick` asks for: the settle window, then one per older day to heal
+    (an incomplete day due for another try, an invalid day at every tick)."""
     last = tick.astimezone(dt.UTC).date() - dt.timedelta(days=1)
     if last < FIRST_FULL_DAY:
         return []
@@ -82,21 +85,36 @@ def refresh_requests(
             },
         )
     ]
-    oldest = max(FIRST_FULL_DAY, last - dt.timedelta(days=policy.heal_horizon_days))
-    if oldest < window.first:
-        for day in DayRange(oldest, window.first - dt.timedelta(days=1)).days():
-            if policy.fetch_reason(day, store.head(day), tick) == INCOMPLETE:
-                requests.append(
-                    RunRequest(
-                        run_key=f"heal-{day}-{tick.date()}",
-                        tags={
-                            **range_tags(str(day), str(day)),
-                            "carbon/run": "heal",
-                            **MAX_RUN_TAGS,
-                        },
-                    )
-                )
+    for day in _days_to_heal(tick, policy, store, window):
+        requests.append(
+            RunRequest(
+                run_key=f"heal-{day}-{tick.date()}",
+                tags={**range_tags(str(day), str(day)), "carbon/run": "heal", **MAX_RUN_TAGS},
+            )
+        )
     return requests
+
+
+def _days_to_heal(
+    tick: dt.datetime, policy: RefreshPolicy, store: BronzeStore, window: DayRange
+) -> list[dt.date]:
+    """The days before the window that are due for another fetch, in order.
+
+    Every day of the heal horizon is looked at; an invalid day older than that is too (its
+    values must never reach a table, however old), found among the stored days by the head of
+    its file, so a tick over years of history does not read years of records.
+    """
+    oldest = max(FIRST_FULL_DAY, window.last - dt.timedelta(days=policy.heal_horizon_days))
+    candidates = [
+        day for day in store.stored_days() if day < oldest and store.peek_complete(day) is not True
+    ]
+    if oldest < window.first:
+        candidates += DayRange(oldest, window.first - dt.timedelta(days=1)).days()
+    return [
+        day
+        for day in candidates
+        if policy.fetch_reason(day, stored_head(store, day), tick) in (INCOMPLETE, INVALID)
+    ]
 
 
 # The partition for day D closes at midnight; 00:30 UTC leaves the API time to publish it.

@@ -2,8 +2,8 @@
 stored is lost.
 
 Every scenario starts from the same stored state, a clean run of BASE_FIRST..BASE_LAST (the
-lake copied, the warehouse cloned with CREATE DATABASE ... TEMPLATE) against the API at one
-address (a lake keeps to the API it was filled from), then feeds one bad input:
+lake copied and re-pointed at the scenario's API, the warehouse cloned with CREATE DATABASE
+... TEMPLATE), then feeds one bad input:
 what the API sends (malformed JSON, a missing region, a duplicated half-hour: the emulator), what
 is in a bronze file (a wrong type, a negative intensity, an unknown fuel: the file edited), or
 what the operator asks for (a partition outside the definition, an invalid key, a 14-day request).
@@ -40,6 +40,7 @@ from carbon_assets.emulator import EmulatorConfig, regional_period_records, star
 from carbon_assets.gold.checks import GOLD_REGIONS_PER_DATE
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.lake import read_parquet_table
+from carbon_assets.lake_source import record_lake_source
 from carbon_assets.partitions import DayRange
 from carbon_assets.silver.checks import (
     SILVER_INTENSITY_IN_RANGE,
@@ -95,7 +96,6 @@ class Baseline:
     data_dir: Path
     database: str  # name of the template database on the 5432 service
     dump: dict[str, list[tuple]]
-    api_port: int  # of the emulator that filled the lake; every scenario's API answers there
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def baseline(tmp_path_factory, spark):
         dump = warehouse_dump(url)
         assert len(dump["carbon_intensity_daily"]) == 3 * ROWS_PER_DAY
         dispose_engines()  # no connection may stay open on a template database
-        yield Baseline(data_dir, name, dump, emulator.port)
+        yield Baseline(data_dir, name, dump)
     finally:
         drop_database("service", None, name)
 
@@ -124,21 +124,17 @@ class Stored:
     url: str
     baseline: Baseline
 
-    @property
-    def api_url(self) -> str:
-        """The lake's API; nothing listens there unless a scenario starts `emulator`."""
-        return f"http://127.0.0.1:{self.baseline.api_port}"
-
-    def emulator(self, config: EmulatorConfig):
-        """An emulator of `config` at the lake's API address."""
-        return start_emulator(config, port=self.baseline.api_port)
-
-    def resources(self, api_base_url: str | None = None, **api_options):
+    def resources(
+        self, api_base_url: str | None = None, database_url: str | None = None, **api_options
+    ):
+        """A run's resources over this lake, against `api_base_url` (else a closed port: the
+        scenario needs no API). The copied lake is re-pointed at that API first, as an
+        operator moving a lake to another API would: the baseline's emulator has stopped, and a
+        lake refuses an API it was not filled from."""
+        api_base_url = api_base_url or closed_port_url()
+        record_lake_source(self.data_dir, api_base_url, emulator=True)
         return build_resources(
-            str(self.data_dir),
-            api_base_url or self.api_url,
-            self.url,
-            **(FAST_API | api_options),
+            str(self.data_dir), api_base_url, database_url or self.url, **(FAST_API | api_options)
         )
 
     def bronze_unchanged(self) -> bool:
@@ -172,7 +168,7 @@ def silver_rows(data_dir: Path, day: str):
 
 def test_malformed_json_loses_the_days_naming_the_cause_and_keeps_what_is_stored(stored):
     # Every answer is cut in half; refetch=True asks again for the stored days too.
-    with stored.emulator(EmulatorConfig(seed=SEED, rate_truncated=1.0)) as emulator:
+    with start_emulator(EmulatorConfig(seed=SEED, rate_truncated=1.0)) as emulator:
         result = materialize_range(
             stored.resources(emulator.base_url, max_attempts=2),
             BASE_FIRST,
@@ -217,7 +213,7 @@ def test_a_missing_region_fails_the_bronze_check_and_a_missing_region_day_fails_
     config = EmulatorConfig(
         seed=SEED, missing_region_periods={(MISSING_HALF_HOUR, 5), *region_gone_all_day}
     )
-    with stored.emulator(config) as emulator:
+    with start_emulator(config) as emulator:
         result = materialize_range(
             stored.resources(emulator.base_url, empty_attempts=1), BASE_FIRST, NEW_DAY_2
         )
@@ -261,7 +257,7 @@ DUPLICATED = dt.datetime(2024, 3, 4, 10, 0, tzinfo=dt.UTC)
 
 
 def test_a_duplicated_half_hour_keeps_the_later_copy_and_the_conflict_is_flagged(stored):
-    with stored.emulator(EmulatorConfig(seed=SEED, duplicate_periods={DUPLICATED})) as emulator:
+    with start_emulator(EmulatorConfig(seed=SEED, duplicate_periods={DUPLICATED})) as emulator:
         result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY)
     assert result.success, step_failures(result)  # a warning: the run carries on
     found = check_results(result)
@@ -316,7 +312,7 @@ def test_an_unknown_region_is_refused_by_a_blocking_check_and_never_reaches_the_
 ):
     """Region 19 'Atlantis' in every half-hour of NEW_DAY (the other days are clean)."""
     config = EmulatorConfig(seed=SEED, unknown_region_dates={dt.date(2024, 3, 4)})
-    with stored.emulator(config) as emulator:
+    with start_emulator(config) as emulator:
         result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY_2)
     found = check_results(result)
     check = found[SILVER_KNOWN_REGIONS]
@@ -364,7 +360,7 @@ OFF_GRID = dt.datetime(2024, 3, 4, 9, 15, tzinfo=dt.UTC)
 
 
 def test_a_record_off_the_half_hour_grid_is_kept_in_bronze_and_flagged(stored):
-    with stored.emulator(EmulatorConfig(seed=SEED, off_grid_periods={OFF_GRID})) as emulator:
+    with start_emulator(EmulatorConfig(seed=SEED, off_grid_periods={OFF_GRID})) as emulator:
         result = materialize_range(stored.resources(emulator.base_url), BASE_FIRST, NEW_DAY)
     assert result.success, step_failures(result)  # a warning: the run carries on
     found = check_results(result)
@@ -573,7 +569,7 @@ def test_a_full_disk_under_silver_fails_naming_the_file_and_keeps_every_stored_d
 def test_a_database_url_with_an_unescaped_at_fails_the_load_without_showing_the_password(stored):
     name = stored.url.rsplit("/", 1)[1]
     url = f"postgresql://postgres:Real7x@Pw0rdX9@127.0.0.1:5432/{name}"
-    resources = build_resources(str(stored.data_dir), stored.api_url, url)
+    resources = stored.resources(database_url=url)
     result = materialize_range(
         resources, BASE_FIRST, BASE_LAST, selection=["carbon_intensity_daily"]
     )

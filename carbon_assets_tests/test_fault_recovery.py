@@ -39,6 +39,7 @@ from dagster import AssetSelection
 from carbon_assets.definitions import build_resources
 from carbon_assets.emulator import EmulatorConfig, start_emulator
 from carbon_assets.lake import read_parquet_table
+from carbon_assets.lake_source import read_lake_source
 from carbon_assets.partitions import DayRange
 from carbon_assets.warehouse.embedded import (
     embedded_database_url,
@@ -251,9 +252,10 @@ def test_sigkill_during_the_silver_write_then_rerun_matches_a_clean_run(
     assert daily_rows(service_database_url) == 0
     assert len(list((data_dir / "bronze").rglob("*.json.gz"))) == DAYS
 
-    # Bronze is complete, so the re-run must not need the API at all: point it at a closed port.
+    # Bronze is complete, so the re-run must not need the API at all: it names the lake's own
+    # API (the lake records its source), whose emulator has stopped: its port is closed.
     rerun = materialize_range(
-        build_resources(str(data_dir), closed_port_url(), service_database_url), FIRST, LAST
+        build_resources(str(data_dir), emulator.base_url, service_database_url), FIRST, LAST
     )
     assert rerun.success, step_failures(rerun)
     assert output_metadata(rerun, "bronze_carbon_intensity")["days_left_as_they_are"] == DAYS
@@ -373,9 +375,9 @@ def test_sigkill_during_the_warehouse_load_then_rerun_matches_a_clean_run(
     assert_same_dump(after_kill, before)  # nothing of the killed load, nothing lost
     assert dict(r[:2] for r in after_kill["dim_region"])[1] == OLD_NAME
 
-    rerun = materialize_range(
-        build_resources(str(copied_lake), closed_port_url(), url), FIRST, LAST
-    )
+    # The lake's own API (its emulator has stopped): bronze is complete and fetches nothing.
+    api_url = read_lake_source(copied_lake).api_base_url
+    rerun = materialize_range(build_resources(str(copied_lake), api_url, url), FIRST, LAST)
     assert rerun.success, step_failures(rerun)
     load = output_metadata(rerun, "carbon_intensity_daily")
     assert (load["inserted"], load["updated"], load["skipped_unchanged"]) == (

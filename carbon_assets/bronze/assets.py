@@ -1,7 +1,7 @@
 """Bronze: the API's raw regional records, one gzip JSON file per UTC day."""
 
+import contextlib
 import datetime as dt
-import gzip
 from collections import Counter
 
 from dagster import (
@@ -19,7 +19,6 @@ from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
 from carbon_assets.bronze.day_files import (
     DayDocument,
     build_document,
-    decode_periods,
     merge_with_previous,
 )
 from carbon_assets.bronze.refresh import (
@@ -31,7 +30,7 @@ from carbon_assets.bronze.refresh import (
     stored_head,
 )
 from carbon_assets.bronze.request_plan import RequestPlan
-from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.bronze.store import ApiLockError, ApiLockTimeout, BronzeStore
 from carbon_assets.lake import LakeResource
 from carbon_assets.lake_files import remove_leftovers
 from carbon_assets.lake_source import (
@@ -123,7 +122,17 @@ def bronze_carbon_intensity(
         raise Failure(description=f"Nothing fetched: {problem}", allow_retries=False)
     days = day_range(context).days()
     store = BronzeStore(lake.bronze_dir, on_damaged=context.log.warning)
-    with store.api_lock(on_wait=context.log.info):
+    with contextlib.ExitStack() as locked:
+        try:
+            locked.enter_context(
+                store.api_lock(on_wait=context.log.info, holder=f"run {context.run.run_id}")
+            )
+        except ApiLockError as error:
+            raise Failure(
+                description=f"Nothing fetched: {error}",
+                # a holder may end before the next try; a lock file that is wrong stays wrong
+                allow_retries=isinstance(error, ApiLockTimeout),
+            ) from None
         _check_source(lake, carbon_api.url)
         for leftover in remove_leftovers(store.root):
             context.log.warning(f"Removed a partial file left by an interrupted run: {leftover}")
@@ -163,7 +172,9 @@ def bronze_carbon_intensity(
             "requests": stats.requests_planned,
             "http_attempts": stats.http_requests,
             "peak_in_flight": stats.peak_in_flight,
+            "requests_answered": stats.requests_answered,
             "accepted_without_data": stats.accepted_without_data,
+            "accepted_invalid": stats.accepted_invalid,
             **{f"retries_{cause}": n for cause, n in stats.retries_by_cause().items()},
         }
     if lost or progress.invalid:
@@ -209,13 +220,6 @@ def _check_source(lake: LakeResource, api_base_url: str) -> None:
         ) from None
 
 
-def _read_previous(store: BronzeStore, day: dt.date) -> DayDocument | None:
-    """The day's stored file with its records as sent (kept whatever plain JSON can hold)."""
-    if store.head(day) is None:  # no file, or a damaged one (set aside, reported)
-        return None
-    return decode_periods(gzip.decompress(store.path(day).read_bytes()))
-
-
 def _fetch_and_store(
     context: AssetExecutionContext,
     api: CarbonIntensityApi,
@@ -234,7 +238,8 @@ def _fetch_and_store(
     requests = api.fetch(plan, log=context.log)
     try:
         for day, sources in whole_days(plan, requests):
-            document = merge_with_previous(build_document(day, sources), _read_previous(store, day))
+            previous = store.read_periods(day)  # None for a damaged file (set aside, reported)
+            document = merge_with_previous(build_document(day, sources), previous)
             progress.add(document, store.write(document))
             if not source_recorded:  # checked before the first request: the same API
                 emulator = any(source.get("emulator") for source in sources)
@@ -242,7 +247,8 @@ def _fetch_and_store(
                 source_recorded = True
     except ApiRequestRejected as error:
         raise Failure(
-            description=f"The Carbon Intensity API rejected a request: {error}",
+            description=f"Stopped at a request the API refused or redirected elsewhere: {error}"
+            f" ({progress.stored:,} days stored before it)",
             metadata={"days_stored_before_stopping": progress.stored},
             allow_retries=False,  # a 4xx answers the same next time
         ) from error

@@ -7,7 +7,8 @@ API had no or partial data) is fetched again by every run while it is inside the
 (the last `window_days` complete days: the window's request fetches it anyway), then with
 growing intervals, each at least as long as the day was old at its last fetch, until it is
 complete or `heal_days` old. A day holding invalid values (day_files.py) is fetched again by
-every run that covers it, however old: its values must never reach a table.
+every run that covers it, however old: its values must never reach a table; the daily schedule
+asks for a run of each such day at every tick (automation.py).
 """
 
 from __future__ import annotations

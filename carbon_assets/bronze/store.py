@@ -28,6 +28,7 @@ import msgspec
 
 from carbon_assets.bronze import day_files
 from carbon_assets.bronze.day_files import DayDocument, DayHead
+from carbon_assets.bronze.records import Period
 from carbon_assets.lake_files import atomic_write_bytes
 
 API_LOCK_FILE = ".api.lock"
@@ -37,6 +38,8 @@ API_LOCK_TIMEOUT_SECONDS = 3600.0
 DAMAGED_FOLDER = "_damaged"
 DAY_FILE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}\.json\.gz$")
 _GZIP = zlib.MAX_WBITS | 16  # zlib's gzip mode checks the trailer: the CRC and the length
+# Compressed bytes that always hold a day file's head (day_files.HEAD_WITHIN bytes of content).
+PEEK_BYTES = 4096
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +143,29 @@ class BronzeStore:
 
     def read(self, day: dt.date) -> DayDocument | None:
         """The day's file as plain JSON data (its records are dicts), or None if absent or
-        damaged."""
+        damaged.
+
+        A record that plain JSON data cannot hold in Python (a number such as 1e309) stays a
+        Period, its bytes as the API sent them: bronze keeps such a record on purpose (its day
+        is invalid, never complete), so the file is whole and the tools that show why a day is
+        invalid must be able to read it.
+        """
         content = self._content(day)
-        return None if content is None else msgspec.json.decode(content)
+        if content is None:
+            return None
+        try:
+            return msgspec.json.decode(content)
+        except msgspec.ValidationError:
+            document = day_files.decode_periods(content)
+            for source in document.get("sources", ()):
+                source["data"] = [_plain(period) for period in source.get("data", ())]
+            return document
+
+    def read_periods(self, day: dt.date) -> DayDocument | None:
+        """The day's file with its records as Periods, as the API sent them
+        (day_files.decode_periods), verified whole; None if absent or damaged."""
+        content = self._content(day)
+        return None if content is None else day_files.decode_periods(content)
 
     def summary(self, day: dt.date) -> DayDocument | None:
         """The day's file without its records (date, completeness, missing and off-grid
@@ -164,6 +187,22 @@ class BronzeStore:
         if head is None or head.first_fetched_at is None:
             return day_files.head_of(msgspec.json.decode(content))
         return head
+
+    def peek_complete(self, day: dt.date) -> bool | None:
+        """Whether the day's file says it is complete, from its first bytes alone: for a look
+        over years of days (the file is not verified whole; head() is the answer to act on).
+        None when there is no file or its start does not show it."""
+        try:
+            with open(self.path(day), "rb") as handle:
+                start = handle.read(PEEK_BYTES)
+        except FileNotFoundError:
+            return None
+        try:
+            text = zlib.decompressobj(_GZIP).decompress(start, day_files.HEAD_WITHIN)
+        except zlib.error:
+            return None
+        head = day_files.read_head(text)
+        return None if head is None else head.complete
 
     def is_complete(self, day: dt.date) -> bool:
         head = self.head(day)
@@ -212,6 +251,14 @@ class BronzeStore:
             for p in self.root.glob("[0-9][0-9][0-9][0-9]/*.json.gz")
             if DAY_FILE_NAME.match(p.name)
         )
+
+
+def _plain(period: Period) -> dict | Period:
+    """A record as plain JSON data, or the Period itself when plain JSON cannot hold it."""
+    try:
+        return msgspec.json.decode(period.raw)
+    except msgspec.ValidationError:
+        return period
 
 
 # --- the API lock ------------------------------------------------------------------------

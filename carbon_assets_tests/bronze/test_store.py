@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from carbon_assets.bronze.day_files import build_document
+from carbon_assets.bronze.day_files import build_document, decode_periods
+from carbon_assets.bronze.records import Period
 from carbon_assets.bronze.store import DAMAGED_FOLDER, BronzeStore, DamagedDayFile, whole_content
 from carbon_assets.lake_files import atomic_write_bytes
 from carbon_assets_tests.helpers import real_periods, source
@@ -51,7 +52,7 @@ DAMAGES = [truncated_gzip, garbage, truncated_json, empty, bad_crc]
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-@pytest.mark.parametrize("reader", ["head", "read", "summary"])
+@pytest.mark.parametrize("reader", ["head", "read", "read_periods", "summary"])
 def test_a_damaged_file_is_set_aside_named_and_treated_as_absent(tmp_path, damage, reader):
     store, messages = stored(tmp_path)
     path = store.path(DAY)
@@ -129,3 +130,44 @@ def test_a_file_stored_since_it_was_read_is_never_set_aside(tmp_path):
     assert not store._set_aside(path, seen, "garbage")
     assert path.read_bytes() == good and messages == []
     assert not (store.root / DAMAGED_FOLDER).exists()
+
+
+def test_read_periods_is_the_verified_file_with_its_records_as_sent(tmp_path):
+    store, messages = stored(tmp_path)
+    document = store.read_periods(DAY)
+    assert document == decode_periods(gzip.decompress(store.path(DAY).read_bytes()))
+    assert all(isinstance(p, Period) for source in document["sources"] for p in source["data"])
+    assert store.read_periods(DAY + dt.timedelta(days=1)) is None and messages == []
+
+
+def test_a_record_plain_json_cannot_hold_is_read_as_sent(tmp_path):
+    """1e309 is whole JSON that no Python float holds: bronze keeps it as sent (its day is
+    invalid), so reading the file gives that record as its Period, the others as dicts."""
+    store = BronzeStore(tmp_path / "bronze")
+    records = [p for p in real_periods() if p["from"].startswith(DAY.isoformat())]
+    huge = Period(
+        Period.from_record(records[0]).raw.replace(
+            b'"forecast":' + str(records[0]["regions"][0]["intensity"]["forecast"]).encode(),
+            b'"forecast":1e309',
+            1,
+        )
+    )
+    assert b"1e309" in huge.raw and huge.problems
+    store.write(
+        build_document(DAY, [{**source(records), "data": [huge, *source(records)["data"][1:]]}])
+    )
+
+    document = store.read(DAY)
+    first, *others = document["sources"][0]["data"]
+    assert first == huge and first.raw == huge.raw
+    assert [record["from"] for record in others] == [record["from"] for record in records[1:]]
+    assert document["invalid_half_hours"][0]["start"] == records[0]["from"]
+
+
+def test_peek_complete_reads_only_the_head(tmp_path):
+    store, _ = stored(tmp_path)
+    assert store.peek_complete(DAY) is False  # the real day has 24 of its 48 half-hours
+    assert store.peek_complete(DAY + dt.timedelta(days=1)) is None  # no file
+    store.path(DAY).write_bytes(b"garbage")
+    assert store.peek_complete(DAY) is None
+    assert store.path(DAY).exists()  # a peek sets nothing aside: head() decides that
