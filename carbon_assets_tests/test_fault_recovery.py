@@ -99,9 +99,10 @@ class Reference:
 
 
 def lake_tables(data_dir: Path) -> dict[str, pd.DataFrame]:
-    """Silver (without the fetched_at lineage column) and gold, sorted, as pandas."""
+    """Silver and gold without their fetched_at lineage columns (a recovered run fetched at
+    other moments than the clean one), sorted, as pandas."""
     silver = read_parquet_table(data_dir / "silver").drop(columns=["fetched_at"])
-    gold = read_parquet_table(data_dir / "gold")
+    gold = read_parquet_table(data_dir / "gold").drop(columns=["fetched_at"])
     return {
         "silver": silver.sort_values(["date_recorded", "regionid", "timestamp"], ignore_index=True),
         "gold": gold.sort_values(["date_recorded", "regionid"], ignore_index=True),

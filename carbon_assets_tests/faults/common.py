@@ -149,15 +149,17 @@ def closed_port_url() -> str:
 
 # --- the warehouse -----------------------------------------------------------------------
 
+# The values only: fetched_at says when they were fetched, which differs between a recovered
+# run and a clean one by design.
 DAILY_DUMP = (
-    f"SELECT {', '.join(GOLD_COLUMNS)} FROM carbon_data.carbon_intensity_daily "
-    "ORDER BY regionid, date_recorded"
+    f"SELECT {', '.join(c for c in GOLD_COLUMNS if c != 'fetched_at')}"
+    " FROM carbon_data.carbon_intensity_daily ORDER BY regionid, date_recorded"
 )
 REGION_DUMP = "SELECT regionid, shortname, dno FROM carbon_data.dim_region ORDER BY regionid"
 
 
 def warehouse_dump(url: str) -> dict[str, list[tuple]]:
-    """Every row of the warehouse tables, sorted, without loaded_at/updated_at."""
+    """Every row of the warehouse tables, sorted, without loaded_at/updated_at and fetched_at."""
     return {"carbon_intensity_daily": query(url, DAILY_DUMP), "dim_region": query(url, REGION_DUMP)}
 
 
