@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from carbon_assets.gold.rows import GOLD_COLUMNS
-from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets.vocabulary import FUEL_COLUMNS, INDEX_LABELS, REGIONS
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
 from carbon_assets.warehouse.migrations import apply_schema
 from carbon_assets.warehouse.resource import (

@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow.dataset as pa_ds
 
 from carbon_assets.bronze.store import BronzeStore
-from carbon_assets.grid import FUEL_COLUMNS
 from carbon_assets.lake import HIVE_DATES, PARTITION_COLUMN, read_parquet_table
 from carbon_assets.partitions import DayRange
+from carbon_assets.vocabulary import FUEL_COLUMNS
 
 VALUE_COLUMNS = ("intensity_avg", *FUEL_COLUMNS)
 CENT = Decimal("0.01")

@@ -29,11 +29,11 @@ from pyspark.sql import functions as F
 from bench.processes import log_tail, python_module, run_measured
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.gold.assets import gold_from_silver
-from carbon_assets.grid import FUEL_COLUMNS, FUELS
 from carbon_assets.lake import day_files
 from carbon_assets.partitions import DayRange
 from carbon_assets.silver.assets import silver_from_bronze
 from carbon_assets.spark import DaysFromFiles, default_spark_config, start_session
+from carbon_assets.vocabulary import FUEL_COLUMNS, FUELS
 
 PARTITION_COLUMN = "date_recorded"
 

@@ -7,7 +7,6 @@ assets, asset checks and IO managers alike.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dagster import (
@@ -15,7 +14,6 @@ from dagster import (
     AssetExecutionContext,
     DailyPartitionsDefinition,
     InputContext,
-    MetadataValue,
     OutputContext,
 )
 
@@ -94,18 +92,3 @@ def partition_range_problem(start_key: str, end_key: str) -> str | None:
                 f"{FIRST_FULL_DAY}...{daily_partitions.get_last_partition_key()}"
             )
     return None
-
-
-MAX_LISTED = 50  # dates listed in metadata before "... and N more"
-
-
-def listed(dates: Iterable) -> MetadataValue:
-    """Dates for a metadata entry: sorted, unique, at most MAX_LISTED of them."""
-    values = sorted({str(d) for d in dates})
-    more = [f"... and {len(values) - MAX_LISTED} more"] if len(values) > MAX_LISTED else []
-    return MetadataValue.json(values[:MAX_LISTED] + more)
-
-
-def scope(days: DayRange | None) -> str:
-    """What a check looked at: a run's range, or the whole asset when it ran on its own."""
-    return "whole asset" if days is None else str(days)

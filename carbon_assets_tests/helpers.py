@@ -24,7 +24,7 @@ from carbon_assets.bronze.records import Period
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from carbon_assets.gold.rows import GOLD_COLUMNS
-from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, REGIONS
+from carbon_assets.vocabulary import FUEL_COLUMNS, INDEX_LABELS, REGIONS
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

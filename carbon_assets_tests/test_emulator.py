@@ -31,7 +31,7 @@ from carbon_assets import emulator
 from carbon_assets.bronze.request_plan import RANGE_TOO_LONG_MESSAGE
 from carbon_assets.emulator import EmulatorConfig, regional_period_records, start_emulator
 from carbon_assets.emulator.data import FUEL_FACTORS
-from carbon_assets.grid import FUELS, INDEX_LABELS, REGIONS
+from carbon_assets.vocabulary import FUELS, INDEX_LABELS, REGIONS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_2019 = FIXTURES / "regional_intensity_2019-08-25T1230Z_to_2019-08-26T1230Z_48periods.json"

@@ -22,8 +22,8 @@ from dagster import AssetKey
 from carbon_assets.definitions import build_resources
 from carbon_assets.emulator import regional_period_records
 from carbon_assets.gold.rows import GOLD_COLUMNS
-from carbon_assets.grid import FUELS, INDEX_LABELS
 from carbon_assets.lake_source import normalised
+from carbon_assets.vocabulary import FUELS, INDEX_LABELS
 from carbon_assets_tests.helpers import materialize_range
 from carbon_assets_tests.postgres_helpers import query
 

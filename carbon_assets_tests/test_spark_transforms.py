@@ -14,11 +14,11 @@ from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.gold.assets import gold_from_silver
 from carbon_assets.gold.rows import GOLD_COLUMNS
-from carbon_assets.grid import FUEL_COLUMNS, FUELS, INDEX_LABELS
 from carbon_assets.lake import day_files
 from carbon_assets.silver.assets import silver_from_bronze
 from carbon_assets.silver.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
 from carbon_assets.silver.rows import SILVER_COLUMNS
+from carbon_assets.vocabulary import FUEL_COLUMNS, FUELS, INDEX_LABELS
 from carbon_assets_tests.helpers import real_periods, source, write_days
 
 pytestmark = pytest.mark.spark

@@ -15,8 +15,9 @@ from dagster import (
 
 from carbon_assets.bronze.assets import bronze_carbon_intensity
 from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.check_metadata import MAX_LISTED, listed, scope
 from carbon_assets.lake import LakeResource
-from carbon_assets.partitions import MAX_LISTED, day_range, listed, scope
+from carbon_assets.partitions import day_range
 
 BRONZE_DAYS_COMPLETE = "bronze_days_complete"
 BRONZE_RECORDS_ON_GRID = "bronze_records_on_half_hour_grid"

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from carbon_assets.grid import FUELS, REGION_IDS, REGIONS
+from carbon_assets.vocabulary import FUELS, REGION_IDS, REGIONS
 
 UTC = dt.UTC
 _ALL_REGIONS, _ALL_FUELS = frozenset(REGION_IDS), frozenset(FUELS)

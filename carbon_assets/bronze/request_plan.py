@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from carbon_assets.bronze.records import UTC, api_datetime
-from carbon_assets.grid import HALF_HOURS_PER_DAY
+from carbon_assets.vocabulary import HALF_HOURS_PER_DAY
 
 HALF_HOUR = dt.timedelta(minutes=30)
 # Regional ranges of 14 days or more are rejected with this 400 message.

@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from carbon_assets.grid import FUELS, INDEX_LABELS, REGIONS
+from carbon_assets.vocabulary import FUELS, INDEX_LABELS, REGIONS
 
 # ================================================================================================
 # Constants and data model

@@ -40,7 +40,7 @@ from carbon_assets.emulator.data import (
     period_starts_in_range,
     stable_int,
 )
-from carbon_assets.grid import FUELS
+from carbon_assets.vocabulary import FUELS
 
 # ================================================================================================
 # Configuration and faults

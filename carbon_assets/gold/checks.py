@@ -7,10 +7,11 @@ import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSpec, multi_asset_check
 
 from carbon_assets.bronze.store import BronzeStore
+from carbon_assets.check_metadata import listed, scope
 from carbon_assets.gold.assets import gold_carbon_intensity_daily
-from carbon_assets.grid import HALF_HOURS_PER_DAY, REGION_COUNT
 from carbon_assets.lake import LakeResource, read_parquet_table
-from carbon_assets.partitions import day_range, listed, scope
+from carbon_assets.partitions import day_range
+from carbon_assets.vocabulary import HALF_HOURS_PER_DAY, REGION_COUNT
 
 GOLD_REGIONS_PER_DATE = "gold_18_regions_per_date"
 GOLD_COMPLETE_DAYS = "gold_complete_days_have_48_half_hours"

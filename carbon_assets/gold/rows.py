@@ -19,7 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from carbon_assets.grid import FUEL_COLUMNS, INDEX_LABELS, MAX_INTENSITY, MAX_SHARE, REGION_IDS
+from carbon_assets.vocabulary import (
+    FUEL_COLUMNS,
+    INDEX_LABELS,
+    MAX_INTENSITY,
+    MAX_SHARE,
+    REGION_IDS,
+)
 
 SCALE = 1000  # values are summed as integer thousandths
 CENTS = Decimal("0.01")

@@ -15,7 +15,11 @@ from dagster import (
     multi_asset_check,
 )
 
-from carbon_assets.grid import (
+from carbon_assets.check_metadata import MAX_LISTED, listed, scope
+from carbon_assets.lake import LakeResource, day_files, read_parquet_table
+from carbon_assets.partitions import DayRange, day_range
+from carbon_assets.silver.assets import silver_carbon_intensity
+from carbon_assets.vocabulary import (
     FUEL_COLUMNS,
     INDEX_LABELS,
     MAX_INTENSITY,
@@ -23,9 +27,6 @@ from carbon_assets.grid import (
     MIX_TOLERANCE,
     REGION_IDS,
 )
-from carbon_assets.lake import LakeResource, day_files, read_parquet_table
-from carbon_assets.partitions import MAX_LISTED, DayRange, day_range, listed, scope
-from carbon_assets.silver.assets import silver_carbon_intensity
 
 SILVER_UNIQUE_HALF_HOURS = "silver_unique_region_half_hours"
 SILVER_KNOWN_REGIONS = "silver_known_regions"

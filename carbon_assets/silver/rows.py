@@ -26,7 +26,7 @@ import pyarrow as pa
 from carbon_assets.bronze.day_files import DayRecords
 from carbon_assets.bronze.records import FuelShare, Intensity, RegionRecord, parse_api_datetime
 from carbon_assets.gc_pause import paused_gc
-from carbon_assets.grid import FUELS
+from carbon_assets.vocabulary import FUELS
 
 UTC = dt.UTC
 KNOWN_FUELS = frozenset(FUELS)

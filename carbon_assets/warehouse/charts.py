@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from carbon_assets.grid import FUEL_COLUMNS, FUELS, REGIONS
+from carbon_assets.vocabulary import FUEL_COLUMNS, FUELS, REGIONS
 
 GB = 18
 # Fossil fuels warm, low-carbon ones cool, imports and other in greys.

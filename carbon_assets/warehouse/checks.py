@@ -14,9 +14,10 @@ from dagster import (
 )
 
 from carbon_assets.bronze.store import BronzeStore
-from carbon_assets.grid import HALF_HOURS_PER_DAY, REGION_COUNT
+from carbon_assets.check_metadata import listed, scope
 from carbon_assets.lake import LakeResource, day_files, read_parquet_table
-from carbon_assets.partitions import FIRST_FULL_DAY, day_range, listed, scope
+from carbon_assets.partitions import FIRST_FULL_DAY, day_range
+from carbon_assets.vocabulary import HALF_HOURS_PER_DAY, REGION_COUNT
 from carbon_assets.warehouse.assets import (
     WAREHOUSE_TABLE,
     carbon_intensity_daily,

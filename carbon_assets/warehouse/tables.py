@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from carbon_assets.gold.rows import GOLD_COLUMNS
-from carbon_assets.grid import FUEL_COLUMNS
+from carbon_assets.vocabulary import FUEL_COLUMNS
 
 SCHEMA = "carbon_data"
 AUDIT_COLUMNS: tuple[str, ...] = ("loaded_at", "updated_at")

@@ -4,7 +4,6 @@ import datetime as dt
 
 import pandas as pd
 
-from carbon_assets.grid import FUEL_COLUMNS
 from carbon_assets.silver.checks import (
     SILVER_FUEL_MIX_SUMS_TO_100,
     SILVER_FUEL_SHARES_IN_RANGE,
@@ -19,6 +18,7 @@ from carbon_assets.silver.checks import (
     unknown_regions,
     values_out_of_range,
 )
+from carbon_assets.vocabulary import FUEL_COLUMNS
 
 DAY, OTHER = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
 

@@ -12,8 +12,8 @@ import pytest
 
 from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.store import BronzeStore
-from carbon_assets.grid import FUELS
 from carbon_assets.silver.rows import SILVER_COLUMNS, BronzeFileError, silver_rows
+from carbon_assets.vocabulary import FUELS
 from carbon_assets_tests.helpers import real_periods, source, write_days
 
 DAY = dt.date(2019, 8, 25)

@@ -4,7 +4,7 @@ import datetime as dt
 
 import sqlalchemy
 
-from carbon_assets.grid import FUEL_COLUMNS, FUELS, REGIONS
+from carbon_assets.vocabulary import FUEL_COLUMNS, FUELS, REGIONS
 from carbon_assets.warehouse.checks import (
     WAREHOUSE_NO_NULLS,
     WAREHOUSE_REGIONS_KNOWN,

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy
 
 from carbon_assets.columns import SchemaFileError, read_schema, sql_table_schema
-from carbon_assets.grid import FUEL_COLUMNS, REGIONS
 from carbon_assets.partitions import DayRange
+from carbon_assets.vocabulary import FUEL_COLUMNS, REGIONS
 from carbon_assets.warehouse.checks import HALF_HOURLY_ONE_SOURCE, one_source_result, rows_by_source
 from carbon_assets.warehouse.load import FetchSource, load_range
 from carbon_assets.warehouse.resource import WarehouseDatabase

@@ -1,4 +1,5 @@
-"""The GB grid as the Carbon Intensity API describes it: regions, fuels, index labels, half-hours.
+"""The Carbon Intensity API's vocabulary: its regions, fuels, index labels and half-hours, and
+the physical bounds of its values.
 
 Every layer shares these facts. Source: the API contract, docs/api-contract.md
 (sections 3, 4 and 8).
