@@ -1,4 +1,4 @@
-"""What the tests (and the benchmarks) share: runs over a partition range, fast API options,
+"""What the tests share: runs over a partition range, fast API options,
 bronze day files from the real recorded 2019 response, synthetic gold rows, filesystems that
 fill up or cannot hold ACLs."""
 
@@ -8,23 +8,20 @@ import contextlib
 import datetime as dt
 import json
 import os
-import random
 import shutil
 import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 from dagster import DagsterInstance, materialize
 
+from bench import bench_warehouse_load
 from carbon_assets.automation import range_tags
 from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.records import Period
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS
-from carbon_assets.gold.rows import GOLD_COLUMNS
-from carbon_assets.vocabulary import FUEL_COLUMNS, INDEX_LABELS, REGIONS
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -91,34 +88,9 @@ def write_days(tmp_path: Path, periods: list[dict], fetched_at: str = FETCHED_AT
 
 # --- gold rows ---------------------------------------------------------------------------
 
-
-def synthetic_gold_rows(first_day: str, days: int, seed: int = 7) -> pd.DataFrame:
-    """Gold rows for `days` days x 18 regions: DECIMAL(10,2) values, shares summing to ~100."""
-    rng = random.Random(seed)
-    start = dt.date.fromisoformat(first_day)
-    records = []
-    for offset in range(days):
-        day = start + dt.timedelta(days=offset)
-        for regionid, dno, shortname in REGIONS:
-            shares = [rng.uniform(0, 40) for _ in FUEL_COLUMNS]
-            scale = 100 / sum(shares)
-            records.append(
-                {
-                    "regionid": regionid,
-                    "date_recorded": day,
-                    "shortname": shortname,
-                    "dno": dno,
-                    "intensity_avg": Decimal(str(rng.uniform(5, 450))).quantize(CENT),
-                    "index_mode": rng.choice(INDEX_LABELS),
-                    **{
-                        f: Decimal(str(s * scale)).quantize(CENT)
-                        for f, s in zip(FUEL_COLUMNS, shares)
-                    },
-                    "half_hours": 48,
-                }
-            )
-    frame = pd.DataFrame.from_records(records, columns=list(GOLD_COLUMNS))
-    return frame.astype({"regionid": "int64", "half_hours": "int64"})
+# One generator of gold rows for the warehouse tests and the load benchmark; it lives with the
+# benchmark, which must not import from the tests.
+synthetic_gold_rows = bench_warehouse_load.synthetic_gold_rows
 
 
 # --- filesystems mounted for a test -----------------------------------------------------
