@@ -1,10 +1,12 @@
-"""`dagster dev` as a subprocess for the UI benchmark (bench.ui_backfill) and the browser test:
-start, wait, talk GraphQL, stop.
+"""`dg dev` as a subprocess for the UI benchmark (bench.ui_backfill) and the tests that drive
+the UI (carbon_assets_tests/ui/dagster_dev.py imports it): start, wait, talk GraphQL, stop.
 
-Everything `dagster dev` starts (webserver, daemon, code server, run workers and their Spark
-JVMs) runs in the process group of the `dagster dev` process and carries a marker environment
-variable; stopping sends SIGTERM to the group, then SIGKILL, then kills by pid any process that
-still carries the marker (a child that made its own group). Nothing is matched by name.
+The command is the one `carbon-assets dev` runs (cli/dagster_commands.py: dev_command, in the
+environment of dg_environment). Everything it starts (webserver, daemon, code server, run
+workers and their Spark JVMs) runs in the process group of the `dg dev` process and carries a
+marker environment variable; stopping sends SIGTERM to the group, then SIGKILL, then kills by
+pid any process that still carries the marker (a child that made its own group). Nothing is
+matched by name.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +23,8 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Self
+
+from carbon_assets.cli.dagster_commands import dev_command, dg_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MARKER_VARIABLE = "CARBON_DAGSTER_DEV_MARKER"
@@ -65,35 +68,25 @@ class GraphQLError(RuntimeError):
 
 
 class DagsterDev:
-    """One `dagster dev -w workspace.yaml` on 127.0.0.1:port with the given environment."""
+    """One `dg dev -w workspace.yaml` on 127.0.0.1:port with the given environment."""
 
     def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None):
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.marker = uuid.uuid4().hex
-        self.env = {**env, MARKER_VARIABLE: self.marker, "PYTHONUNBUFFERED": "1"}
+        self.env = dg_environment({**env, MARKER_VARIABLE: self.marker, "PYTHONUNBUFFERED": "1"})
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        dagster = str(Path(sys.executable).parent / "dagster")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
         self.process = subprocess.Popen(
-            [
-                dagster,
-                "dev",
-                "-w",
-                str(REPO_ROOT / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-            ],
-            cwd=REPO_ROOT,  # workspace.yaml's working_directory is "."
+            dev_command("127.0.0.1", self.port, REPO_ROOT),
+            cwd=REPO_ROOT,  # where workspace.yaml is, whose working_directory is "."
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -182,7 +175,7 @@ class DagsterDev:
         while time.monotonic() - started < timeout:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(
-                    f"dagster dev exited with {self.process.returncode}:\n{self.log_tail()}"
+                    f"dg dev exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
             try:
                 with urllib.request.urlopen(f"{self.base_url}/server_info", timeout=5):
@@ -196,7 +189,7 @@ class DagsterDev:
                 last_problem = f"{type(error).__name__}: {error}"
             time.sleep(1)
         raise TimeoutError(
-            f"dagster dev not ready after {timeout:.0f} s ({last_problem}):\n{self.log_tail()}"
+            f"dg dev not ready after {timeout:.0f} s ({last_problem}):\n{self.log_tail()}"
         )
 
     def wait_for_daemon(self, timeout: float = 60) -> None:
@@ -219,7 +212,7 @@ class DagsterDev:
     # --- backfills ------------------------------------------------------------------------
 
     def launch_backfill(
-        self, asset_keys: Iterable[str], partition_names: list[str], title: str = "bench backfill"
+        self, asset_keys: Iterable[str], partition_names: list[str], title: str = "backfill"
     ) -> str:
         mutation = """
         mutation Launch($params: LaunchBackfillParams!) {
@@ -277,7 +270,7 @@ class DagsterDev:
             if runs_only and backfill["runs"] and runs_done:
                 return backfill
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"dagster dev exited during the backfill:\n{self.log_tail()}")
+                raise RuntimeError(f"dg dev exited during the backfill:\n{self.log_tail()}")
             time.sleep(2)
         raise TimeoutError(
             f"backfill {backfill_id} not finished after {timeout:.0f} s: {json.dumps(backfill)}\n"

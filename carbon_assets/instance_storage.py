@@ -3,7 +3,7 @@
 dagster-postgres opens a new connection for every event it stores, and two for an event about
 an asset. A partitioned backfill writes one planned event per asset and day before its run
 starts: on the whole history that is over fifteen thousand events, and new connections were
-most of their cost (see the README's *Scale*). The webserver avoids this by asking the storage
+most of their cost (docs/performance.md). The webserver avoids this by asking the storage
 for a small pool (`optimize_for_webserver`); this class asks for the same pool in every process
 that loads the instance: the CLI, the daemon and each run.
 """

@@ -111,5 +111,59 @@ def test_dg_runs_quietly_in_this_environment():
     assert env["VIRTUAL_ENV"] == sys.prefix
     assert env["PYTHONWARNINGS"].startswith("error::ResourceWarning,ignore:Parameter")
     assert dagster_commands.dev_command("127.0.0.1", 3001)[1:] == [
-        *("dev", "-w", "workspace.yaml", "--host", "127.0.0.1", "--port", "3001")
+        *("dev", "-w", str(Path.cwd() / "workspace.yaml"), "--host", "127.0.0.1"),
+        *("--port", "3001"),
     ]
+
+
+def test_a_failed_step_is_shown_with_its_cause_and_the_closing_line_uses_it(tmp_path):
+    progress = dagster_commands.RunProgress(started=0)
+    prefix = "2024-01-01 00:00:00 +0000 - dagster - ERROR - __ASSET_JOB - run - 1 - "
+    cause = "The lake /data holds data from http://a/ but this run fetches from http://b/; " * 7
+    lines = [
+        prefix + 'bronze - STEP_FAILURE - Execution of step "bronze" failed.',
+        "",
+        f"dagster._core.definitions.events.Failure: {cause}",
+        "",
+        "Stack Trace:",
+        '  File "x.py", line 1, in bronze',
+        prefix
+        + "RUN_FAILURE - Execution of run for \"__ASSET_JOB\" failed. Steps failed: ['bronze'].",
+        f"dagster._core.definitions.events.Failure: {cause}",
+    ]
+    shown = [line for line in map(progress.line_for, lines) if line]
+    expected = f"bronze failed: {cause[: dagster_commands.MAX_SHOWN_ERROR]}"
+    assert len(expected) > 300
+    assert [line.split("s  ", 1)[1] for line in shown] == [expected, "run failed"]
+    assert dagster_commands.failure_line(progress, tmp_path / "run.log") == expected
+    assert progress.finish() is None
+
+
+def test_a_step_failing_in_its_own_process_is_named_from_the_run_failure():
+    progress = dagster_commands.RunProgress(started=0)
+    prefix = "2024-01-01 00:00:00 +0000 - dagster - ERROR - __ASSET_JOB - run - 1 - "
+    lines = [
+        prefix
+        + "RUN_FAILURE - Execution of run for \"__ASSET_JOB\" failed. Steps failed: ['gold'].",
+        "",
+        (
+            "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while"
+            ' executing op "gold":'
+        ),
+        "Stack Trace:",
+        "The above exception was caused by the following exception:",
+        "ValueError: gold has no silver rows for 2024-01-02",
+    ]
+    shown = [line for line in map(progress.line_for, lines) if line]
+    assert [line.split("s  ", 1)[1] for line in shown] == [
+        "gold failed: gold has no silver rows for 2024-01-02"
+    ]
+
+
+def test_without_a_failed_step_the_closing_line_is_the_logs_last_error(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text("2024 - dagster - DEBUG - x\nError: could not load carbon_assets.definitions\n")
+    progress = dagster_commands.RunProgress(started=0)
+    assert dagster_commands.failure_line(progress, log) == (
+        "Error: could not load carbon_assets.definitions"
+    )

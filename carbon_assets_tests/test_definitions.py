@@ -10,7 +10,6 @@ import yaml
 from dagster import AssetKey, BackfillPolicy, DefaultScheduleStatus, DefaultSensorStatus
 
 from carbon_assets.bronze import checks as bronze_checks
-from carbon_assets.cli.dagster_commands import check_defs_command, dg_environment
 from carbon_assets.columns import sql_descriptions
 from carbon_assets.definitions import ALL_CHECKS, defs
 from carbon_assets.gold import checks as gold_checks
@@ -103,7 +102,7 @@ def test_importing_definitions_starts_no_spark_and_no_database():
         "import carbon_assets.definitions, sys;"
         "assert 'pyspark.sql.session' not in sys.modules or "
         "__import__('pyspark.sql').sql.SparkSession.getActiveSession() is None;"
-        "from carbon_assets.warehouse import embedded; assert not embedded._known_databases;"
+        "from carbon_assets.postgres import embedded; assert not embedded._known_databases;"
         " print('ok')"
     )
     result = subprocess.run(
@@ -117,15 +116,16 @@ def test_importing_definitions_starts_no_spark_and_no_database():
     assert result.stdout.strip() == "ok", result.stderr
 
 
-def test_dg_check_defs_loads_the_project_with_nothing_configured(tmp_path):
-    """`dg check defs` as a fresh clone runs it: no DAGSTER_POSTGRES_URL, no CARBON_*."""
-    home = tmp_path / "dagster_home"  # an instance of its own (SQLite), not the repository's
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARBON_", "DAGSTER_"))}
-    env = dg_environment(env | {"DAGSTER_HOME": str(home)})
+def test_carbon_assets_check_loads_the_project_with_nothing_configured():
+    """`carbon-assets check` (`dg check defs` on a throwaway instance) as a fresh clone runs it
+    in the repository: no DAGSTER_HOME, no DAGSTER_POSTGRES_URL, no CARBON_*, no VIRTUAL_ENV."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CARBON_", "DAGSTER_")) and k != "VIRTUAL_ENV"
+    }
     result = subprocess.run(
-        check_defs_command(),
+        [str(Path(sys.executable).parent / "carbon-assets"), "check"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -13,48 +13,36 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from bench.dagster_dev import free_port
 from carbon_assets import settings
-from carbon_assets.cli import SUBCOMMANDS
 from carbon_assets.emulator import EmulatorConfig, regional_period_records, start_emulator
 from carbon_assets.lake_source import read_lake_source
-from carbon_assets.warehouse.embedded import embedded_database_url, stop_embedded_server
-from carbon_assets_tests.helpers import REPO
-from carbon_assets_tests.postgres_helpers import query, server_data_dir
+from carbon_assets.postgres.embedded import embedded_database_url
+from carbon_assets_tests.postgres_helpers import query
+from carbon_assets_tests.project_helpers import CARBON_ASSETS, fresh_project, stop_group
+from carbon_assets_tests.project_helpers import clean_env as fresh_env
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 DAYS, HALF_HOURS, REGIONS = 31, 48, 18
 DEMO_SEED, OTHER_SEED = 42, 7
 BACKFILL = ("2024-01-01", "2024-01-03")
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def fresh_project() -> Path:
-    """A folder with the project's Dagster files and nothing else (no data, no instance);
-    outside pytest's tmp folders, which the embedded server's user cannot rely on."""
-    folder = server_data_dir("carbon-demo-")
-    for name in ("dagster.yaml", "workspace.yaml", "pyproject.toml"):
-        shutil.copy(REPO / name, folder / name)
-    yield folder
-    stop_embedded_server(folder / "data")
-    shutil.rmtree(folder, ignore_errors=True)
+def project() -> Path:
+    with fresh_project("carbon-demo-") as folder:
+        yield folder
 
 
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARBON_", "DAGSTER_"))}
-    return env | {settings.SPARK_CONF: "spark.ui.enabled=false"}
+    return fresh_env() | {settings.SPARK_CONF: "spark.ui.enabled=false"}
 
 
 def run_cli(args: list[str], project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -64,27 +52,14 @@ def run_cli(args: list[str], project: Path, env: dict[str, str]) -> subprocess.C
 
 
 def backfill(project: Path, env: dict[str, str], first: str, last: str):
-    """The CLI's backfill: `carbon-assets backfill` (the environment of `make dev`), else
-    `dagster asset materialize` with that environment spelled out."""
-    if "backfill" in SUBCOMMANDS:
-        return run_cli([str(BIN / "carbon-assets"), "backfill", first, last], project, env)
-    data_dir = project / "data"
-    env = {
-        settings.DATA_DIR: str(data_dir),
-        "DAGSTER_HOME": str(project / ".dagster_home"),
-        "DAGSTER_POSTGRES_URL": embedded_database_url(data_dir, "dagster", driver=None),
-    } | env
-    command = [
-        *(str(BIN / "dagster"), "asset", "materialize", "-m", "carbon_assets.definitions"),
-        *("--select", "*", "--partition-range", f"{first}...{last}"),
-    ]
-    return run_cli(command, project, env)
+    """The CLI's backfill, `carbon-assets backfill` (the environment of `make dev`)."""
+    return run_cli([CARBON_ASSETS, "backfill", first, last], project, env)
 
 
 def dev_header(project: Path, options: list[str]) -> str:
     """What `carbon-assets dev` prints before Dagster starts; then it is stopped."""
     dev = subprocess.Popen(
-        [str(BIN / "carbon-assets"), "dev", *options, "--port", str(free_port())], cwd=project,
+        [CARBON_ASSETS, "dev", *options, "--port", str(free_port())], cwd=project,
         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -95,19 +70,8 @@ def dev_header(project: Path, options: list[str]) -> str:
             if line.startswith("UI:"):
                 break
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.communicate(timeout=30)
+        stop_group(dev)
     return "".join(lines)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def lake_snapshot(lake: Path) -> dict[str, str]:
@@ -152,8 +116,8 @@ def warehouse_values(url: str, first: str, last: str) -> dict[tuple[int, dt.date
     return {(region, start.astimezone(dt.UTC)): tuple(rest) for region, start, *rest in rows}
 
 
-def test_make_demo_fills_its_own_stack_and_another_api_never_mixes_with_it(fresh_project):
-    done = run_cli([str(BIN / "carbon-assets"), "demo"], fresh_project, clean_env())
+def test_make_demo_fills_its_own_stack_and_another_api_never_mixes_with_it(project):
+    done = run_cli([CARBON_ASSETS, "demo"], project, clean_env())
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     counts = {
@@ -172,41 +136,41 @@ def test_make_demo_fills_its_own_stack_and_another_api_never_mixes_with_it(fresh
     assert "DEBUG" not in done.stdout and len(done.stdout.splitlines()) < 80
     # Its own stack, which it says it empties.
     assert "emptied at each start" in done.stdout
-    demo_lake = fresh_project / "data" / "demo"
+    demo_lake = project / "data" / "demo"
     log = demo_lake / "demo.log"
     assert str(log) in done.stdout and "STEP_SUCCESS" in log.read_text()
     for chart in ("intensity_heatmap.png", "gb_fuel_mix.png"):
         assert (demo_lake / "exports" / chart).read_bytes().startswith(b"\x89PNG")
-    assert not (fresh_project / "data" / "bronze").exists()
-    demo_warehouse = embedded_database_url(fresh_project / "data", "carbon_demo", driver=None)
+    assert not (project / "data" / "bronze").exists()
+    demo_warehouse = embedded_database_url(project / "data", "carbon_demo", driver=None)
     demo_files, demo_rows = lake_snapshot(demo_lake), warehouse_snapshot(demo_warehouse)
     # `dev --demo` opens the demo's stack, and says its schedule cannot fetch into it.
-    header = dev_header(fresh_project, ["--demo"])
+    header = dev_header(project, ["--demo"])
     assert f"Lake:           {demo_lake}" in header and "/carbon_demo?" in header
-    assert "/dagster_demo?" in header and str(fresh_project / ".dagster_home" / "demo") in header
+    assert "/dagster_demo?" in header and str(project / ".dagster_home" / "demo") in header
     assert "stop at the lake's source check, fetching nothing" in header
 
     with start_emulator(EmulatorConfig(seed=OTHER_SEED)) as other:
         env = clean_env() | {settings.API_BASE_URL: other.base_url}
         # Another API over the real stack: the warehouse holds that API's values.
-        done = backfill(fresh_project, env, *BACKFILL)
+        done = backfill(project, env, *BACKFILL)
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-        real_warehouse = embedded_database_url(fresh_project / "data", "carbon", driver=None)
+        real_warehouse = embedded_database_url(project / "data", "carbon", driver=None)
         expected = api_values(OTHER_SEED, *BACKFILL)
         assert len(expected) == 3 * HALF_HOURS * REGIONS
         assert warehouse_values(real_warehouse, *BACKFILL) == expected
         assert expected != api_values(DEMO_SEED, *BACKFILL)  # the demo's were other values
-        assert read_lake_source(fresh_project / "data").api_base_url == other.base_url
+        assert read_lake_source(project / "data").api_base_url == other.base_url
         # Another API over the demo's lake: refused in one line naming both sources.
         demo_env = env | {
             settings.LAKE_URL: str(demo_lake),
             settings.DATABASE_URL: demo_warehouse,
-            "DAGSTER_HOME": str(fresh_project / ".dagster_home" / "demo"),
+            "DAGSTER_HOME": str(project / ".dagster_home" / "demo"),
             "DAGSTER_POSTGRES_URL": embedded_database_url(
-                fresh_project / "data", "dagster_demo", driver=None
+                project / "data", "dagster_demo", driver=None
             ),
         }
-        done = backfill(fresh_project, demo_env, *BACKFILL)
+        done = backfill(project, demo_env, *BACKFILL)
         served = other.stats()["requests_total"]
     assert done.returncode != 0
     assert served == 1  # the backfill's one request; the refused run sent none

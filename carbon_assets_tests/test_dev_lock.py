@@ -4,45 +4,22 @@ with one line naming the first one's pid, and the lock goes with the first one's
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from bench.dagster_dev import free_port
 from carbon_assets.cli import local_stack
-from carbon_assets.warehouse.embedded import stop_embedded_server
-from carbon_assets_tests.helpers import REPO
-from carbon_assets_tests.postgres_helpers import server_data_dir
-
-CARBON_ASSETS = str(Path(sys.executable).parent / "carbon-assets")
+from carbon_assets_tests.project_helpers import CARBON_ASSETS, clean_env, fresh_project, stop_group
 
 
 @pytest.fixture
 def project() -> Path:
-    """A project folder with the Dagster files only; outside pytest's tmp folders, which the
-    embedded server's user cannot rely on (postgres_helpers.server_data_dir)."""
-    folder = server_data_dir("carbon-dev-")
-    for name in ("dagster.yaml", "workspace.yaml", "pyproject.toml"):
-        shutil.copy(REPO / name, folder / name)
-    yield folder
-    stop_embedded_server(folder / "data")
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("CARBON_", "DAGSTER_"))}
+    with fresh_project("carbon-dev-") as folder:
+        yield folder
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -82,12 +59,7 @@ def test_a_second_dev_on_the_same_instance_exits_with_one_line_naming_the_first(
         (line,) = second.stderr.splitlines()
         assert f"pid {first.pid}" in line and "carbon-assets dev" in line
     finally:
-        os.killpg(first.pid, signal.SIGTERM)
-        try:
-            first.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait(timeout=30)
+        stop_group(first)
     # The kernel released the lock with the process.
     os.close(local_stack.instance_lock(project / ".dagster_home", "test"))
 

@@ -133,7 +133,7 @@ def dagster_ui(chromium_path, emulator, embedded_dir, output_dir):
     Its DAGSTER_HOME and lake live in a temp dir of their own, not under pytest's basetemp,
     which a concurrent pytest session may prune while dg dev still uses it.
     """
-    from carbon_assets.warehouse.embedded import embedded_database_url
+    from carbon_assets.postgres.embedded import embedded_database_url
 
     work = Path(tempfile.mkdtemp(prefix="carbon-ui-test-"))
     home = work / "dagster_home"

@@ -34,6 +34,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the offline demo: emulator + every asset for January 2024",
     ),
     "dev": ("carbon_assets.cli.dev", "start `dg dev` (UI, daemon) with the instance on PostgreSQL"),
+    "check": (
+        "carbon_assets.cli.check",
+        "check that the definitions load, as the code server loads them (dg check defs)",
+    ),
 }
 
 

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from carbon_assets.cli import dagster_commands as dg
     from carbon_assets.cli.local_stack import prepare_environment
     from carbon_assets.partitions import partition_range_problem
+    from carbon_assets.postgres.secrets import describe_error
     from carbon_assets.warehouse.resource import resolve_warehouse_url
-    from carbon_assets.warehouse.secrets import describe_error
 
     first, last = args.first, args.last
     if last < first:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if returncode != 0:
         print(
-            f"The run failed (exit {returncode}): {last_error_line(log_path)}\n"
+            f"The run failed (exit {returncode}): {dg.failure_line(progress, log_path)}\n"
             f"The full log is {log_path}",
             file=sys.stderr,
         )
@@ -84,15 +84,3 @@ def run(args: argparse.Namespace) -> int:
     for line in dg.summary_lines(dg.layer_counts(lake_root, first, last, database_url), progress):
         print(line)
     return 1 if progress.checks_failed else 0
-
-
-def last_error_line(log_path: Path) -> str:
-    """The last line of the log that is not Dagster's DEBUG event stream (usually the error)."""
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    for line in reversed(lines):
-        if line.strip() and " - DEBUG - " not in line:
-            return line.strip()[:300]
-    return "(no output)"

@@ -1,13 +1,14 @@
 """The one place that builds the `dg` commands the CLI runs, and reads what they print.
 
-`carbon-assets backfill`, `demo` and `dev` run Dagster through `dg` (dagster-dg-cli), which
-finds the project from `[tool.dg]` in pyproject.toml, so they run in the project folder.
+`carbon-assets backfill`, `demo`, `check` and `dev` run Dagster through `dg`
+(dagster-dg-cli). `dg launch` and `dg check defs` find the project from `[tool.dg]` in
+pyproject.toml, so they run in the project folder; `dg dev` is given workspace.yaml's path.
 `dagster asset materialize`, `dagster dev` and `dagster definitions validate` still work but
 print a SupersessionWarning pointing at `dg launch`, `dg dev` and `dg check defs`.
 
 What a run prints goes whole to a log file; the screen gets one line per step as it starts
-and ends (`run_with_progress`) and, at the end, what the run left in each layer
-(`layer_counts`) and how its checks went (`RunProgress`).
+and ends (`run_with_progress`), the cause of a step that failed, and, at the end, what the run
+left in each layer (`layer_counts`) and how its checks went (`RunProgress`).
 """
 
 from __future__ import annotations
@@ -61,13 +62,15 @@ def launch_command(first: dt.date, last: dt.date) -> list[str]:
     return [dg_executable(), "launch", "--assets", "*", "--partition-range", f"{first}...{last}"]
 
 
-def dev_command(host: str, port: int) -> list[str]:
+def dev_command(host: str, port: int, project: Path | None = None) -> list[str]:
     """`dg dev`: webserver, daemon (schedules, sensors, backfills) and a code server.
 
-    It loads the code location from workspace.yaml, the file a deployment's webserver reads
-    too, so there is one description of it and the location keeps its name.
+    It loads the code location from the project's workspace.yaml, the file a deployment's
+    webserver reads too, so there is one description of it and the location keeps its name.
+    The path is absolute: `carbon-assets dev` starts it in DAGSTER_HOME (dev.py says why).
     """
-    return [dg_executable(), "dev", "-w", WORKSPACE_FILE, "--host", host, "--port", str(port)]
+    workspace = str((project or project_dir()) / WORKSPACE_FILE)
+    return [dg_executable(), "dev", "-w", workspace, "--host", host, "--port", str(port)]
 
 
 def check_defs_command() -> list[str]:
@@ -88,42 +91,97 @@ EVENT = re.compile(
 )
 STEP_NAME = re.compile(r'step "(?P<step>[^"]+)"(?: in (?P<took>[0-9][0-9.hms]*?)\.?$)?')
 CHECK_RESULT = re.compile(r"Asset check '(?P<check>[^']+)' on '(?P<asset>[^']+)' (?P<result>.*)")
-MAX_SHOWN_ERROR = 200
+FAILED_STEPS = re.compile(r"Steps failed: \[(?P<steps>[^\]]*)\]")
+# Any line of Dagster's log (an event or a message logged by an asset), as opposed to the lines
+# of an error printed under an event.
+LOG_LINE = re.compile(r" - dagster - (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) - ")
+# The class of an exception as Dagster prints it, e.g. "dagster._core.definitions.events.Failure: ".
+EXCEPTION_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Failure): ")
+# Lines of an error that say nothing about its cause: Dagster's wrapper of the asset's own
+# exception and the traceback's headings.
+NOT_A_CAUSE = re.compile(
+    r"^(?:Error occurred while executing|Stack Trace:|The above exception|During handling of)"
+)
+MAX_SHOWN_ERROR = 500
+
+
+def failure_cause(line: str) -> str | None:
+    """The cause an error line under a failure event gives, without its exception's class
+    path (a Failure's description, an exception's message), or None for a line that gives
+    none (blank, a traceback's, Dagster's wrapper, another log line)."""
+    if LOG_LINE.search(line) or line[:1].isspace() or not line.strip():
+        return None
+    cause = EXCEPTION_CLASS.sub("", line.strip())
+    if not cause or NOT_A_CAUSE.match(cause):
+        return None
+    return cause[:MAX_SHOWN_ERROR]
 
 
 @dataclass
 class RunProgress:
-    """What the screen was told about one run: its steps as they went, and its checks."""
+    """What the screen was told about one run: its steps as they went, its checks, and why it
+    failed (`failure`, the first failed step's cause, "{step} failed: {cause}")."""
 
     started: float = field(default_factory=time.monotonic)
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
+    failure: str | None = None
+    # The step whose cause the next error line gives (Dagster prints it under the event).
+    _awaiting_cause: str | None = None
 
     def line_for(self, log_line: str) -> str | None:
         """The line to print for one line of Dagster's output, or None (most lines)."""
         if (event := EVENT.search(log_line)) is None:
+            if self._awaiting_cause and (cause := failure_cause(log_line)):
+                return self._failed(self._awaiting_cause, cause)
+            if self._awaiting_cause and LOG_LINE.search(log_line):
+                return self._failed(self._awaiting_cause, None)
             return None
+        shown = self._failed(self._awaiting_cause, None) if self._awaiting_cause else None
         kind, text = event["event"], event["text"].strip()
         if kind == "ASSET_CHECK_EVALUATION":
             if result := CHECK_RESULT.search(text):
                 name = f"{result['asset']}: {result['check']}"
                 passed = result["result"].startswith("passed")
                 (self.checks_passed if passed else self.checks_failed).append(name)
-                return None if passed else f"  {self._elapsed()}  check did not pass: {name}"
-            return None
+                if not passed:
+                    shown = self._joined(shown, f"check did not pass: {name}")
+            return shown
         if kind == "RUN_FAILURE":
-            return f"  {self._elapsed()}  run failed: {text[:MAX_SHOWN_ERROR]}"
+            # A step that failed in a process of its own may have logged no STEP_FAILURE: the
+            # run's failure names it, and prints its error under it.
+            steps = FAILED_STEPS.search(text)
+            if steps and (self.failure is None or self.failure.endswith(" failed")):
+                self._awaiting_cause = steps["steps"].replace("'", "") or "run"
+                return shown
+            return self._joined(shown, "run failed" if self.failure else f"run failed: {text}")
         step = STEP_NAME.search(text)
         name = step["step"] if step else text
         if kind == "STEP_START":
-            return f"  {self._elapsed()}  {name} ..."
+            return self._joined(shown, f"{name} ...")
         if kind == "STEP_SUCCESS":
             took = f" in {step['took']}" if step and step["took"] else ""
-            return f"  {self._elapsed()}  {name} done{took}"
+            return self._joined(shown, f"{name} done{took}")
         if kind == "STEP_FAILURE":
             self.failed_steps.append(name)
-        return f"  {self._elapsed()}  {name}: {kind} {text[:MAX_SHOWN_ERROR]}"
+            self._awaiting_cause = name
+            return shown
+        return self._joined(shown, f"{name} skipped")
+
+    def finish(self) -> str | None:
+        """The line still owed at the end of the output: a failure whose cause never came."""
+        return self._failed(self._awaiting_cause, None) if self._awaiting_cause else None
+
+    def _failed(self, step: str, cause: str | None) -> str:
+        self._awaiting_cause = None
+        line = f"{step} failed" + (f": {cause}" if cause else "")
+        if self.failure is None or (cause and self.failure == f"{step} failed"):
+            self.failure = line
+        return f"  {self._elapsed()}  {line}"
+
+    def _joined(self, shown: str | None, line: str) -> str:
+        return "\n".join([*([shown] if shown else []), f"  {self._elapsed()}  {line}"])
 
     def _elapsed(self) -> str:
         return f"{time.monotonic() - self.started:6.1f}s"
@@ -152,7 +210,24 @@ def run_with_progress(
             log.write(line)
             if shown := progress.line_for(line):
                 print(shown, flush=True)
+        if shown := progress.finish():
+            print(shown, flush=True)
     return process.returncode, progress
+
+
+def failure_line(progress: RunProgress, log_path: Path) -> str:
+    """Why a run failed, in one line: its failed step's cause, else the last line of its log
+    that is not Dagster's event stream (dg's own error, e.g. definitions that do not load)."""
+    if progress.failure:
+        return progress.failure
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    for line in reversed(lines):
+        if line.strip() and not LOG_LINE.search(line):
+            return line.strip()[:MAX_SHOWN_ERROR]
+    return "(no output)"
 
 
 # --- what a run left behind ------------------------------------------------------------------
@@ -221,7 +296,7 @@ def environment_summary(env: dict[str, str], warehouse_url: str) -> list[str]:
     """Where a command's run goes: the API, the lake, the warehouse and Dagster's instance,
     passwords masked."""
     from carbon_assets import settings
-    from carbon_assets.warehouse.secrets import mask_url
+    from carbon_assets.postgres.secrets import mask_url
 
     api = env.get(settings.API_BASE_URL) or settings.DEFAULT_API_BASE_URL
     lake = env.get(settings.LAKE_URL) or env.get(settings.DATA_DIR) or settings.DEFAULT_DATA_DIR
@@ -235,6 +310,6 @@ def environment_summary(env: dict[str, str], warehouse_url: str) -> list[str]:
 
 
 def project_dir() -> Path:
-    """The folder dg runs in: the working directory, as for `make dev` (it holds
+    """The project folder: the working directory, as for `make dev` (it holds
     pyproject.toml's [tool.dg] and workspace.yaml)."""
     return Path(os.getcwd()).resolve()

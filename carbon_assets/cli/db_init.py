@@ -7,9 +7,9 @@ import os
 import sys
 
 from carbon_assets import settings
+from carbon_assets.postgres.secrets import describe_error, mask_url
 from carbon_assets.warehouse.migrations import apply_schema, discover_migrations
 from carbon_assets.warehouse.resource import create_warehouse_engine, resolve_warehouse_url
-from carbon_assets.warehouse.secrets import describe_error, mask_url
 
 URL_SOURCE = f"--database-url (or ${settings.DATABASE_URL})"
 

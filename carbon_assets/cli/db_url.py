@@ -30,7 +30,7 @@ import argparse
 import sys
 
 from carbon_assets import settings
-from carbon_assets.warehouse.embedded import DEFAULT_DATABASE
+from carbon_assets.postgres.embedded import DEFAULT_DATABASE
 
 
 def _port(text: str) -> int:
@@ -74,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the URL of `--database` on the embedded server (starting/creating as needed)."""
-    from carbon_assets.warehouse.embedded import close_tcp, embedded_database_url, open_tcp
-    from carbon_assets.warehouse.secrets import describe_error
+    from carbon_assets.postgres.embedded import close_tcp, embedded_database_url, open_tcp
+    from carbon_assets.postgres.secrets import describe_error
 
     if (args.close or args.port) and not args.tcp:
         print("db-url: --close and --port go with --tcp", file=sys.stderr)

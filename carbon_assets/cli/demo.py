@@ -104,7 +104,7 @@ def prepare_demo_stack() -> tuple[dict[str, str], list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from carbon_assets.emulator import EmulatorConfig, start_emulator
-    from carbon_assets.warehouse.secrets import describe_error, mask_url
+    from carbon_assets.postgres.secrets import describe_error, mask_url
 
     first, last = dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last)
     try:
@@ -147,7 +147,11 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("\n".join(checks_summary(progress, warning_checks())))
     if returncode != 0:
-        print(f"The run failed (exit {returncode}); the full log is {log_path}", file=sys.stderr)
+        print(
+            f"The run failed (exit {returncode}): {dg.failure_line(progress, log_path)}\n"
+            f"The full log is {log_path}",
+            file=sys.stderr,
+        )
         return returncode
     print("\nRows per layer for", f"{first}...{last}:")
     for layer, count in layer_counts(lake, first, last, database_url).items():

@@ -59,8 +59,8 @@ def source_mismatch(lake: Path, api: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from carbon_assets.postgres.secrets import describe_error, mask_url
     from carbon_assets.warehouse.resource import resolve_warehouse_url
-    from carbon_assets.warehouse.secrets import describe_error, mask_url
 
     holder = "carbon-assets dev" + (" --demo" if args.demo else "")
     try:
@@ -105,4 +105,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"UI:             http://{args.host}:{args.port}", flush=True)
     # `dg dev`, in this process: the lock's descriptor goes with it (see the module docstring).
     command = dg.dev_command(args.host, args.port)
+    # In DAGSTER_HOME: started in a folder holding a dagster.yaml other than DAGSTER_HOME,
+    # Dagster warns that the file "will not be used", although DAGSTER_HOME's is a link to it.
+    # The workspace and the lake's paths are absolute, so they do not depend on the folder.
+    os.chdir(home)
     os.execve(command[0], command, dg.dg_environment(env))

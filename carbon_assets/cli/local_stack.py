@@ -34,7 +34,7 @@ import sqlalchemy
 from dotenv import dotenv_values, load_dotenv
 
 from carbon_assets import settings
-from carbon_assets.warehouse.secrets import parse_database_url
+from carbon_assets.postgres.secrets import parse_database_url
 
 DAGSTER_DATABASE = "dagster"
 EVENT_BATCH_SIZE, DEFAULT_EVENT_BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE", "100"
@@ -99,6 +99,11 @@ def project_environment(project_dir: Path | None = None, *, demo: bool = False) 
     load_dotenv(env_file, override=False)
     default_data_dir = str(project_dir / settings.DEFAULT_DATA_DIR)
     data_dir = Path(os.environ.setdefault(settings.DATA_DIR, default_data_dir))
+    # Absolute, so they name the same folders for Dagster, which `dev` starts elsewhere.
+    os.environ[settings.DATA_DIR] = str(project_dir / data_dir)
+    lake = os.environ.get(settings.LAKE_URL, "").strip()
+    if lake and "://" not in lake:
+        os.environ[settings.LAKE_URL] = str(project_dir / lake)
     # Dagster writes a range's per-day materialization events in batches instead of one
     # write each (README, Scale).
     os.environ.setdefault(EVENT_BATCH_SIZE, DEFAULT_EVENT_BATCH_SIZE)
@@ -167,7 +172,7 @@ def _lock_holder(fd: int) -> str | None:
 def dagster_database_url(data_dir: str, database: str = DAGSTER_DATABASE) -> str:
     """A plain postgresql:// URL of the instance's database on the warehouse's server (the
     embedded one unless CARBON_DATABASE_URL is set), created when missing."""
-    from carbon_assets.warehouse.embedded import embedded_database_url
+    from carbon_assets.postgres.embedded import embedded_database_url
 
     warehouse_url = os.environ.get(settings.DATABASE_URL)
     if not warehouse_url:
@@ -194,7 +199,7 @@ def connect_environment(project_dir: Path | None = None, *, demo: bool = False) 
     Raises DatabaseUrlError for a malformed CARBON_DATABASE_URL or DAGSTER_POSTGRES_URL, and
     the driver's error when the server cannot be reached.
     """
-    from carbon_assets.warehouse.embedded import embedded_database_url
+    from carbon_assets.postgres.embedded import embedded_database_url
 
     link_dagster_yaml(Path(os.environ[DAGSTER_HOME]), project_dir)
     data_dir = os.environ[settings.DATA_DIR]
@@ -224,7 +229,7 @@ def empty_demo_stack() -> None:
     import psycopg2
     from psycopg2 import sql
 
-    from carbon_assets.warehouse.embedded import embedded_database_url
+    from carbon_assets.postgres.embedded import embedded_database_url
 
     lake = Path(os.environ[settings.LAKE_URL])
     if lake.exists():

@@ -57,8 +57,8 @@ def instance_in_use() -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Stop the server and say so; 0 also when it was not running."""
-    from carbon_assets.warehouse.embedded import pgdata_of, stop_embedded_server
-    from carbon_assets.warehouse.secrets import describe_error
+    from carbon_assets.postgres.embedded import pgdata_of, stop_embedded_server
+    from carbon_assets.postgres.secrets import describe_error
 
     if not args.force and (in_use := instance_in_use()):
         print(f"stop refused: {in_use} (or use --force)", file=sys.stderr)

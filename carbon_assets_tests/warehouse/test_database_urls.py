@@ -13,19 +13,19 @@ import pandas as pd
 import pytest
 
 from carbon_assets import cli
+from carbon_assets.postgres.secrets import (
+    DatabaseUrlError,
+    describe_error,
+    mask_secrets,
+    mask_url,
+    parse_database_url,
+)
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
 from carbon_assets.warehouse.resource import (
     WarehouseDatabase,
     create_warehouse_engine,
     resolve_warehouse_url,
     sqlalchemy_url,
-)
-from carbon_assets.warehouse.secrets import (
-    DatabaseUrlError,
-    describe_error,
-    mask_secrets,
-    mask_url,
-    parse_database_url,
 )
 from carbon_assets_tests.helpers import synthetic_gold_rows
 

@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from carbon_assets import cli
-from carbon_assets.warehouse.embedded import (
+from carbon_assets.postgres.embedded import (
     SOCKET_NAME,
     TCP_PASSFILE,
     TCP_ROLE,

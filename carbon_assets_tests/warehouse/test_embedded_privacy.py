@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from carbon_assets.warehouse.acl import (
+from carbon_assets.postgres.acl import (
     EXECUTE,
     GROUP,
     GROUP_OBJ,
@@ -29,7 +29,7 @@ from carbon_assets.warehouse.acl import (
     read_acl,
     with_traversal_for,
 )
-from carbon_assets.warehouse.embedded import (
+from carbon_assets.postgres.embedded import (
     SOCKET_NAME,
     EmbeddedServerError,
     close_tcp,
