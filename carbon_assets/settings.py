@@ -16,7 +16,8 @@ DEFAULT_API_BASE_URL = "https://api.carbonintensity.org.uk"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_SPARK_MASTER = "local[*]"
 DEFAULT_API_MAX_CONCURRENCY = 5
-# The API revises values for at least 24 hours after a period ends (API_CONTRACT.md, 5).
+# The API revises values for at least 24 hours after a period ends
+# (docs/api-contract.md, section 5).
 DEFAULT_SETTLE_HOURS = 36.0
 DEFAULT_SETTLE_DAYS = 3
 DEFAULT_HEAL_DAYS = 30

@@ -123,7 +123,8 @@ def default_spark_config(master: str | None = None) -> dict[str, Any]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         # Years of data are a few million rows: a handful of shuffle partitions beats 200.
         "spark.sql.shuffle.partitions": "8",
-        # As fast as a larger driver for years of data, with less resident memory (README).
+        # As fast as a larger driver for years of data, with less resident memory
+        # (docs/performance.md).
         "spark.driver.memory": "1g",
         # A range run reads one folder per day; below this many paths the driver lists them
         # itself, which is much faster than launching a Spark job to list them.
@@ -185,7 +186,7 @@ def map_files_in_python(
     shared mount: the IO managers write it with plain file operations), and why executors
     need this project and its dependencies installed. Handing over paths rather than
     Spark's binaryFile rows skips listing the files and copying their bytes through the JVM
-    (README, benchmarks).
+    (docs/performance.md).
     """
     spark_schema = from_arrow_schema(schema)
     if not paths:

@@ -18,7 +18,7 @@ import psycopg2
 import sqlalchemy
 from sqlalchemy.pool import NullPool
 
-from carbon_assets.warehouse.embedded import (
+from carbon_assets.postgres.embedded import (
     embedded_database_url,
     embedded_server,
     stop_embedded_server,

@@ -41,7 +41,7 @@ from carbon_assets.emulator import EmulatorConfig, start_emulator
 from carbon_assets.lake import read_parquet_table
 from carbon_assets.lake_source import read_lake_source
 from carbon_assets.partitions import DayRange
-from carbon_assets.warehouse.embedded import (
+from carbon_assets.postgres.embedded import (
     embedded_database_url,
     embedded_server,
 )

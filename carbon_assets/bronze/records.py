@@ -34,7 +34,7 @@ def parse_api_datetime(text: str) -> dt.datetime:
     return moment.astimezone(UTC)
 
 
-# Physical ranges of the values silver reads (API_CONTRACT.md, section 4). A record outside
+# Physical ranges of the values silver reads (docs/api-contract.md, section 2). A record outside
 # them is invalid: bronze keeps it as sent but never calls its day complete.
 MAX_FORECAST = 2000  # gCO2/kWh
 MAX_SHARE = 100  # % of a region's generation

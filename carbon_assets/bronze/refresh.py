@@ -1,6 +1,6 @@
 """When bronze fetches a stored day again: revisions until the day settles, holes until they heal.
 
-The API revises values for at least 24 hours after a period ends (API_CONTRACT.md, section 5),
+The API revises values for at least 24 hours after a period ends (docs/api-contract.md, section 5),
 so a day fetched sooner than `settle_hours` after its end is fetched again by a later run, and
 a day fetched after that is final: it is never requested again. A day stored incomplete (the
 API had no or partial data) is fetched again by every run while it is inside the settle window

@@ -105,7 +105,7 @@ def project_environment(project_dir: Path | None = None, *, demo: bool = False) 
     if lake and "://" not in lake:
         os.environ[settings.LAKE_URL] = str(project_dir / lake)
     # Dagster writes a range's per-day materialization events in batches instead of one
-    # write each (README, Scale).
+    # write each (docs/performance.md).
     os.environ.setdefault(EVENT_BATCH_SIZE, DEFAULT_EVENT_BATCH_SIZE)
     if not demo:
         os.environ.setdefault(DAGSTER_HOME, str(project_dir / HOME_FOLDER))

@@ -3,7 +3,7 @@
 Spark runs this inside its Python workers (gold/assets.py), one silver day file at a time: a
 day's aggregates need only that day's rows, and silver keeps each day in one file. Spark SQL
 in a fresh JVM scanning the small files was several times slower than the workers silver has
-already started (README, benchmarks).
+already started (docs/performance.md).
 
 Averages are exact: each value becomes an integer count of thousandths (the API sends whole
 numbers and one-decimal shares, so nothing is lost), sums are integers, and the mean is rounded

@@ -19,7 +19,7 @@ def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFil
 
     Each file holds every version of its day's half-hours, so workers flatten and deduplicate
     whole files and nothing is shuffled. This plan beat Spark's own JSON reader with a map
-    lookup per fuel and a window to deduplicate by half (README, benchmarks).
+    lookup per fuel and a window to deduplicate by half (docs/performance.md).
     """
     return DaysFromFiles(spark, tuple(paths), silver_rows_of_file, SILVER_SCHEMA)
 

@@ -1,11 +1,11 @@
 """Silver rows from one bronze day file, as an Arrow table. Pure Python, no Dagster, no Spark.
 
 Spark runs this inside its Python workers (silver/assets.py): each task gets the paths of some
-bronze files and sends back their rows. Parsing the nested JSON here, with msgspec and the typed
-record shapes of bronze/records.py as the explicit schema, costs half of what Spark's JSON
-reader and its explode-and-lookup plan cost in a JVM that has not warmed up (README,
-benchmarks), and a day's rows are deduplicated without a shuffle because every version of a
-day's half-hours sits in that day's file.
+bronze files and sends back their rows. Parsing the nested JSON here, with msgspec and the
+typed record shapes of bronze/records.py as the explicit schema, costs half of what Spark's
+JSON reader and its explode-and-lookup plan cost in a JVM that has not warmed up
+(docs/performance.md), and a day's rows are deduplicated without a shuffle because every
+version of a day's half-hours sits in that day's file.
 
 This module is imported by every Python worker, so it imports nothing heavy.
 """

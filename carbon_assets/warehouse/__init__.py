@@ -9,7 +9,4 @@ tables.py      the tables as the load sees them (columns, key, types)
 charts.py      the pictures of a load's range shown in the UI
 resource.py    WarehouseDatabase: where the database is, pooled engines, schema applied
 migrations.py  applies the numbered files in sql/ (shipped in this package)
-embedded.py    the embedded PostgreSQL used when CARBON_DATABASE_URL is unset, private to its owner
-acl.py         one OS user allowed to traverse a folder (an ACL entry), nobody else's rights changed
-secrets.py     database URLs parsed before use; passwords masked in URLs and error messages
 """

@@ -15,6 +15,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 from psycopg2 import sql
 
 from carbon_assets.partitions import DayRange, day_range
+from carbon_assets.postgres.secrets import mask_secrets, mask_url
 from carbon_assets.warehouse.load import (
     FetchSource,
     RowsRejected,
@@ -23,7 +24,6 @@ from carbon_assets.warehouse.load import (
     load_range,
 )
 from carbon_assets.warehouse.resource import WarehouseDatabase
-from carbon_assets.warehouse.secrets import mask_secrets, mask_url
 from carbon_assets.warehouse.tables import AUDIT_COLUMNS, SCHEMA, TABLES, WarehouseTable
 
 

@@ -2,8 +2,8 @@
 
 Where: CARBON_DATABASE_URL when it is set (parsed before anything connects, so a malformed URL
 is refused without being echoed), otherwise the embedded PostgreSQL under the data directory
-(embedded.py). The schema is the SQL files' (migrations.py), applied once per process per
-database before the first use.
+(carbon_assets/postgres/embedded.py). The schema is the SQL files' (migrations.py), applied
+once per process per database before the first use.
 
 Every session sets a lock_timeout, so a load that waits for a lock gives up with an error
 instead of queueing for ever, and, on PostgreSQL 14 and later, a
@@ -21,9 +21,9 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from carbon_assets import settings
-from carbon_assets.warehouse.embedded import DEFAULT_DATABASE, embedded_database_url
+from carbon_assets.postgres.embedded import DEFAULT_DATABASE, embedded_database_url
+from carbon_assets.postgres.secrets import parse_database_url
 from carbon_assets.warehouse.migrations import apply_schema
-from carbon_assets.warehouse.secrets import parse_database_url
 
 # Long enough for a concurrent load of the table (they queue on its lock) to finish; short
 # enough that a load stuck behind a forgotten transaction fails and says so.

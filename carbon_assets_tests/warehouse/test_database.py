@@ -1,4 +1,4 @@
-"""carbon_assets.database: URLs and secrets, the embedded PostgreSQL, the schema in sql/.
+"""The warehouse database: URLs and secrets, the embedded PostgreSQL, the schema in sql/.
 
 Runs against real PostgreSQL servers: the service on 127.0.0.1:5432 (each test gets its own
 throw-away database, dropped WITH (FORCE) afterwards) and an embedded pgserver in a temporary
@@ -21,11 +21,12 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 from carbon_assets import cli
-from carbon_assets.warehouse.embedded import (
+from carbon_assets.postgres.embedded import (
     embedded_database_url,
     embedded_server,
     stop_embedded_server,
 )
+from carbon_assets.postgres.secrets import mask_secrets, mask_url
 from carbon_assets.warehouse.migrations import (
     SQL_DIR,
     applied_migrations,
@@ -37,7 +38,6 @@ from carbon_assets.warehouse.resource import (
     resolve_warehouse_url,
     sqlalchemy_url,
 )
-from carbon_assets.warehouse.secrets import mask_secrets, mask_url
 from carbon_assets_tests.postgres_helpers import (
     SERVERS,
     create_database,

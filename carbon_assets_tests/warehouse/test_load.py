@@ -35,8 +35,8 @@ from dagster import (
 
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.partitions import DayRange
+from carbon_assets.postgres.embedded import embedded_server, stop_embedded_server
 from carbon_assets.vocabulary import FUEL_COLUMNS
-from carbon_assets.warehouse.embedded import embedded_server, stop_embedded_server
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
 from carbon_assets.warehouse.load import csv_buffer, iso_text, load_range
 from carbon_assets.warehouse.resource import (
