@@ -27,13 +27,16 @@ from dagster import (
     RetryPolicy,
     RunRequest,
     ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
     schedule,
 )
 
+from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.refresh import INCOMPLETE, INVALID, RefreshPolicy, stored_head
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.lake import LakeResource
+from carbon_assets.lake_source import LakeSourceMismatch, check_lake_source
 from carbon_assets.partitions import FIRST_FULL_DAY, DayRange
 
 GROUP = "carbon_intensity"
@@ -127,8 +130,17 @@ def _days_to_heal(
     "day due for another try.",
 )
 def daily_refresh_schedule(
-    context: ScheduleEvaluationContext, refresh_policy: RefreshPolicy, lake: LakeResource
-) -> list[RunRequest]:
+    context: ScheduleEvaluationContext,
+    refresh_policy: RefreshPolicy,
+    lake: LakeResource,
+    carbon_api: CarbonIntensityApi,
+) -> list[RunRequest] | SkipReason:
+    try:
+        check_lake_source(lake.root, carbon_api.url)
+    except LakeSourceMismatch as mismatch:
+        # Every run would stop at bronze's own check (the demo's lake under `dev --demo`, say):
+        # the tick says why once and launches nothing to fail and be retried.
+        return SkipReason(str(mismatch))
     tick = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
     return refresh_requests(tick, refresh_policy, BronzeStore(lake.bronze_dir))
 

@@ -43,7 +43,11 @@ def run_tick(traveller, tick: dt.datetime, resources: dict) -> list[dict]:
     traveller.move_to(tick)
     context = build_schedule_context(
         scheduled_execution_time=tick,
-        resources={"refresh_policy": RefreshPolicy(), "lake": resources["lake"]},
+        resources={
+            "refresh_policy": RefreshPolicy(),
+            "lake": resources["lake"],
+            "carbon_api": resources["carbon_api"],
+        },
     )
     runs = []
     for request in daily_refresh_schedule(context):

@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"Set aside:      {', '.join(set_aside)} (the demo's stack is its own)")
     if args.demo and source_mismatch(lake, api):
         print(
-            "Schedule:       on; the demo's lake holds the emulator's data, so its runs stop at "
-            "the lake's source check, fetching nothing"
+            "Schedule:       on; the demo's lake holds the emulator's data, so its ticks skip "
+            "(the lake's source check), fetching nothing"
         )
     elif args.demo:
         print("Schedule:       on; its runs fetch from the emulator the demo's lake came from")
