@@ -74,11 +74,7 @@ def run(args: argparse.Namespace) -> int:
         command, dg.dg_environment(env), log_path, cwd=dg.project_dir()
     )
     if returncode != 0:
-        print(
-            f"The run failed (exit {returncode}): {dg.failure_line(progress, log_path)}\n"
-            f"The full log is {log_path}",
-            file=sys.stderr,
-        )
+        dg.report_failure(returncode, progress, log_path)
         return returncode
     print(f"\n{first}...{last}:")
     for line in dg.summary_lines(dg.layer_counts(lake_root, first, last, database_url), progress):

@@ -230,6 +230,15 @@ def failure_line(progress: RunProgress, log_path: Path) -> str:
     return "(no output)"
 
 
+def report_failure(returncode: int, progress: RunProgress, log_path: Path) -> None:
+    """The closing lines of a failed run, on stderr: its exit code and cause, and its log."""
+    print(
+        f"The run failed (exit {returncode}): {failure_line(progress, log_path)}\n"
+        f"The full log is {log_path}",
+        file=sys.stderr,
+    )
+
+
 # --- what a run left behind ------------------------------------------------------------------
 
 

@@ -147,11 +147,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("\n".join(checks_summary(progress, warning_checks())))
     if returncode != 0:
-        print(
-            f"The run failed (exit {returncode}): {dg.failure_line(progress, log_path)}\n"
-            f"The full log is {log_path}",
-            file=sys.stderr,
-        )
+        dg.report_failure(returncode, progress, log_path)
         return returncode
     print("\nRows per layer for", f"{first}...{last}:")
     for layer, count in layer_counts(lake, first, last, database_url).items():
