@@ -65,7 +65,11 @@ def test_one_tick_after_a_backfill_with_a_hole_in_the_window_the_warehouse_equal
             traveller.move_to(TICK)
             context = build_schedule_context(
                 scheduled_execution_time=TICK,
-                resources={"refresh_policy": RefreshPolicy(), "lake": resources["lake"]},
+                resources={
+                    "refresh_policy": RefreshPolicy(),
+                    "lake": resources["lake"],
+                    "carbon_api": resources["carbon_api"],
+                },
             )
             requests = list(daily_refresh_schedule(context))
             for request in requests:
