@@ -164,7 +164,11 @@ def test_the_settle_variables_shape_the_daily_ticks(tmp_path, monkeypatch):
     tick = dt.datetime(2024, 3, 20, 0, 30, tzinfo=dt.UTC)
     context = build_schedule_context(
         scheduled_execution_time=tick,
-        resources={"refresh_policy": policy, "lake": LakeResource(data_dir=str(tmp_path))},
+        resources={
+            "refresh_policy": policy,
+            "lake": LakeResource(data_dir=str(tmp_path)),
+            "carbon_api": CarbonIntensityApi(),
+        },
     )
     (request,) = daily_refresh_schedule(context)
     settle = {"carbon/run": "settle"} | MAX_RUN_TAGS

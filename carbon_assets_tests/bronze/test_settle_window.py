@@ -61,7 +61,12 @@ def test_one_tick_after_a_backfill_a_hole_inside_the_window_is_fetched_and_compl
         tick = dt.datetime(2024, 3, 12, 0, 30, tzinfo=UTC)
         traveller.move_to(tick)
         context = build_schedule_context(
-            scheduled_execution_time=tick, resources={"refresh_policy": POLICY, "lake": lake}
+            scheduled_execution_time=tick,
+            resources={
+                "refresh_policy": POLICY,
+                "lake": lake,
+                "carbon_api": CarbonIntensityApi(base_url=emulator.base_url),
+            },
         )
         (request,) = daily_refresh_schedule(context)  # the window only: no heal run
         assert request.tags["carbon/run"] == "settle"
