@@ -139,6 +139,35 @@ def test_a_failed_step_is_shown_with_its_cause_and_the_closing_line_uses_it(tmp_
     assert progress.finish() is None
 
 
+def test_a_cause_that_lists_its_days_shows_the_first_and_how_many_more():
+    """Bronze's lost days come as a line ending in ":" and one indented line a day: the screen
+    gets the first day's cause (a DNS failure, say), not a sentence that stops at the colon."""
+    progress = dagster_commands.RunProgress(started=0)
+    prefix = "2024-01-01 00:00:00 +0000 - dagster - ERROR - __ASSET_JOB - run - 1 - "
+    lines = [
+        prefix + 'bronze - STEP_FAILURE - Execution of step "bronze" failed.',
+        "",
+        (
+            "dagster._core.definitions.events.Failure: 3 day(s) could not be fetched; no day was"
+            " stored. Re-run the same range to fetch only these:"
+        ),
+        "  2024-01-01: dns: the host api.example could not be resolved",
+        "  2024-01-02: dns: the host api.example could not be resolved",
+        "  2024-01-03: dns: the host api.example could not be resolved",
+        "",
+        "Stack Trace:",
+    ]
+    shown = [line for line in map(progress.line_for, lines) if line]
+    assert [line.split("s  ", 1)[1] for line in shown] == [
+        (
+            "bronze failed: 3 day(s) could not be fetched; no day was stored. Re-run the same range"
+            " to fetch only these: 2024-01-01: dns: the host api.example could not be resolved"
+            " (and 2 more)"
+        )
+    ]
+    assert progress.finish() is None
+
+
 def test_a_step_failing_in_its_own_process_is_named_from_the_run_failure():
     progress = dagster_commands.RunProgress(started=0)
     prefix = "2024-01-01 00:00:00 +0000 - dagster - ERROR - __ASSET_JOB - run - 1 - "

@@ -77,7 +77,7 @@ def test_damaged_days_are_named_set_aside_and_fetched_again(tmp_path, emulator, 
 
     with caplog.at_level(logging.WARNING):
         metadata, messages = run_bronze(resources)
-    # Until bronze passes its own reporter the store reports through logging.
+    # Bronze reports through the run's log, which reaches Python logging here.
     assert_set_aside(store, damaged, messages + caplog.messages)
     assert metadata["days_left_as_they_are"] == 3
     assert metadata["days_fetched_new"] == 3 and metadata["days_written"] == 3

@@ -129,16 +129,30 @@ class RunProgress:
     failure: str | None = None
     # The step whose cause the next error line gives (Dagster prints it under the event).
     _awaiting_cause: str | None = None
+    # A cause that ends in ":" lists its details on the indented lines under it (the days
+    # bronze could not fetch and why): (step, cause) and the items seen so far.
+    _listing: tuple[str, str] | None = None
+    _listed: list[str] = field(default_factory=list)
 
     def line_for(self, log_line: str) -> str | None:
         """The line to print for one line of Dagster's output, or None (most lines)."""
         if (event := EVENT.search(log_line)) is None:
+            if self._listing and log_line[:1].isspace() and log_line.strip():
+                self._listed.append(log_line.strip())
+                return None
+            if self._listing:
+                return self._listed_failure()
             if self._awaiting_cause and (cause := failure_cause(log_line)):
+                if cause.endswith(":"):
+                    self._listing, self._awaiting_cause = (self._awaiting_cause, cause), None
+                    return None
                 return self._failed(self._awaiting_cause, cause)
             if self._awaiting_cause and LOG_LINE.search(log_line):
                 return self._failed(self._awaiting_cause, None)
             return None
         shown = self._failed(self._awaiting_cause, None) if self._awaiting_cause else None
+        if self._listing:
+            shown = self._listed_failure()
         kind, text = event["event"], event["text"].strip()
         if kind == "ASSET_CHECK_EVALUATION":
             if result := CHECK_RESULT.search(text):
@@ -170,8 +184,20 @@ class RunProgress:
         return self._joined(shown, f"{name} skipped")
 
     def finish(self) -> str | None:
-        """The line still owed at the end of the output: a failure whose cause never came."""
+        """The line still owed at the end of the output: a failure whose cause never came, or
+        whose list of details was the last thing printed."""
+        if self._listing:
+            return self._listed_failure()
         return self._failed(self._awaiting_cause, None) if self._awaiting_cause else None
+
+    def _listed_failure(self) -> str:
+        """A listing cause in one line: the cause, its first item and how many more."""
+        (step, cause), items = self._listing, self._listed
+        self._listing, self._listed = None, []
+        if items:
+            more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+            cause = f"{cause} {items[0]}{more}"
+        return self._failed(step, cause[:MAX_SHOWN_ERROR])
 
     def _failed(self, step: str, cause: str | None) -> str:
         self._awaiting_cause = None

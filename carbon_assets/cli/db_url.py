@@ -30,7 +30,10 @@ import argparse
 import sys
 
 from carbon_assets import settings
+from carbon_assets.cli.local_stack import DEMO_WAREHOUSE_DATABASE
 from carbon_assets.postgres.embedded import DEFAULT_DATABASE
+
+WAREHOUSE_DATABASES = (DEFAULT_DATABASE, DEMO_WAREHOUSE_DATABASE)
 
 
 def _port(text: str) -> int:
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the URL of `--database` on the embedded server (starting/creating as needed)."""
     from carbon_assets.postgres.embedded import close_tcp, embedded_database_url, open_tcp
     from carbon_assets.postgres.secrets import describe_error
+    from carbon_assets.warehouse.migrations import apply_schema
+    from carbon_assets.warehouse.resource import create_warehouse_engine
 
     if (args.close or args.port) and not args.tcp:
         print("db-url: --close and --port go with --tcp", file=sys.stderr)
@@ -90,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         url = embedded_database_url(args.data_dir, args.database, driver=args.driver or None)
+        if args.database in WAREHOUSE_DATABASES:
+            # A warehouse nothing has loaded yet still answers the README's queries (with no
+            # rows) instead of "relation carbon_data... does not exist".
+            apply_schema(
+                create_warehouse_engine(embedded_database_url(args.data_dir, args.database))
+            )
         if args.tcp:
             access, generated = open_tcp(args.data_dir, args.port)
             url = access.url(args.database, args.driver or None, masked=not generated)

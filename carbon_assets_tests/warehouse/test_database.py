@@ -414,7 +414,10 @@ def test_two_processes_starting_one_embedded_server_share_it() -> None:
         assert [process.returncode for process in processes] == [0, 0], outputs
         urls = {out.strip() for out, _ in outputs}
         assert len(urls) == 1
-        assert query(urls.pop(), "SELECT current_database()") == [("carbon",)]
+        url = urls.pop()
+        assert query(url, "SELECT current_database()") == [("carbon",)]
+        # The warehouse's schema is there before any load: the README's queries answer.
+        assert query(url, "SELECT count(*) FROM carbon_data.carbon_intensity_daily") == [(0,)]
     finally:
         discard_server(data_dir)
         shutil.rmtree(data_dir.parent, ignore_errors=True)
