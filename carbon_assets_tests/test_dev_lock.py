@@ -3,7 +3,9 @@ with one line naming the first one's pid, and the lock goes with the first one's
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -62,6 +64,26 @@ def test_a_second_dev_on_the_same_instance_exits_with_one_line_naming_the_first(
         stop_group(first)
     # The kernel released the lock with the process.
     os.close(local_stack.instance_lock(project / ".dagster_home", "test"))
+
+
+@pytest.mark.slow
+def test_dev_started_with_sigint_ignored_still_stops_on_sigterm(project):
+    """A shell's background job starts with SIGINT ignored; Dagster maps SIGTERM onto SIGINT's
+    handler, so without care neither would stop `dg dev`."""
+    ignoring_sigint = f'trap "" INT; exec "{CARBON_ASSETS}" dev --port {free_port()}'
+    dev = subprocess.Popen(
+        ["sh", "-c", ignoring_sigint],
+        cwd=project, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: runs_dagster(dev), 120, "dev did not start Dagster")
+        time.sleep(5)  # the webserver and the daemon are up
+        os.killpg(dev.pid, signal.SIGTERM)
+        dev.wait(timeout=45)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dev.pid, signal.SIGKILL)
 
 
 def test_the_lock_is_refused_while_held_and_free_once_closed(tmp_path):

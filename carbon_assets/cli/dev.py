@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -109,4 +110,9 @@ def run(args: argparse.Namespace) -> int:
     # Dagster warns that the file "will not be used", although DAGSTER_HOME's is a link to it.
     # The workspace and the lake's paths are absolute, so they do not depend on the folder.
     os.chdir(home)
+    # Dagster stops on SIGINT and treats SIGTERM as SIGINT, with whatever handler SIGINT had.
+    # A shell that starts a job in the background without job control leaves SIGINT ignored,
+    # and so both: `dg dev` would then not stop when asked. An ignored signal stays ignored
+    # across exec; a default one becomes Python's own again.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execve(command[0], command, dg.dg_environment(env))
