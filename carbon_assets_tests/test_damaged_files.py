@@ -13,8 +13,9 @@ from carbon_assets.automation import range_tags
 from carbon_assets.bronze.store import DAMAGED_FOLDER, BronzeStore
 from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS, build_resources
 from carbon_assets.lake import LakeResource
-from carbon_assets_tests.faults.common import output_metadata
+from carbon_assets_tests.faults.common import check_results, output_metadata
 from carbon_assets_tests.helpers import FAST_API
+from carbon_assets_tests.postgres_helpers import query
 
 FIRST, LAST = "2024-02-01", "2024-02-06"
 BRONZE = "bronze_carbon_intensity"
@@ -100,3 +101,33 @@ def test_a_refetch_merges_with_nothing_from_a_damaged_file(tmp_path, emulator, c
     assert metadata["days_fetched_refetch"] == 6 and metadata["days_written"] == 6
     for day in damaged:  # one fetch behind each: nothing kept from the damaged file
         assert len(store.read(day)["sources"]) == 1
+
+
+def test_a_range_with_damaged_days_loads_whole_through_every_layer(
+    tmp_path, emulator, spark, service_database_url
+):
+    """The damaged days are fetched again in the same run that silver, gold and both loads
+    then take whole: the warehouse holds every day of the range, every check green."""
+    lake_dir = str(tmp_path / "lake")
+    resources = build_resources(lake_dir, emulator.base_url, service_database_url, **FAST_API)
+    store = BronzeStore(LakeResource(data_dir=lake_dir).bronze_dir)
+    run_bronze(resources)
+    damaged = damage(store)
+
+    result = materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+        tags=range_tags(FIRST, LAST),
+    )
+    assert result.success
+    assert all(check.passed for check in check_results(result).values())
+    assert all(store.path(day).read_bytes() != content for day, content in damaged.items())
+    for table, per_day in (("carbon_intensity_daily", 18), ("carbon_intensity_halfhourly", 864)):
+        counts = query(
+            service_database_url,
+            f"SELECT date_recorded, count(*) FROM carbon_data.{table}"
+            " GROUP BY date_recorded ORDER BY date_recorded",
+        )
+        days = [D(FIRST) + dt.timedelta(days=i) for i in range(6)]
+        assert counts == [(day, per_day) for day in days], table

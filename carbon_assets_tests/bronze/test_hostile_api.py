@@ -388,6 +388,36 @@ def test_a_trickling_answer_fails_within_the_attempt_deadline():
     assert elapsed < 2 * 1.5 + 10, "the deadline did not end the attempts"
 
 
+def test_after_a_trickling_answer_the_next_run_starts_and_completes(tmp_path):
+    """The stuck attempt ends at its deadline, the run fails and lets go of the lake's API
+    lock, and the next run (the server has recovered) fetches the days whole."""
+    trickling = {"on": True}
+
+    async def trickle_then_answer(request):
+        if not trickling["on"]:
+            return web.Response(body=range_body(request.path), content_type="application/json")
+        response = web.StreamResponse()
+        response.content_length = 10_000
+        await response.prepare(request)
+        try:
+            for _ in range(10_000):
+                await response.write(b" ")
+                await asyncio.sleep(0.2)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    options = {"max_attempts": 2, "attempt_deadline_seconds": 1.5}
+    with serving(trickle_then_answer) as (base_url, _):
+        stuck = materialize_bronze(tmp_path, base_url, "2024-01-01", "2024-01-03", **options)
+        assert not stuck.success
+        trickling["on"] = False
+        recovered = materialize_bronze(tmp_path, base_url, "2024-01-01", "2024-01-03", **options)
+    assert recovered.success
+    store = BronzeStore(tmp_path / "bronze")
+    assert all(store.is_complete(dt.date(2024, 1, day)) for day in (1, 2, 3))
+
+
 # --- names that do not resolve ------------------------------------------------------------
 
 
