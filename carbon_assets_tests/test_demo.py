@@ -148,7 +148,7 @@ def test_make_demo_fills_its_own_stack_and_another_api_never_mixes_with_it(proje
     header = dev_header(project, ["--demo"])
     assert f"Lake:           {demo_lake}" in header and "/carbon_demo?" in header
     assert "/dagster_demo?" in header and str(project / ".dagster_home" / "demo") in header
-    assert "stop at the lake's source check, fetching nothing" in header
+    assert "its ticks skip (the lake's source check), fetching nothing" in header
 
     with start_emulator(EmulatorConfig(seed=OTHER_SEED)) as other:
         env = clean_env() | {settings.API_BASE_URL: other.base_url}
