@@ -364,21 +364,22 @@ def test_an_answer_announcing_more_than_the_raw_limit_is_refused_before_it_is_re
     assert "(Content-Length 536,870,912)" in str(lost.value)
 
 
-def test_a_trickling_answer_fails_within_the_attempt_deadline():
+async def trickle(request: web.Request) -> web.StreamResponse:
     """Headers and a Content-Length, then a byte now and then: the read timeout never fires."""
+    response = web.StreamResponse()
+    response.content_length = 10_000
+    await response.prepare(request)
+    try:
+        for _ in range(10_000):
+            await response.write(b" ")
+            await asyncio.sleep(0.2)
+    except (ConnectionError, RuntimeError):
+        pass
+    return response
 
-    async def trickle(request):
-        response = web.StreamResponse()
-        response.content_length = 10_000
-        await response.prepare(request)
-        try:
-            for _ in range(10_000):
-                await response.write(b" ")
-                await asyncio.sleep(0.2)
-        except (ConnectionError, RuntimeError):
-            pass
-        return response
 
+def test_a_trickling_answer_fails_within_the_attempt_deadline():
+    """A trickling answer: the attempt's deadline ends it, where the read timeout never fires."""
     started = time.monotonic()
     with serving(trickle) as (base_url, hits), pytest.raises(FetchIncomplete) as lost:
         fetch(base_url, [DAY], max_attempts=2, attempt_deadline_seconds=1.5)
@@ -396,16 +397,7 @@ def test_after_a_trickling_answer_the_next_run_starts_and_completes(tmp_path):
     async def trickle_then_answer(request):
         if not trickling["on"]:
             return web.Response(body=range_body(request.path), content_type="application/json")
-        response = web.StreamResponse()
-        response.content_length = 10_000
-        await response.prepare(request)
-        try:
-            for _ in range(10_000):
-                await response.write(b" ")
-                await asyncio.sleep(0.2)
-        except (ConnectionError, RuntimeError):
-            pass
-        return response
+        return await trickle(request)
 
     options = {"max_attempts": 2, "attempt_deadline_seconds": 1.5}
     with serving(trickle_then_answer) as (base_url, _):
