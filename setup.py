@@ -30,6 +30,9 @@ setup(
         # The preview of the latest day as a Markdown table (pandas' to_markdown).
         "tabulate>=0.9",
         "pyarrow>=17,<27",
+        # The lake in an object store (CARBON_LAKE_URL=s3://bucket/prefix; storage.py).
+        "fsspec>=2024.6",
+        "s3fs>=2024.6",
         "SQLAlchemy>=2.0.30,<2.1",
         "psycopg2-binary>=2.9.9,<3",
         # .env for `carbon-assets dev` and `demo` (dagster itself depends on it too).
@@ -51,6 +54,8 @@ setup(
             "psutil>=5.9,<8",
             # The README's queries over the Parquet lake (run by a test).
             "duckdb>=1.1,<3",
+            # A real S3 server on loopback, for the lake in an object store (s3_server.py).
+            "moto[s3,server]>=5,<6",
         ],
     },
     entry_points={"console_scripts": ["carbon-assets=carbon_assets.cli:main"]},

@@ -136,13 +136,13 @@ def daily_refresh_schedule(
     carbon_api: CarbonIntensityApi,
 ) -> list[RunRequest] | SkipReason:
     try:
-        check_lake_source(lake.root, carbon_api.url)
+        check_lake_source(lake.storage, carbon_api.url)
     except LakeSourceMismatch as mismatch:
         # Every run would stop at bronze's own check (the demo's lake under `dev --demo`, say):
         # the tick says why once and launches nothing to fail and be retried.
         return SkipReason(str(mismatch))
     tick = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
-    return refresh_requests(tick, refresh_policy, BronzeStore(lake.bronze_dir))
+    return refresh_requests(tick, refresh_policy, BronzeStore(lake.bronze))
 
 
 # Drives the eager() conditions of silver, gold and the warehouse: when bronze is materialized

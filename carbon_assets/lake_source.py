@@ -18,13 +18,12 @@ import gzip
 import json
 import zlib
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
 
 from carbon_assets import settings
-from carbon_assets.lake_files import atomic_write_bytes
+from carbon_assets.storage import Storage, storage_at
 
 SOURCE_FILE = "source.json"
 # A day file's source URL is {base URL}/regional/intensity/{from}/{to}.
@@ -57,14 +56,15 @@ def normalised(api_base_url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
 
 
-def read_lake_source(lake_root: Path) -> LakeSource | None:
+def read_lake_source(lake: Storage | str) -> LakeSource | None:
     """The lake's recorded source; else the source of its newest readable day file; None for a
     lake with neither (a new lake). ValueError (one line) when source.json cannot be read."""
-    path = Path(lake_root) / SOURCE_FILE
+    lake = storage_at(lake)
+    path = lake.location(SOURCE_FILE)
     try:
-        text = path.read_bytes()
+        text = lake.read_bytes(SOURCE_FILE)
     except FileNotFoundError:
-        return _source_of_day_files(Path(lake_root) / "bronze")
+        return _source_of_day_files(lake / "bronze")
     try:
         fields = json.loads(text)
         return LakeSource(
@@ -79,20 +79,21 @@ def read_lake_source(lake_root: Path) -> LakeSource | None:
         ) from None
 
 
-def check_lake_source(lake_root: Path, api_base_url: str) -> None:
+def check_lake_source(lake: Storage | str, api_base_url: str) -> None:
     """Raise LakeSourceMismatch (one line) when the lake holds data from another API."""
-    source = read_lake_source(lake_root)
+    lake = storage_at(lake)
+    source = read_lake_source(lake)
     if source is None or normalised(source.api_base_url) == normalised(api_base_url):
         return
     raise LakeSourceMismatch(
-        f"The lake {lake_root} holds data from {source}, but this run fetches from "
+        f"The lake {lake.url} holds data from {source}, but this run fetches from "
         f"{api_base_url}; one lake holds one API's data: set {settings.LAKE_URL} (or "
         f"{settings.DATA_DIR}) to another folder for this API, or set {settings.API_BASE_URL} "
         f"back to {source.api_base_url}"
     )
 
 
-def record_lake_source(lake_root: Path, api_base_url: str, emulator: bool) -> LakeSource:
+def record_lake_source(lake: Storage | str, api_base_url: str, emulator: bool) -> LakeSource:
     """Write the lake's source.json (replacing any), atomically."""
     source = LakeSource(
         api_base_url=normalised(api_base_url),
@@ -100,7 +101,7 @@ def record_lake_source(lake_root: Path, api_base_url: str, emulator: bool) -> La
         recorded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     text = json.dumps(asdict(source), indent=2) + "\n"
-    atomic_write_bytes(Path(lake_root) / SOURCE_FILE, text.encode())
+    storage_at(lake).write_bytes(SOURCE_FILE, text.encode())
     return source
 
 
@@ -117,15 +118,13 @@ class _DaySources(msgspec.Struct):
 _DAY_SOURCES = msgspec.json.Decoder(_DaySources)
 
 
-def _source_of_day_files(bronze: Path) -> LakeSource | None:
+def _source_of_day_files(bronze: Storage) -> LakeSource | None:
     """The source of the newest day file that names one (the records are skipped, not built);
     a damaged file is passed over (bronze sets it aside when it reads it)."""
-    if not bronze.is_dir():
-        return None
-    files = sorted(bronze.glob("[0-9][0-9][0-9][0-9]/*.json.gz"), key=lambda p: p.name)
-    for path in reversed(files[-DAY_FILES_TRIED:]):
+    keys = sorted(bronze.glob("[0-9][0-9][0-9][0-9]/*.json.gz"), key=lambda k: k.rpartition("/")[2])
+    for key in reversed(keys[-DAY_FILES_TRIED:]):
         try:
-            sources = _DAY_SOURCES.decode(gzip.decompress(path.read_bytes())).sources
+            sources = _DAY_SOURCES.decode(gzip.decompress(bronze.read_bytes(key))).sources
         except (OSError, EOFError, zlib.error, msgspec.DecodeError):
             continue
         for source in sources:

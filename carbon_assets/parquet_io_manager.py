@@ -2,18 +2,18 @@
 
 Silver and gold return `DaysFromFiles`: one day's rows from each input file, computed in
 Spark's Python workers. The IO manager has each worker stage the day it computed as its new
-Parquet file, `{folder}/date_recorded=YYYY-MM-DD/part-0.parquet` (a temporary file beside the
-current one, written and fsynced), and send back a summary (date, staged file, rows, counts);
-no rows reach the driver, so its memory does not grow with the range. Once every day is
-staged, the driver renames each staged file over its day's file (DaysFromFiles.write). So a
+Parquet file, `{folder}/date_recorded=YYYY-MM-DD/part-0.parquet` (in a staging area of the
+folder that no reader lists), and send back a summary (date, staged file, rows, counts); no
+rows reach the driver, so its memory does not grow with the range. Once every day is staged,
+the driver publishes each staged file over its day's file (DaysFromFiles.write). So a
 materialization of a day range replaces exactly those days, a range that fails leaves every
 day as it was, each day is wholly old or wholly new even if the run is killed (a killed run's
 staged files are removed by the next), and days of the range that produced no rows lose their
-old file. The driver and the workers must see the lake at the same path (a shared filesystem
-on a cluster).
+old file. The workers reach the lake through its Storage: a folder every executor sees at the
+same path, or an object store (storage.py).
 
 Each asset names its folder in its metadata (`lake_folder`); an optional `csv_export` writes
-the whole table to {data_dir}/exports as CSV, and an optional `counted_columns` ({metadata
+the whole table to {lake}/exports as CSV, and an optional `counted_columns` ({metadata
 name: column}) reports how many written rows have a value in each such column.
 """
 
@@ -22,24 +22,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 import typing
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
 from carbon_assets.lake import LakeResource, day_files, read_parquet_table
-from carbon_assets.lake_files import (
-    PARTITION_COLUMN,
-    LakeWriteError,
-    atomic_writer,
-    remove_leftovers,
-)
+from carbon_assets.lake_files import PARTITION_COLUMN, read_day_file
 from carbon_assets.partitions import day_range
 from carbon_assets.spark import DaysFromFiles
+from carbon_assets.storage import LakeWriteError, Storage, storage_at
 
 # "...Exception: ..." from the JVM, "...Error: ..." ending a Python worker's traceback.
 TELLING_EXCEPTION = re.compile(r"(Exception|Error): ")
@@ -71,18 +65,15 @@ class SparkParquetIOManager(ConfigurableIOManager):
 
     lake: LakeResource
 
-    def _folder(self, context: OutputContext | InputContext) -> Path:
+    def _folder(self, context: OutputContext | InputContext) -> Storage:
         metadata = (
             context.upstream_output if isinstance(context, InputContext) else context
         ).definition_metadata
-        return self.lake.root / metadata["lake_folder"]
+        return self.lake.storage / metadata["lake_folder"]
 
     def handle_output(self, context: OutputContext, obj: DaysFromFiles) -> None:
         folder = self._folder(context)
-        # Created even when no day has rows, so a downstream asset can tell "materialized,
-        # nothing in this range" from "never materialized".
-        folder.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(folder)  # temporary files of a run that was killed mid-write
+        folder.remove_leftovers()  # what a run killed mid-write staged
         date_range = day_range(context)
         counted = context.definition_metadata.get("counted_columns", {})
         try:
@@ -104,14 +95,13 @@ class SparkParquetIOManager(ConfigurableIOManager):
             "dagster/row_count": pc.sum(summaries.column("rows")).as_py() or 0,
             "days_with_rows": len(written),
             "days_without_rows": MetadataValue.json(without_rows),
-            "path": MetadataValue.path(str(folder)),
+            "path": MetadataValue.path(folder.url),
         }
         for name, column in counted.items():  # non-null values
             metadata[name] = pc.sum(summaries.column(f"non_null_{column}")).as_py() or 0
         if export_name := context.definition_metadata.get("csv_export"):
-            export_path = self.lake.exports_dir / export_name
-            metadata["csv_export"] = MetadataValue.path(str(export_path))
-            metadata["csv_rows"] = export_csv(folder, export_path)
+            metadata["csv_export"] = MetadataValue.path(self.lake.exports.location(export_name))
+            metadata["csv_rows"] = export_csv(folder, self.lake.exports, export_name)
         context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pd.DataFrame | dict[str, str]:
@@ -126,10 +116,12 @@ class SparkParquetIOManager(ConfigurableIOManager):
             raise TypeError(
                 f"{type(self).__name__} loads pandas DataFrames or dict[str, str], not {wanted}"
             )
-        upstream = context.upstream_output.asset_key.to_user_string()
-        if not folder.is_dir():  # never materialized: say so, not "no rows"
-            raise FileNotFoundError(f"{folder} holds no data yet: materialize {upstream} first")
+        upstream_key = context.upstream_output.asset_key
+        upstream = upstream_key.to_user_string()
         files = day_files(folder, date_range)
+        if not files and context.instance.get_latest_materialization_event(upstream_key) is None:
+            # Never materialized: say so, not "no rows".
+            raise FileNotFoundError(f"{folder.url} holds no data yet: materialize {upstream} first")
         if not files:
             span = f"for {date_range}" if date_range else "at all"
             context.log.warning(
@@ -139,20 +131,22 @@ class SparkParquetIOManager(ConfigurableIOManager):
         return files
 
 
-def export_csv(folder: Path, export_path: Path) -> int:
-    """The whole table as one CSV, sorted by date and region, replaced atomically. Written a
-    day file at a time, so memory does not grow with the table. Its columns are those of the
-    newest day file: a column older files lack (added to the layer since) is empty there."""
+def export_csv(folder: Storage | str, exports: Storage | str, name: str) -> int:
+    """The whole table as one CSV `name` in `exports`, sorted by date and region, replaced
+    atomically. Written a day file at a time, so memory does not grow with the table. Its
+    columns are those of the newest day file: a column older files lack (added to the layer
+    since) is empty there."""
     files = day_files(folder)  # {date: file}
     if not files:
         return 0
-    newest = pq.read_schema(files[max(files)])
+    exports = storage_at(exports)
+    newest = read_day_file(files[max(files)]).schema
     schema = pa.schema([pa.field(PARTITION_COLUMN, pa.date32()), *newest])
     rows = 0
-    with atomic_writer(export_path) as handle:
+    with exports.writer(name) as handle:
         writer = pa_csv.CSVWriter(handle, schema)
         for date, path in sorted(files.items()):
-            day = pq.read_table(path).sort_by("regionid")
+            day = read_day_file(path).sort_by("regionid")
             dates = pa.array([dt.date.fromisoformat(date)] * len(day), pa.date32())
             day = day.add_column(0, PARTITION_COLUMN, dates)
             columns = [

@@ -78,9 +78,12 @@ def data_dir() -> str:
 
 
 def lake_url() -> str:
-    """CARBON_LAKE_URL, else CARBON_DATA_DIR (else `data`): the lake's root, a local path.
+    """CARBON_LAKE_URL, else CARBON_DATA_DIR (else `data`): the lake's root.
 
-    A `file://` URL names a local path too; any other scheme is refused until it is supported.
+    A local path, a `file://` URL (a local path too), or an object-store URL such as
+    s3://bucket/prefix (any scheme fsspec knows whose package is installed: gs:// with gcsfs,
+    abfs:// with adlfs). An object-store URL names no credentials: they come from the store's
+    standard variables (AWS_ACCESS_KEY_ID...), so one in the URL is refused, unquoted.
     """
     raw = os.environ.get(LAKE_URL, "").strip()
     if not raw:
@@ -88,13 +91,36 @@ def lake_url() -> str:
     scheme, sep, rest = raw.partition("://")
     if not sep:
         return raw
-    if scheme.lower() == "file" and rest.startswith("/"):
+    scheme = scheme.lower()
+    if scheme == "file" and rest.startswith("/"):
         return unquote(rest)
-    # Only the scheme is quoted: a URL may carry credentials.
-    raise SettingError(
-        f"{LAKE_URL} is a {scheme}:// URL: only a local path (or file:///path) is supported; "
-        "set it to a folder"
-    )
+    if "@" in rest.partition("/")[0] or "?" in rest:
+        # Only the scheme is quoted: the URL carries credentials or options.
+        raise SettingError(
+            f"{LAKE_URL} is a {scheme}:// URL with credentials or options in it: give only "
+            f"{scheme}://bucket/prefix and put credentials in the store's own variables "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for S3)"
+        )
+    if not rest.strip("/"):
+        raise SettingError(f"{LAKE_URL}={raw!r} names no bucket: use {scheme}://bucket/prefix")
+    _check_object_store(scheme)
+    return f"{scheme}://{rest.strip('/')}"
+
+
+def _check_object_store(scheme: str) -> None:
+    import fsspec
+
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ValueError:
+        raise SettingError(
+            f"{LAKE_URL} is a {scheme}:// URL, which no installed filesystem serves: use a "
+            "local path, s3://bucket/prefix, or install the fsspec package for that scheme"
+        ) from None
+    except ImportError as error:
+        raise SettingError(
+            f"{LAKE_URL} is a {scheme}:// URL: {error} (install that package)"
+        ) from None
 
 
 def settle_hours() -> float:

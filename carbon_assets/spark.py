@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -44,7 +45,6 @@ from carbon_assets.lake_files import (
     day_summary_schema,
     publish_day_files,
     remove_day,
-    remove_leftovers,
     rows_batches,
     stage_day_batches,
 )
@@ -55,6 +55,7 @@ from carbon_assets.settings import (
     SPARK_REMOTE,
     spark_conf_from_env,
 )
+from carbon_assets.storage import Storage
 
 SUPPORTED_JAVA = (17, 21)
 MASK = "***"
@@ -217,39 +218,54 @@ class DaysFromFiles:
         return map_files_in_python(self.spark, self.paths, per_batch, self.schema)
 
     def write(
-        self, folder: Path, counted_columns: Sequence[str] = (), days: DayRange | None = None
+        self, folder: Storage, counted_columns: Sequence[str] = (), days: DayRange | None = None
     ) -> pa.Table:
-        """Each file's day written as its Parquet file under `folder`, and the days of `days`
+        """Each file's day written as its Parquet file in `folder`, and the days of `days`
         that got no rows removed; returns one summary row per day written (date_recorded,
         staged, rows, non_null_<column> for each of `counted_columns`).
 
-        The worker that computes a day stages its new file (written and fsynced beside the
-        current one, lake_files.stage_day_batches) and sends back only its summary, so the
-        driver holds no rows. Once every day is staged, the driver renames each staged file
-        over its day's file: a failure leaves every day as it was (and no staged file), a
-        kill leaves each day whole, old or new. Rows outside `days` are not written. The
-        workers must see `folder` at the same path as the driver.
+        The worker that computes a day stages its new file in a staging area of `folder`
+        (lake_files.stage_day_batches) and sends back only its summary, so the driver holds
+        no rows. Once every day is staged, the driver publishes each staged file over its
+        day's file: a failure leaves every day as it was (and no staged file), a kill leaves
+        each day whole, old or new. Rows outside `days` are not written. The workers reach
+        `folder` through its Storage: the same path on a shared disk, or the object store.
         """
+        area = folder.staging_area()
         stager = partial(
             stage_day_batches,
-            folder=str(folder),
+            area=area,
             rows_of_file=self.rows_of_file,
             counted_columns=tuple(counted_columns),
             days=(days.first, days.last) if days is not None else None,
         )
         schema = day_summary_schema(counted_columns)
-        folder.mkdir(parents=True, exist_ok=True)
         try:
-            staged = map_files_in_python(self.spark, self.paths, stager, schema).toArrow()
-        except BaseException:
-            remove_leftovers(folder)  # the days staged before the failure: none is published
-            raise
-        written = staged.column(PARTITION_COLUMN).to_pylist()
-        publish_day_files(folder, dict(zip(written, map(Path, staged["staged"].to_pylist()))))
-        for day in set(days.days() if days is not None else ()) - set(written):
-            remove_day(folder, day)
-        remove_leftovers(folder)  # what a failed task attempt (retried by Spark) staged
+            try:
+                staged = map_files_in_python(self.spark, self.paths, stager, schema).toArrow()
+            except BaseException:
+                # The failed job's other tasks may still be running: let them end before the
+                # area goes, so none stages a file after it.
+                wait_for_tasks(self.spark)
+                raise
+            written = staged.column(PARTITION_COLUMN).to_pylist()
+            publish_day_files(folder, dict(zip(written, staged["staged"].to_pylist())))
+            for day in set(days.days() if days is not None else ()) - set(written):
+                remove_day(folder, day)
+        finally:
+            area.discard()
         return staged
+
+
+def wait_for_tasks(spark: SparkSession, timeout_seconds: float = 30.0) -> None:
+    """Wait (a bounded time) until no Spark stage is running (nothing for Spark Connect)."""
+    try:
+        tracker = spark.sparkContext.statusTracker()
+    except Exception:  # noqa: BLE001 - a Connect session has no SparkContext here
+        return
+    deadline = time.monotonic() + timeout_seconds
+    while tracker.getActiveStageIds() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def start_session(config: dict[str, Any]) -> SparkSession:

@@ -56,7 +56,7 @@ def test_one_tick_after_a_backfill_with_a_hole_in_the_window_the_warehouse_equal
         ):
             lake_dir = str(tmp_path / "lake")
             resources = build_resources(lake_dir, emulator.base_url, url, **FAST_API)
-            store = BronzeStore(LakeResource(data_dir=lake_dir).bronze_dir)
+            store = BronzeStore(LakeResource(data_dir=lake_dir).bronze)
             materialize_range(resources, *BACKFILL, raise_on_error=True)
             assert not store.is_complete(HOLE)
             assert not warehouse_values(url, HOLE.isoformat(), HOLE.isoformat())

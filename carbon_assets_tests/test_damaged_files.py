@@ -71,7 +71,7 @@ def assert_set_aside(store: BronzeStore, damaged: dict[dt.date, bytes], messages
 def test_damaged_days_are_named_set_aside_and_fetched_again(tmp_path, emulator, caplog):
     lake_dir = str(tmp_path / "lake")
     resources = build_resources(lake_dir, emulator.base_url, None, **FAST_API)
-    store = BronzeStore(LakeResource(data_dir=lake_dir).bronze_dir)
+    store = BronzeStore(LakeResource(data_dir=lake_dir).bronze)
     first, _ = run_bronze(resources)
     assert first["days_written"] == 6
     damaged = damage(store)
@@ -91,7 +91,7 @@ def test_damaged_days_are_named_set_aside_and_fetched_again(tmp_path, emulator, 
 def test_a_refetch_merges_with_nothing_from_a_damaged_file(tmp_path, emulator, caplog):
     lake_dir = str(tmp_path / "lake")
     resources = build_resources(lake_dir, emulator.base_url, None, **FAST_API)
-    store = BronzeStore(LakeResource(data_dir=lake_dir).bronze_dir)
+    store = BronzeStore(LakeResource(data_dir=lake_dir).bronze)
     run_bronze(resources)
     damaged = damage(store)
 
@@ -110,7 +110,7 @@ def test_a_range_with_damaged_days_loads_whole_through_every_layer(
     then take whole: the warehouse holds every day of the range, every check green."""
     lake_dir = str(tmp_path / "lake")
     resources = build_resources(lake_dir, emulator.base_url, service_database_url, **FAST_API)
-    store = BronzeStore(LakeResource(data_dir=lake_dir).bronze_dir)
+    store = BronzeStore(LakeResource(data_dir=lake_dir).bronze)
     run_bronze(resources)
     damaged = damage(store)
 

@@ -33,7 +33,7 @@ def test_the_real_stack_is_the_environments(tmp_path, environ):
     assert environ["DAGSTER_HOME"] == str(tmp_path / ".dagster_home")
     assert environ[settings.DATABASE_URL] == "postgresql://u@db.example/carbon"
     assert settings.LAKE_URL not in environ
-    assert LakeResource().root == tmp_path / "data"
+    assert LakeResource().storage.local_path == tmp_path / "data"
 
 
 def test_the_demo_stack_is_its_own_whatever_the_environment_says(tmp_path, environ):
@@ -42,7 +42,7 @@ def test_the_demo_stack_is_its_own_whatever_the_environment_says(tmp_path, envir
     environ["DAGSTER_HOME"] = str(tmp_path / "real-home")
     set_aside = local_stack.project_environment(tmp_path, demo=True)
     assert set_aside == [settings.LAKE_URL, settings.DATABASE_URL, "DAGSTER_HOME"]
-    assert LakeResource().root == tmp_path / "data" / "demo"
+    assert LakeResource().storage.local_path == tmp_path / "data" / "demo"
     assert environ["DAGSTER_HOME"] == str(tmp_path / ".dagster_home" / "demo")
     assert settings.DATABASE_URL not in environ  # connect_environment sets carbon_demo's
 

@@ -10,7 +10,7 @@ import pytest
 
 from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.store import BronzeStore
-from carbon_assets.lake_files import TEMP_PREFIX, LakeWriteError, atomic_write_bytes
+from carbon_assets.storage import TEMP_PREFIX, LakeWriteError, atomic_write_bytes
 from carbon_assets_tests.helpers import real_periods, small_filesystem, source
 
 DAY = dt.date(2019, 8, 25)

@@ -14,13 +14,13 @@ from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.lake_files import (
     PARTITION_COLUMN,
-    atomic_write_bytes,
+    day_file_bytes,
     day_folder,
     publish_day_files,
     replace_day_file,
-    stage_day_file,
 )
 from carbon_assets.parquet_io_manager import export_csv
+from carbon_assets.storage import LocalStorage, atomic_write_bytes
 from carbon_assets_tests.helpers import real_periods, source
 
 DAY = dt.date(2019, 8, 25)
@@ -53,17 +53,18 @@ def test_lake_files_honour_the_umask(tmp_path, umask):
     assert mode(store.path(DAY)) == expected
     assert mode(store.path(DAY).parent) == 0o777 & ~umask
 
-    gold = tmp_path / "gold"
+    gold = LocalStorage(tmp_path / "gold")
     replace_day_file(gold, DAY, day_rows(DAY))
     other = DAY + dt.timedelta(days=1)
-    publish_day_files(gold, {other: stage_day_file(gold, other, day_rows(other))})
+    area = gold.staging_area()
+    publish_day_files(gold, {other: area.put("day.parquet", day_file_bytes(day_rows(other)))})
+    area.discard()
     for day in (DAY, other):
-        (file,) = day_folder(gold, day).iterdir()
+        (file,) = (gold.root / day_folder(day)).iterdir()
         assert mode(file) == expected, file
 
-    export = tmp_path / "exports" / "gold.csv"
-    assert export_csv(gold, export) == 2
-    assert mode(export) == expected
+    assert export_csv(gold, tmp_path / "exports", "gold.csv") == 2
+    assert mode(tmp_path / "exports" / "gold.csv") == expected
 
 
 def test_a_file_replaced_takes_the_umask_of_its_writer(tmp_path):

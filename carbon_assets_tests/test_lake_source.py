@@ -25,6 +25,7 @@ from carbon_assets.lake_source import (
     read_lake_source,
     record_lake_source,
 )
+from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets_tests.helpers import FAST_API, real_periods, source
 
 REAL = "https://api.carbonintensity.org.uk"
@@ -39,6 +40,8 @@ def run_bronze(lake_dir: Path, base_url: str, first: str, last: str):
             "carbon_api": CarbonIntensityApi(base_url=base_url, **FAST_API),
             "refresh_policy": RefreshPolicy(),
             "bronze_io_manager": BronzeJsonIOManager(lake=lake),
+            # unused by a lake on disk (the API lock of an object-store lake)
+            "warehouse": WarehouseDatabase(),
         },
         instance=DagsterInstance.ephemeral(),
         tags=range_tags(first, last),

@@ -25,7 +25,7 @@ import pytest
 from carbon_assets.bronze.day_files import build_document
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.gold.rows import daily_rows
-from carbon_assets.lake_files import DAY_FILE, day_folder
+from carbon_assets.lake_files import day_key
 from carbon_assets.settings import DATA_DIR, SPARK_MASTER
 from carbon_assets.silver.rows import silver_rows
 from carbon_assets_tests.helpers import real_periods, source
@@ -77,9 +77,9 @@ def test_silver_and_gold_of_a_range_bigger_than_the_driver(tmp_path):
 
     for day in days:  # every day's rows, one day in memory at a time
         expected_silver = silver_rows(store.path(day).read_bytes(), str(store.path(day)))
-        silver = pq.read_table(day_folder(tmp_path / "silver", day) / DAY_FILE)
+        silver = pq.read_table(tmp_path / "silver" / day_key(day))
         assert silver.num_rows == 48 * 18
         assert silver.equals(expected_silver.drop_columns(["date_recorded"])), day
-        gold = pq.read_table(day_folder(tmp_path / "gold", day) / DAY_FILE)
+        gold = pq.read_table(tmp_path / "gold" / day_key(day))
         expected_gold = daily_rows(expected_silver, day).drop_columns(["date_recorded"])
         assert gold.equals(expected_gold), day

@@ -24,7 +24,7 @@ TICK = dt.datetime(2024, 3, 20, 0, 30, tzinfo=dt.UTC)
 def test_every_run_the_schedule_asks_for_has_a_maximum_run_time(tmp_path):
     lake = LakeResource(data_dir=str(tmp_path))
     hole = dt.date(2024, 3, 10)  # stored incomplete long ago: the tick asks for a heal run too
-    BronzeStore(lake.bronze_dir).write(
+    BronzeStore(lake.bronze).write(
         build_document(hole, [{"url": "test", "status": 200, "attempts": 1,
                                "fetched_at": "2024-03-11T00:30:00+00:00", "data": []}])
     )  # fmt: skip
@@ -54,7 +54,7 @@ def test_a_tick_over_another_apis_lake_launches_nothing_and_says_why(tmp_path):
     """Under `dev --demo` the lake is the emulator's and the API the real one: every run would
     stop at bronze's source check, so the tick skips with that line instead of failing runs."""
     lake = LakeResource(data_dir=str(tmp_path))
-    record_lake_source(lake.root, "http://127.0.0.1:8765", emulator=True)
+    record_lake_source(lake.storage, "http://127.0.0.1:8765", emulator=True)
     context = build_schedule_context(
         scheduled_execution_time=TICK,
         resources={

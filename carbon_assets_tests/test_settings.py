@@ -25,6 +25,7 @@ from carbon_assets.bronze.io_manager import BronzeJsonIOManager
 from carbon_assets.bronze.refresh import RefreshPolicy
 from carbon_assets.emulator import EmulatorConfig, start_emulator
 from carbon_assets.lake import LakeResource
+from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets_tests.helpers import REPO, range_tags
 from carbon_assets_tests.postgres_helpers import create_database, drop_database, query
 
@@ -143,6 +144,8 @@ def test_run_config_for_a_resource_keeps_the_environment_for_the_fields_it_does_
                 "carbon_api": CarbonIntensityApi(),
                 "refresh_policy": RefreshPolicy(),
                 "bronze_io_manager": BronzeJsonIOManager(lake=lake),
+                # unused by a lake on disk (the API lock of an object-store lake)
+                "warehouse": WarehouseDatabase(),
             },
             instance=DagsterInstance.ephemeral(),
             tags=range_tags("2024-01-01", "2024-01-04"),
@@ -195,19 +198,34 @@ def test_a_bad_value_is_refused_in_one_line_naming_the_variable(
 def test_the_lake_is_carbon_lake_url_else_carbon_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(settings.LAKE_URL, raising=False)
     monkeypatch.setenv(settings.DATA_DIR, str(tmp_path / "data"))
-    assert LakeResource().root == tmp_path / "data"
+    assert LakeResource().storage.local_path == tmp_path / "data"
     monkeypatch.setenv(settings.LAKE_URL, str(tmp_path / "lake"))
-    assert LakeResource().bronze_dir == tmp_path / "lake" / "bronze"
+    assert LakeResource().bronze.local_path == tmp_path / "lake" / "bronze"
     monkeypatch.setenv(settings.LAKE_URL, f"file://{tmp_path}/my%20lake")
-    assert LakeResource().root == tmp_path / "my lake"
-    assert LakeResource(data_dir=str(tmp_path / "given")).root == tmp_path / "given"
+    assert LakeResource().storage.local_path == tmp_path / "my lake"
+    assert LakeResource(data_dir=str(tmp_path / "given")).storage.local_path == tmp_path / "given"
+    monkeypatch.setenv(settings.LAKE_URL, "s3://bucket/lake/")
+    assert LakeResource().url == "s3://bucket/lake"
+    assert LakeResource().bronze.url == "s3://bucket/lake/bronze"
 
 
-def test_a_lake_url_of_another_scheme_is_refused_without_echoing_it(monkeypatch):
-    monkeypatch.setenv(settings.LAKE_URL, "s3://key:hush@bucket/lake")
+@pytest.mark.parametrize(
+    "url",
+    ["s3://key:hush@bucket/lake", "s3://bucket/lake?secret=hush", "s3://hush@bucket/lake"],
+)
+def test_a_lake_url_with_credentials_is_refused_without_echoing_it(monkeypatch, url):
+    monkeypatch.setenv(settings.LAKE_URL, url)
     with pytest.raises(settings.SettingError, match="CARBON_LAKE_URL is a s3:// URL") as error:
         settings.lake_url()
     assert "hush" not in str(error.value)
+
+
+@pytest.mark.parametrize("url", ["nosuchscheme://bucket/lake", "s3://", "s3:///"])
+def test_a_lake_url_no_filesystem_serves_is_refused_in_one_line(monkeypatch, url):
+    monkeypatch.setenv(settings.LAKE_URL, url)
+    with pytest.raises(settings.SettingError, match="CARBON_LAKE_URL") as error:
+        settings.lake_url()
+    assert "\n" not in str(error.value)
 
 
 def test_the_definitions_load_with_every_variable_set(monkeypatch):

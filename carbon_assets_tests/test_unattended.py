@@ -82,7 +82,7 @@ def test_ticks_bring_revisions_heal_holes_with_growing_intervals(tmp_path, spark
         ):
             lake_dir = str(tmp_path / "lake")
             resources = build_resources(lake_dir, emulator.base_url, url, **FAST_API)
-            store = BronzeStore(LakeResource(data_dir=lake_dir).bronze_dir)
+            store = BronzeStore(LakeResource(data_dir=lake_dir).bronze)
             # The backfill finds a hole older than the settle window: 6 March, answered {}
             # three days and 45 minutes after its end.
             materialize_range(resources, "2024-03-05", "2024-03-09", raise_on_error=True)

@@ -14,6 +14,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from carbon_assets.api_lock import ApiLockError, ApiLockTimeout, advisory_api_lock
 from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi, FetchStats
 from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
 from carbon_assets.bronze.day_files import (
@@ -30,9 +31,8 @@ from carbon_assets.bronze.refresh import (
     stored_head,
 )
 from carbon_assets.bronze.request_plan import RequestPlan
-from carbon_assets.bronze.store import ApiLockError, ApiLockTimeout, BronzeStore
+from carbon_assets.bronze.store import API_LOCK_TIMEOUT_SECONDS, BronzeStore
 from carbon_assets.lake import LakeResource
-from carbon_assets.lake_files import remove_leftovers
 from carbon_assets.lake_source import (
     SOURCE_FILE,
     LakeSourceMismatch,
@@ -40,10 +40,11 @@ from carbon_assets.lake_source import (
     record_lake_source,
 )
 from carbon_assets.partitions import daily_partitions, day_range, partition_range_problem
+from carbon_assets.warehouse.resource import WarehouseDatabase
 
 # Runs the daemon launches (schedules, UI backfills) queue for this pool (limit 1 in
 # dagster.yaml); runs launched any other way (the CLI, the Python API) queue on the lake's
-# API lock instead (BronzeStore.api_lock), so two runs never fetch at the same time.
+# API lock instead (api_lock below), so two runs never fetch at the same time.
 API_POOL = "carbon_api"
 # Why a day is fetched; each has a count in the materialization's metadata.
 REFETCH = "refetch"
@@ -100,6 +101,9 @@ def bronze_carbon_intensity(
     carbon_api: CarbonIntensityApi,
     lake: LakeResource,
     refresh_policy: RefreshPolicy,
+    # Only for the API lock of a lake in an object store (api_lock below): its database is
+    # the one place every run worker reaches. Bronze writes nothing there.
+    warehouse: WarehouseDatabase,
 ) -> dict[str, str]:
     """Raw regional carbon intensity from the Carbon Intensity API, one file per UTC day.
 
@@ -121,12 +125,10 @@ def bronze_carbon_intensity(
     if problem := partition_range_problem(key_range.start, key_range.end):
         raise Failure(description=f"Nothing fetched: {problem}", allow_retries=False)
     days = day_range(context).days()
-    store = BronzeStore(lake.bronze_dir, on_damaged=context.log.warning)
+    store = BronzeStore(lake.bronze, on_damaged=context.log.warning)
     with contextlib.ExitStack() as locked:
         try:
-            locked.enter_context(
-                store.api_lock(on_wait=context.log.info, holder=f"run {context.run.run_id}")
-            )
+            locked.enter_context(api_lock(context, store, lake, warehouse))
         except ApiLockError as error:
             raise Failure(
                 description=f"Nothing fetched: {error}",
@@ -134,7 +136,7 @@ def bronze_carbon_intensity(
                 allow_retries=isinstance(error, ApiLockTimeout),
             ) from None
         _check_source(lake, carbon_api.url)
-        for leftover in remove_leftovers(store.root):
+        for leftover in store.folder.remove_leftovers():
             context.log.warning(f"Removed a partial file left by an interrupted run: {leftover}")
         # Decided under the lock: a run that waited sees what the one before it stored.
         now = dt.datetime.now(dt.UTC)
@@ -186,7 +188,28 @@ def bronze_carbon_intensity(
             failures.append(invalid_days_message(progress.invalid))
         raise Failure(description="\n".join(failures), metadata=metadata)
     context.add_output_metadata(metadata)
-    return {day.isoformat(): str(store.path(day)) for day in days}
+    return {day.isoformat(): store.location(day) for day in days}
+
+
+def api_lock(
+    context: AssetExecutionContext,
+    store: BronzeStore,
+    lake: LakeResource,
+    warehouse: WarehouseDatabase,
+) -> contextlib.AbstractContextManager:
+    """The lake's API lock: an flock in a lake on disk (every writer is on this machine, or
+    sees the folder), a PostgreSQL advisory lock in the warehouse's database for a lake in an
+    object store (run workers on any machine reach that database)."""
+    holder = f"run {context.run.run_id}"
+    if store.folder.local_path is not None:
+        return store.api_lock(on_wait=context.log.info, holder=holder)
+    return advisory_api_lock(
+        warehouse.url(),
+        lake.url,
+        holder,
+        API_LOCK_TIMEOUT_SECONDS,
+        on_wait=context.log.info,
+    )
 
 
 def invalid_days_message(invalid: dict[str, list[str]]) -> str:
@@ -211,11 +234,11 @@ def invalid_days_message(invalid: dict[str, list[str]]) -> str:
 def _check_source(lake: LakeResource, api_base_url: str) -> None:
     """Fail before any request when the lake holds another API's data."""
     try:
-        check_lake_source(lake.root, api_base_url)
+        check_lake_source(lake.storage, api_base_url)
     except (LakeSourceMismatch, ValueError) as error:
         raise Failure(
             description=f"Nothing fetched: {error}",
-            metadata={"lake": MetadataValue.path(str(lake.root)), "api_base_url": api_base_url},
+            metadata={"lake": MetadataValue.path(lake.url), "api_base_url": api_base_url},
             allow_retries=False,  # the next try meets the same lake
         ) from None
 
@@ -234,7 +257,7 @@ def _fetch_and_store(
     if not plan.days:
         return progress, None, {}
     lost: dict[dt.date, str] = {}
-    source_recorded = (lake.root / SOURCE_FILE).exists()
+    source_recorded = lake.storage.exists(SOURCE_FILE)
     requests = api.fetch(plan, log=context.log)
     try:
         for day, sources in whole_days(plan, requests):
@@ -243,7 +266,7 @@ def _fetch_and_store(
             progress.add(document, store.write(document))
             if not source_recorded:  # checked before the first request: the same API
                 emulator = any(source.get("emulator") for source in sources)
-                record_lake_source(lake.root, api.url, emulator)
+                record_lake_source(lake.storage, api.url, emulator)
                 source_recorded = True
     except ApiRequestRejected as error:
         raise Failure(

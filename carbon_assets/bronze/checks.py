@@ -48,7 +48,7 @@ BRONZE_RECORDS_ON_GRID = "bronze_records_on_half_hour_grid"
     ],
 )
 def bronze_checks(context: AssetCheckExecutionContext, lake: LakeResource):
-    store = BronzeStore(lake.bronze_dir, on_damaged=context.log.warning)
+    store = BronzeStore(lake.bronze, on_damaged=context.log.warning)
     date_range = day_range(context)
     days = store.stored_days() if date_range is None else date_range.days()
     incomplete: dict[str, int] = {}

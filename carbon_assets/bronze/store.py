@@ -1,8 +1,8 @@
-"""Bronze day files on disk: {data_dir}/bronze/YYYY/YYYY-MM-DD.json.gz, written atomically.
+"""Bronze day files: {lake}/bronze/YYYY/YYYY-MM-DD.json.gz, written atomically.
 
 A day file that cannot be read whole (a bad or truncated gzip, content that is not one whole
 JSON document: an interrupted copy of the lake, a disk error) is never taken for a day's data:
-the store moves it to {data_dir}/bronze/_damaged/YYYY/YYYY-MM-DD.json.gz.<UTC time>, kept for
+the store moves it to {lake}/bronze/_damaged/YYYY/YYYY-MM-DD.json.gz.<UTC time>, kept for
 inspection and read by nobody, says so through `on_damaged`, and answers as if the day had no
 file, so bronze fetches the day again.
 """
@@ -26,10 +26,11 @@ from pathlib import Path
 
 import msgspec
 
+from carbon_assets.api_lock import ApiLockError, ApiLockTimeout
 from carbon_assets.bronze import day_files
 from carbon_assets.bronze.day_files import DayDocument, DayHead
 from carbon_assets.bronze.records import Period
-from carbon_assets.lake_files import atomic_write_bytes
+from carbon_assets.storage import Storage, storage_at
 
 API_LOCK_FILE = ".api.lock"
 # Longer than any run holds the lock for (a whole-history backfill fetches for minutes); a run
@@ -42,14 +43,6 @@ _GZIP = zlib.MAX_WBITS | 16  # zlib's gzip mode checks the trailer: the CRC and 
 PEEK_BYTES = 4096
 
 logger = logging.getLogger(__name__)
-
-
-class ApiLockError(RuntimeError):
-    """The lake's API lock cannot be taken; the message names the file and what to do."""
-
-
-class ApiLockTimeout(ApiLockError, TimeoutError):
-    """Another process held the API lock for longer than the wait allowed; names it."""
 
 
 class DamagedDayFile(ValueError):
@@ -87,57 +80,72 @@ def whole_content(raw: bytes) -> bytes:
 class BronzeStore:
     """One gzip-compressed JSON day document per UTC day (the format is day_files.py's)."""
 
-    def __init__(self, root: Path, on_damaged: Callable[[str], object] | None = None):
-        self.root = Path(root)
+    def __init__(
+        self, folder: Storage | str | os.PathLike, on_damaged: Callable[[str], object] | None = None
+    ):
+        self.folder = storage_at(folder)
         self.on_damaged = on_damaged or logger.warning
 
+    @property
+    def root(self) -> Path:
+        """The folder on local disk (a lake in an object store has none)."""
+        if self.folder.local_path is None:
+            raise ValueError(f"{self.folder.url} is not a folder on this machine")
+        return self.folder.local_path
+
+    @staticmethod
+    def key(day: dt.date) -> str:
+        return f"{day.year:04d}/{day.isoformat()}.json.gz"
+
+    def location(self, day: dt.date) -> str:
+        """The day file's full path or URL."""
+        return self.folder.location(self.key(day))
+
     def path(self, day: dt.date) -> Path:
-        return self.root / f"{day.year:04d}" / f"{day.isoformat()}.json.gz"
+        """The day file's path on local disk."""
+        return self.root / self.key(day)
 
     def write(self, document: DayDocument) -> int:
         """Store a day document; returns the number of bytes written."""
         payload = day_files.encode(document)
-        atomic_write_bytes(self.path(dt.date.fromisoformat(document["date"])), payload)
+        self.folder.write_bytes(self.key(dt.date.fromisoformat(document["date"])), payload)
         return len(payload)
 
     def _content(self, day: dt.date) -> bytes | None:
         """The day file's decompressed content, verified whole; None when there is no file or
         it was damaged (then it has been moved aside and reported)."""
-        path = self.path(day)
+        key = self.key(day)
         for _ in range(3):  # a file replaced while it was read is read again
             try:
-                with open(path, "rb") as handle:
-                    raw, identity = handle.read(), os.fstat(handle.fileno())
+                raw, version = self.folder.read_versioned(key)
             except FileNotFoundError:
                 return None
             try:
                 return whole_content(raw)
             except DamagedDayFile as damage:
-                if self._set_aside(path, identity, str(damage)):
+                if self._set_aside(key, version, str(damage)):
                     return None
         return None
 
-    def _set_aside(self, path: Path, identity: os.stat_result, damage: str) -> bool:
+    def _set_aside(self, key: str, version: object, damage: str) -> bool:
         """Move a damaged file under _damaged/ and report it; False when the file was replaced
         since it was read (a run stored the day meanwhile), True once it is gone."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        target = self.root / DAMAGED_FOLDER / path.parent.name / f"{path.name}.{stamp}"
+        year, _, name = key.partition("/")
+        target = f"{DAMAGED_FOLDER}/{year}/{name}.{stamp}"
+        location = self.folder.location(key)
         try:
-            current = os.stat(path)
-            if (current.st_dev, current.st_ino) != (identity.st_dev, identity.st_ino):
+            if not self.folder.move_unless_replaced(key, target, version):
                 return False
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(path, target)
-        except FileNotFoundError:  # another reader moved it first
-            return True
         except OSError as error:
             raise DamagedDayFile(
-                f"Damaged bronze day file {path} ({damage}) could not be moved aside "
+                f"Damaged bronze day file {location} ({damage}) could not be moved aside "
                 f"({error.strerror or error}): move or delete it, then run bronze for its day"
             ) from error
         self.on_damaged(
-            f"Damaged bronze day file {path} ({damage}): moved to {target}; the day counts "
-            "as not stored, so bronze fetches it again"
+            f"Damaged bronze day file {location} ({damage}): moved to "
+            f"{self.folder.location(target)}; the day counts as not stored, so bronze fetches "
+            "it again"
         )
         return True
 
@@ -174,7 +182,14 @@ class BronzeStore:
         return None if content is None else day_files.summary(io.BytesIO(content))
 
     def exists(self, day: dt.date) -> bool:
-        return self.path(day).exists()
+        return self.folder.exists(self.key(day))
+
+    def sizes(self, days: list[dt.date]) -> dict[dt.date, int]:
+        """{day: bytes} of the days of `days` that have a file (a listing per year)."""
+        found: dict[str, int] = {}
+        for year in sorted({day.year for day in days}):
+            found |= self.folder.sizes(f"{year:04d}")
+        return {day: found[self.key(day)] for day in days if self.key(day) in found}
 
     def head(self, day: dt.date) -> DayHead | None:
         """Whether the day's file is complete and when it was fetched, from the head of the
@@ -193,8 +208,7 @@ class BronzeStore:
         over years of days (the file is not verified whole; head() is the answer to act on).
         None when there is no file or its start does not show it."""
         try:
-            with open(self.path(day), "rb") as handle:
-                start = handle.read(PEEK_BYTES)
+            start = self.folder.read_start(self.key(day), PEEK_BYTES)
         except FileNotFoundError:
             return None
         try:
@@ -218,7 +232,9 @@ class BronzeStore:
         """Hold the lake's API lock: one run at a time decides what to fetch and fetches it.
 
         An flock, so it holds across every process on this machine that writes this lake (the
-        CLI, the Python API, runs the daemon launched) and is released if the holder dies. The
+        CLI, the Python API, runs the daemon launched) and is released if the holder dies. A
+        lake in an object store has no file to lock: bronze takes a PostgreSQL advisory lock
+        there instead (api_lock.py). The
         lock file is the owner's alone (0600): flock needs only a descriptor, so a file others
         can open is a lock others can hold. The holder writes who it is (pid, host, since and
         `holder`, e.g. a run id) into the file, so a run that waits can say whom it waits
@@ -246,10 +262,9 @@ class BronzeStore:
 
     def stored_days(self) -> list[dt.date]:
         """Every day that has a file, in order (never a file set aside under _damaged/)."""
+        names = (key.rpartition("/")[2] for key in self.folder.glob("[0-9][0-9][0-9][0-9]/*"))
         return sorted(
-            dt.date.fromisoformat(p.name[:10])
-            for p in self.root.glob("[0-9][0-9][0-9][0-9]/*.json.gz")
-            if DAY_FILE_NAME.match(p.name)
+            dt.date.fromisoformat(name[:10]) for name in names if DAY_FILE_NAME.match(name)
         )
 
 

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         env = prepare_environment()
         # prepare_environment set these in os.environ too, which settings reads.
-        data_dir, lake_root = Path(settings.data_dir()), Path(settings.lake_url())
+        data_dir, lake_url = Path(settings.data_dir()), settings.lake_url()
         database_url = resolve_warehouse_url(env.get(settings.DATABASE_URL), data_dir)
     except Exception as error:  # noqa: BLE001 - any failure: one masked line and exit code 1
         urls = (os.environ.get(settings.DATABASE_URL), os.environ.get("DAGSTER_POSTGRES_URL"))
@@ -77,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
         dg.report_failure(returncode, progress, log_path)
         return returncode
     print(f"\n{first}...{last}:")
-    for line in dg.summary_lines(dg.layer_counts(lake_root, first, last, database_url), progress):
+    for line in dg.summary_lines(dg.layer_counts(lake_url, first, last, database_url), progress):
         print(line)
     return 1 if progress.checks_failed else 0

@@ -268,25 +268,24 @@ def report_failure(returncode: int, progress: RunProgress, log_path: Path) -> No
 # --- what a run left behind ------------------------------------------------------------------
 
 
-def layer_counts(
-    lake_root: Path, first: dt.date, last: dt.date, database_url: str
-) -> dict[str, int]:
+def layer_counts(lake_url: str, first: dt.date, last: dt.date, database_url: str) -> dict[str, int]:
     """Days and rows of first..last in each layer: bronze day files (and how many are
     complete), silver and gold rows (from the Parquet files' footers) and warehouse rows."""
-    import pyarrow.parquet as pq
     import sqlalchemy
 
     from carbon_assets.bronze.store import BronzeStore
     from carbon_assets.lake import day_files
+    from carbon_assets.lake_files import day_file_rows
     from carbon_assets.partitions import DayRange
+    from carbon_assets.storage import storage_at
 
     days = DayRange(first, last)
-    store = BronzeStore(lake_root / "bronze")
+    lake = storage_at(lake_url)
+    store = BronzeStore(lake / "bronze")
     summaries = [summary for day in days.days() if (summary := store.summary(day)) is not None]
 
     def parquet_rows(layer: str) -> int:
-        files = day_files(lake_root / layer, days).values()
-        return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+        return sum(day_file_rows(path) for path in day_files(lake / layer, days).values())
 
     engine = sqlalchemy.create_engine(database_url)
     try:

@@ -121,6 +121,8 @@ def link_dagster_yaml(home: Path, project_dir: Path | None = None) -> None:
     project_dir = (project_dir or Path.cwd()).resolve()
     home.mkdir(parents=True, exist_ok=True)
     link = home / "dagster.yaml"
+    if link.is_symlink() and not link.exists():  # to a folder that has moved, or gone
+        link.unlink()
     if not link.exists():
         link.symlink_to(project_dir / "dagster.yaml")
 

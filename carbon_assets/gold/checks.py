@@ -62,9 +62,9 @@ GOLD_CHECK_DESCRIPTIONS = {
 )
 def gold_checks(context: AssetCheckExecutionContext, lake: LakeResource):
     date_range = day_range(context)
-    gold = read_parquet_table(lake.gold_dir, date_range)
+    gold = read_parquet_table(lake.gold, date_range)
     dates = sorted(set(gold["date_recorded"])) if not gold.empty else []
-    bronze = BronzeStore(lake.bronze_dir)
+    bronze = BronzeStore(lake.bronze)
     complete_days = {d.isoformat() for d in dates if bronze.is_complete(d)}
     for name, failing in gold_problems(gold, complete_days).items():
         yield AssetCheckResult(

@@ -17,8 +17,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from carbon_assets.lake_files import read_day_file
 from carbon_assets.vocabulary import (
     FUEL_COLUMNS,
     INDEX_LABELS,
@@ -178,5 +178,5 @@ def date_of_day_file(path: str) -> dt.date:
 
 def gold_rows_of_file(path: str) -> pa.Table:
     """The gold rows of the silver day file at `path` (Spark's workers call this)."""
-    silver_day = pq.read_table(path, columns=list(SILVER_INPUT))
+    silver_day = read_day_file(path, columns=SILVER_INPUT)
     return daily_rows(silver_day, date_of_day_file(path))

@@ -214,7 +214,7 @@ def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
     unknown: dict[str, list[str]] = {}
     out_of_range: dict[str, list[str]] = {}
     for chunk in checked_chunks(lake, date_range):
-        silver = read_parquet_table(lake.silver_dir, chunk, columns=SILVER_CHECKED_COLUMNS)
+        silver = read_parquet_table(lake.silver, chunk, columns=SILVER_CHECKED_COLUMNS)
         rows_checked += len(silver)
         for name, found in silver_problems(silver).items():
             if not found.empty:
@@ -264,7 +264,7 @@ def silver_checks(context: AssetCheckExecutionContext, lake: LakeResource):
 def checked_chunks(lake: LakeResource, date_range: DayRange | None) -> list[DayRange]:
     """The run's range (or, for a check on its own, the days silver holds) in CHUNK_DAYS parts."""
     if date_range is None:
-        days = sorted(day_files(lake.silver_dir)) if lake.silver_dir.is_dir() else []
+        days = sorted(day_files(lake.silver))
         if not days:
             return []
         date_range = DayRange.from_keys(days[0], days[-1])

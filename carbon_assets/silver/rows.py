@@ -18,7 +18,6 @@ import re
 import zlib
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import msgspec
 import pyarrow as pa
@@ -26,6 +25,7 @@ import pyarrow as pa
 from carbon_assets.bronze.day_files import DayRecords
 from carbon_assets.bronze.records import FuelShare, Intensity, RegionRecord, parse_api_datetime
 from carbon_assets.gc_pause import paused_gc
+from carbon_assets.storage import read_file
 from carbon_assets.vocabulary import FUELS
 
 UTC = dt.UTC
@@ -253,4 +253,4 @@ def _fuel_columns(mixes: list[Sequence[FuelShare]]) -> dict[str, list]:
 
 def silver_rows_of_file(path: str) -> pa.Table:
     """The silver rows of the bronze day file at `path` (Spark's workers call this)."""
-    return silver_rows(Path(path).read_bytes(), path)
+    return silver_rows(read_file(path), path)

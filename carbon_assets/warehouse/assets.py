@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetObservation,
@@ -20,6 +19,7 @@ from dagster import (
 from carbon_assets.columns import sql_table_schema
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.lake import LakeResource
+from carbon_assets.lake_files import read_day_file
 from carbon_assets.lake_source import read_lake_source
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.warehouse.charts import as_markdown_image, gb_fuel_mix, intensity_heatmap
@@ -48,9 +48,9 @@ PREVIEW_COLUMNS = ["regionid", "shortname", "intensity_avg", "index_mode", "fuel
 def lake_fetch_source(context: AssetExecutionContext, lake: LakeResource) -> FetchSource:
     """The API the lake was filled from (its source.json), or "unknown" when the lake does not
     say: the rows are loaded and say so rather than fail or guess."""
-    recorded = read_lake_source(lake.root)
+    recorded = read_lake_source(lake.storage)
     if recorded is None:
-        context.log.warning(f"{lake.root} records no source: its rows are loaded as unknown")
+        context.log.warning(f"{lake.url} records no source: its rows are loaded as unknown")
         source = FetchSource.unknown()
     else:
         source = FetchSource(recorded.api_base_url, recorded.emulator)
@@ -129,7 +129,7 @@ class SilverDays:
         days = sorted(self.day_files)
         for start in range(0, len(days), DAYS_PER_CHUNK):
             chunk = days[start : start + DAYS_PER_CHUNK]
-            tables = [pq.read_table(self.day_files[day], columns=silver_columns) for day in chunk]
+            tables = [read_day_file(self.day_files[day], columns=silver_columns) for day in chunk]
             # One conversion to pandas per chunk, not per day.
             rows = pa.concat_tables(tables, promote_options="default").to_pandas()
             rows["date_recorded"] = np.repeat(

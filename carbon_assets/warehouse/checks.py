@@ -2,7 +2,6 @@
 
 import datetime as dt
 
-import pyarrow.parquet as pq
 import sqlalchemy
 from dagster import (
     AssetCheckExecutionContext,
@@ -16,6 +15,7 @@ from dagster import (
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.check_metadata import listed, scope
 from carbon_assets.lake import LakeResource, day_files, read_parquet_table
+from carbon_assets.lake_files import day_file_rows
 from carbon_assets.partitions import FIRST_FULL_DAY, day_range
 from carbon_assets.vocabulary import HALF_HOURS_PER_DAY, REGION_COUNT
 from carbon_assets.warehouse.assets import (
@@ -150,7 +150,7 @@ def warehouse_checks(
     context: AssetCheckExecutionContext, lake: LakeResource, warehouse: WarehouseDatabase
 ):
     date_range = day_range(context)
-    gold = read_parquet_table(lake.gold_dir, date_range)
+    gold = read_parquet_table(lake.gold, date_range)
     gold_rows_per_date = (
         gold["date_recorded"].astype(str).value_counts().to_dict() if not gold.empty else {}
     )
@@ -241,10 +241,9 @@ def halfhourly_checks(
     date_range = day_range(context)
     # Row counts from the Parquet footers: the checks read no rows of silver.
     silver_rows_per_date = {
-        day: pq.ParquetFile(path).metadata.num_rows
-        for day, path in day_files(lake.silver_dir, date_range).items()
+        day: day_file_rows(path) for day, path in day_files(lake.silver, date_range).items()
     }
-    bronze = BronzeStore(lake.bronze_dir)
+    bronze = BronzeStore(lake.bronze)
     complete_days = {
         day for day in silver_rows_per_date if bronze.is_complete(dt.date.fromisoformat(day))
     }

@@ -37,6 +37,7 @@ from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.emulator import EmulatorConfig, draw_fault, start_emulator
 from carbon_assets.lake import LakeResource
 from carbon_assets.partitions import DayRange
+from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets_tests.helpers import FAST_API, FIXTURES, REPO, range_tags
 
 D = dt.date.fromisoformat
@@ -64,6 +65,8 @@ def materialize_bronze(data_dir, base_url, first, last, refetch=False, **options
             "carbon_api": CarbonIntensityApi(base_url=base_url, **(FAST_API | options)),
             "refresh_policy": RefreshPolicy(),
             "bronze_io_manager": BronzeJsonIOManager(lake=lake),
+            # unused by a lake on disk (the API lock of an object-store lake)
+            "warehouse": WarehouseDatabase(),
         },
         instance=DagsterInstance.ephemeral(),
         tags=range_tags(first, last),

@@ -8,6 +8,7 @@ from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.io_manager import BronzeJsonIOManager
 from carbon_assets.bronze.refresh import RefreshPolicy
 from carbon_assets.lake import LakeResource
+from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets_tests.helpers import FAST_API
 
 
@@ -24,6 +25,8 @@ def test_a_run_that_stored_nothing_says_so(tmp_path):
             ),
             "refresh_policy": RefreshPolicy(),
             "bronze_io_manager": BronzeJsonIOManager(lake=lake),
+            # unused by a lake on disk (the API lock of an object-store lake)
+            "warehouse": WarehouseDatabase(),
         },
         instance=instance,
         tags=range_tags("2024-01-01", "2024-01-03"),

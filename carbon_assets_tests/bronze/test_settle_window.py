@@ -20,6 +20,7 @@ from carbon_assets.bronze.refresh import RefreshPolicy
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.emulator import EmulatorConfig, start_emulator
 from carbon_assets.lake import LakeResource
+from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets_tests.helpers import FAST_API
 
 UTC = dt.UTC
@@ -35,6 +36,8 @@ def run_bronze(lake: LakeResource, base_url: str, tags: dict[str, str]):
             "carbon_api": CarbonIntensityApi(base_url=base_url, empty_attempts=1, **FAST_API),
             "refresh_policy": POLICY,
             "bronze_io_manager": BronzeJsonIOManager(lake=lake),
+            # unused by a lake on disk (the API lock of an object-store lake)
+            "warehouse": WarehouseDatabase(),
         },
         instance=DagsterInstance.ephemeral(),
         tags=tags,
@@ -44,7 +47,7 @@ def run_bronze(lake: LakeResource, base_url: str, tags: dict[str, str]):
 
 def test_one_tick_after_a_backfill_a_hole_inside_the_window_is_fetched_and_complete(tmp_path):
     lake = LakeResource(data_dir=str(tmp_path / "lake"))
-    store = BronzeStore(lake.bronze_dir)
+    store = BronzeStore(lake.bronze)
     # The backfill runs 36 h after the hole's day ended: the growing interval alone would wait
     # as long again before the next try, two ticks past the one that follows.
     backfill_at = dt.datetime(2024, 3, 11, 12, 0, tzinfo=UTC)

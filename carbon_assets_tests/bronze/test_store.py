@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from carbon_assets.bronze.day_files import build_document, decode_periods
 from carbon_assets.bronze.records import Period
 from carbon_assets.bronze.store import DAMAGED_FOLDER, BronzeStore, DamagedDayFile, whole_content
-from carbon_assets.lake_files import atomic_write_bytes
+from carbon_assets.storage import atomic_write_bytes
 from carbon_assets_tests.helpers import real_periods, source
 
 DAY = dt.date(2019, 8, 25)
@@ -125,9 +124,9 @@ def test_a_file_stored_since_it_was_read_is_never_set_aside(tmp_path):
     path = store.path(DAY)
     good = path.read_bytes()
     path.write_bytes(b"garbage")
-    seen = os.stat(path)  # a reader found it damaged here...
+    seen = store.folder.version(store.key(DAY))  # a reader found it damaged here...
     atomic_write_bytes(path, good)  # ...and a run stored the day before it moved it
-    assert not store._set_aside(path, seen, "garbage")
+    assert not store._set_aside(store.key(DAY), seen, "garbage")
     assert path.read_bytes() == good and messages == []
     assert not (store.root / DAMAGED_FOLDER).exists()
 

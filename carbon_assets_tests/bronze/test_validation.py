@@ -19,6 +19,7 @@ from carbon_assets.bronze.records import Period, PeriodRecord
 from carbon_assets.bronze.refresh import RefreshPolicy
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.lake import LakeResource
+from carbon_assets.warehouse.resource import WarehouseDatabase
 from carbon_assets_tests.bronze.test_hostile_api import (
     BAD_HALF_HOUR,
     DAY,
@@ -164,6 +165,8 @@ def bronze_run(lake_dir, base_url: str, selection=None):
             "carbon_api": CarbonIntensityApi(base_url=base_url, invalid_attempts=1, **FAST_API),
             "refresh_policy": RefreshPolicy(),
             "bronze_io_manager": BronzeJsonIOManager(lake=lake),
+            # unused by a lake on disk (the API lock of an object-store lake)
+            "warehouse": WarehouseDatabase(),
         },
         selection=selection,
         instance=DagsterInstance.ephemeral(),

@@ -27,7 +27,7 @@ def test_a_day_file_written_before_a_column_existed_exports_it_empty(tmp_path):
         pa.table({"regionid": [1], "intensity_avg": [11.5], "fetched_at": fetched}),
     )
     export = tmp_path / "exports" / "gold.csv"
-    assert export_csv(gold, export) == 2
+    assert export_csv(gold, export.parent, export.name) == 2
     rows = list(csv.DictReader(export.open()))
     assert [row["date_recorded"] for row in rows] == ["2024-01-01", "2024-01-02"]
     assert rows[0]["fetched_at"] == "" and rows[1]["fetched_at"].startswith("2024-01-03")
