@@ -181,11 +181,13 @@ def map_files_in_python(
 ) -> DataFrame:
     """The rows `per_batch` makes from the files at `paths`, in Spark's Python workers.
 
-    Spark hands the paths to its workers in Arrow batches (mapInArrow), so the work spreads
-    over the cores or the cluster's executors; each worker reads its files itself. That is
-    why the lake must be a folder every executor sees at the same path (it is local or a
-    shared mount: the IO managers write it with plain file operations), and why executors
-    need this project and its dependencies installed. Handing over paths rather than
+    Spark hands the paths (local paths or object-store URLs) to its workers in Arrow batches
+    (mapInArrow), so the work spreads over the cores or the cluster's executors; each worker
+    reads its files itself, through storage.py. That is why a lake on disk must be a folder
+    every executor sees at the same path, a lake in an object store needs the store's
+    variables on every executor, and executors need this project and its dependencies
+    installed. Spark never opens the files (its s3a:// would need Hadoop's jars). Handing
+    over paths rather than
     Spark's binaryFile rows skips listing the files and copying their bytes through the JVM
     (docs/performance.md).
     """

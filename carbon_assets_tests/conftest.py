@@ -27,6 +27,9 @@ from carbon_assets_tests.postgres_helpers import (
     shared_embedded_dir,
 )
 
+# The local S3 server (moto, on loopback) and a fresh bucket per test, for every module.
+from carbon_assets_tests.s3_server import s3_lake, s3_server  # noqa: F401
+
 SPARK_FIXTURES = {"spark"}
 EMBEDDED_FIXTURES = {"embedded_dir", "embedded_database_url"}
 SERVICE_FIXTURES = {"service_database_url"}
