@@ -31,6 +31,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import sqlalchemy
 from sqlalchemy.pool import NullPool
@@ -53,6 +54,12 @@ KEY_NAMESPACE = b"carbon-assets api lock\n"
 KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
 
 logger = logging.getLogger(__name__)
+
+
+class LockDatabase(Protocol):
+    """What holds the lock: the warehouse's database resource, which every run reaches."""
+
+    def url(self) -> str: ...
 
 
 class ApiLockError(RuntimeError):

@@ -55,7 +55,7 @@ from carbon_assets.settings import (
     SPARK_REMOTE,
     spark_conf_from_env,
 )
-from carbon_assets.storage import Storage
+from carbon_assets.storage import Storage, storage_at
 
 SUPPORTED_JAVA = (17, 21)
 MASK = "***"
@@ -220,7 +220,10 @@ class DaysFromFiles:
         return map_files_in_python(self.spark, self.paths, per_batch, self.schema)
 
     def write(
-        self, folder: Storage, counted_columns: Sequence[str] = (), days: DayRange | None = None
+        self,
+        folder: Storage | str | os.PathLike,
+        counted_columns: Sequence[str] = (),
+        days: DayRange | None = None,
     ) -> pa.Table:
         """Each file's day written as its Parquet file in `folder`, and the days of `days`
         that got no rows removed; returns one summary row per day written (date_recorded,
@@ -233,6 +236,7 @@ class DaysFromFiles:
         each day whole, old or new. Rows outside `days` are not written. The workers reach
         `folder` through its Storage: the same path on a shared disk, or the object store.
         """
+        folder = storage_at(folder)
         area = folder.staging_area()
         stager = partial(
             stage_day_batches,

@@ -10,11 +10,12 @@ from dagster import (
     Config,
     Failure,
     MetadataValue,
+    ResourceParam,
     asset,
 )
 from pydantic import Field
 
-from carbon_assets.api_lock import ApiLockError, ApiLockTimeout, advisory_api_lock
+from carbon_assets.api_lock import ApiLockError, ApiLockTimeout, LockDatabase, advisory_api_lock
 from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi, FetchStats
 from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
 from carbon_assets.bronze.day_files import (
@@ -40,7 +41,6 @@ from carbon_assets.lake_source import (
     record_lake_source,
 )
 from carbon_assets.partitions import daily_partitions, day_range, partition_range_problem
-from carbon_assets.warehouse.resource import WarehouseDatabase
 
 # Runs the daemon launches (schedules, UI backfills) queue for this pool (limit 1 in
 # dagster.yaml); runs launched any other way (the CLI, the Python API) queue on the lake's
@@ -103,7 +103,7 @@ def bronze_carbon_intensity(
     refresh_policy: RefreshPolicy,
     # Only for the API lock of a lake in an object store (api_lock below): its database is
     # the one place every run worker reaches. Bronze writes nothing there.
-    warehouse: WarehouseDatabase,
+    warehouse: ResourceParam[LockDatabase],
 ) -> dict[str, str]:
     """Raw regional carbon intensity from the Carbon Intensity API, one file per UTC day.
 
@@ -195,7 +195,7 @@ def api_lock(
     context: AssetExecutionContext,
     store: BronzeStore,
     lake: LakeResource,
-    warehouse: WarehouseDatabase,
+    warehouse: LockDatabase,
 ) -> contextlib.AbstractContextManager:
     """The lake's API lock: an flock in a lake on disk (every writer is on this machine, or
     sees the folder), a PostgreSQL advisory lock in the warehouse's database for a lake in an

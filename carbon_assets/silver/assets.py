@@ -10,7 +10,6 @@ from carbon_assets.columns import arrow_table_schema
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.silver.rows import SILVER_SCHEMA, silver_rows_of_file
 from carbon_assets.spark import DaysFromFiles, spark_session
-from carbon_assets.warehouse.tables import DAILY, HALF_HOURLY
 
 
 def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFiles:
@@ -32,10 +31,12 @@ def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFil
     io_manager_key="spark_parquet_io_manager",
     metadata={
         "lake_folder": "silver",
+        # Described by the comments of the warehouse tables with these columns (sql/); by
+        # name, as the layers upstream of the warehouse do not import it.
         "dagster/column_schema": arrow_table_schema(
             SILVER_SCHEMA,
-            HALF_HOURLY.name,
-            DAILY.name,
+            "carbon_intensity_halfhourly",
+            "carbon_intensity_daily",
             key=("regionid", "timestamp"),
             aliases={"timestamp": "period_start"},
         ),
