@@ -107,6 +107,9 @@ def prepare_to_launch(config: dict[str, Any]) -> None:
         # Silver's Python workers need this interpreter's packages (msgspec, pyarrow, this
         # project), not whatever `python3` is first on the PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    elif python := config.get("spark.pyspark.python"):
+        # pyspark names the executors' interpreter from this variable, not from the setting.
+        os.environ["PYSPARK_PYTHON"] = str(python)
 
 
 def default_spark_config(master: str | None = None) -> dict[str, Any]:
