@@ -25,11 +25,13 @@ No Dagster: Spark's Python workers use it to read bronze and write day files.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import fnmatch
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -40,6 +42,10 @@ from typing import BinaryIO
 import pyarrow.fs as pa_fs
 
 TEMP_PREFIX = ".tmp-"
+STAGING_PREFIX = f"{TEMP_PREFIX}stage-"
+# Longer than any run lives (the runs' dagster/max_runtime tag, automation.py): a staging
+# area older than this belongs to no live run, wherever that run was.
+STAGING_AREA_MAX_AGE = dt.timedelta(hours=6)
 
 
 class LakeWriteError(OSError):
@@ -158,11 +164,12 @@ class Storage(ABC):
         """A staged file takes `key`'s place atomically."""
 
     def remove_leftovers(self) -> list[str]:
-        """Delete what interrupted writes left (staged files and areas); returns their keys."""
+        """Delete what interrupted writes left (staged files, and the staging areas of runs
+        that have ended: stale_area); returns their keys. Another live run's area stays."""
         leftovers = [
             key
             for key in self.files()
-            if any(part.startswith(TEMP_PREFIX) for part in PurePosixPath(key).parts)
+            if any(_is_leftover(part) for part in PurePosixPath(key).parts)
         ]
         for key in leftovers:
             self.delete(key)
@@ -299,7 +306,7 @@ class LocalStorage(Storage):
         os.rename(self.path(key), target)
 
     def staging_area(self) -> StagingArea:
-        key = f"{TEMP_PREFIX}stage-{secrets.token_hex(6)}"
+        key = new_area_name()
         self.path(key).mkdir(parents=True)
         return StagingArea(self, key)
 
@@ -319,7 +326,8 @@ class LocalStorage(Storage):
             raise _write_error(path, len(payload), error) from error
 
     def remove_leftovers(self) -> list[str]:
-        leftovers = sorted(self.root.rglob(f"{TEMP_PREFIX}*")) if self.root.is_dir() else []
+        found = sorted(self.root.rglob(f"{TEMP_PREFIX}*")) if self.root.is_dir() else []
+        leftovers = [path for path in found if _is_leftover(path.name)]
         for path in leftovers:
             self.delete(str(path.relative_to(self.root)))
         return [str(path) for path in leftovers]
@@ -460,7 +468,7 @@ class ObjectStorage(Storage):
         self.fs.rm_file(self._path(key))
 
     def staging_area(self) -> StagingArea:
-        return StagingArea(self, f"{TEMP_PREFIX}stage-{secrets.token_hex(6)}")
+        return StagingArea(self, new_area_name())
 
     def _put_staged(self, key: str, payload: bytes) -> None:
         self.write_bytes(key, payload)
@@ -472,6 +480,47 @@ class ObjectStorage(Storage):
     @property
     def arrow(self) -> tuple[pa_fs.FileSystem, str]:
         return pa_fs.PyFileSystem(pa_fs.FSSpecHandler(self.fs)), self.prefix
+
+
+def new_area_name() -> str:
+    """A staging area's name: when, and which process on which host, made it (stale_area)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{STAGING_PREFIX}{stamp}-{os.getpid()}-{secrets.token_hex(4)}@{socket.gethostname()}"
+
+
+def stale_area(name: str, now: dt.datetime | None = None) -> bool:
+    """Whether a staging area belongs to no live run: made by a process of this host that has
+    ended (killed), or older than STAGING_AREA_MAX_AGE (a run elsewhere; or a name this code
+    cannot read). A live run's area is never stale, so overlapping runs do not take each
+    other's staged files away."""
+    made, _, host = name.removeprefix(STAGING_PREFIX).partition("@")
+    stamp, _, rest = made.partition("-")
+    pid = rest.partition("-")[0]
+    try:
+        since = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        pid_number = int(pid)
+    except ValueError:
+        return True
+    if (now or dt.datetime.now(dt.UTC)) - since > STAGING_AREA_MAX_AGE:
+        return True
+    return host == socket.gethostname() and not _alive(pid_number)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _is_leftover(name: str) -> bool:
+    """A temporary file of a killed write, or a staging area of an ended run."""
+    if name.startswith(STAGING_PREFIX):
+        return stale_area(name)
+    return name.startswith(TEMP_PREFIX)
 
 
 def read_file(location: str) -> bytes:

@@ -4,7 +4,10 @@ server on loopback, moto's): reads, atomic writes, listings, moves, staging and 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pickle
+import socket
+import subprocess
 
 import pyarrow as pa
 import pytest
@@ -22,11 +25,14 @@ from carbon_assets.lake_files import (
 from carbon_assets.parquet_io_manager import export_csv
 from carbon_assets.partitions import DayRange
 from carbon_assets.storage import (
+    STAGING_PREFIX,
     TEMP_PREFIX,
     LocalStorage,
     ObjectStorage,
     StagingAreaGone,
+    new_area_name,
     read_file,
+    stale_area,
     storage_at,
 )
 
@@ -115,15 +121,37 @@ def test_a_discarded_area_stages_nothing_more_and_leftovers_go(lake):
     area = silver.staging_area()
     area.put("a.parquet", b"x")
     area.discard()
+    live = silver.files()
     if isinstance(silver, LocalStorage):  # a worker still running after its job failed
         with pytest.raises(StagingAreaGone):
             area.put("b.parquet", b"y")
-    else:  # an object store has no folder to take away: the next write removes it
+    else:  # an object store has no folder to take away: the area stays while its run lives
         area.put("b.parquet", b"y")
-    silver.write_bytes(f"{TEMP_PREFIX}stage-killed/c.parquet", b"z")
+        live = [f"{area.key}/b.parquet"]
+    killed = f"{STAGING_PREFIX}20240101T000000Z-{dead_pid()}-0000@{socket.gethostname()}"
+    silver.write_bytes(f"{killed}/c.parquet", b"z")
+    silver.write_bytes(f"{STAGING_PREFIX}unreadable/d.parquet", b"z")
     silver.write_bytes(day_key(DAY), b"kept")
-    assert silver.remove_leftovers()
-    assert silver.files() == [day_key(DAY)]
+    assert len(silver.remove_leftovers()) == 2
+    assert silver.files() == sorted([*live, day_key(DAY)])
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_only_the_staging_areas_of_ended_runs_are_stale():
+    now = dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC)
+    here, alive, dead = socket.gethostname(), os.getpid(), dead_pid()
+    assert not stale_area(f"{STAGING_PREFIX}20240101T115000Z-{alive}-ab@{here}", now)
+    assert stale_area(f"{STAGING_PREFIX}20240101T115000Z-{dead}-ab@{here}", now)
+    # another machine's run: alive as far as anyone here knows, until no run could be
+    assert not stale_area(f"{STAGING_PREFIX}20240101T115000Z-{dead}-ab@elsewhere", now)
+    assert stale_area(f"{STAGING_PREFIX}20240101T055000Z-{alive}-ab@elsewhere", now)
+    assert stale_area(f"{STAGING_PREFIX}gibberish", now)
+    assert not stale_area(new_area_name())
 
 
 def test_an_object_store_is_picklable_and_holds_no_credentials(s3_lake):

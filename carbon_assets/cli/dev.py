@@ -16,6 +16,7 @@ from pathlib import Path
 from carbon_assets import settings
 from carbon_assets.cli import dagster_commands as dg
 from carbon_assets.cli import local_stack
+from carbon_assets.storage import storage_at
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def demo_lake_refusal(lake: Path) -> str | None:
+def demo_lake_refusal(lake: str) -> str | None:
     """Why the demo's lake cannot be opened, or None: it must hold the demo's emulator data.
 
     An empty demo lake would take the first API a run calls as its source, so the daily
@@ -48,7 +49,7 @@ def demo_lake_refusal(lake: Path) -> str | None:
     return None
 
 
-def source_mismatch(lake: Path, api: str) -> str | None:
+def source_mismatch(lake: str, api: str) -> str | None:
     """Why the lake's runs will be refused (it holds another API's data), or None."""
     from carbon_assets.lake_source import LakeSourceMismatch, check_lake_source
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         home = Path(os.environ[local_stack.DAGSTER_HOME])
         # The descriptor stays open and inheritable: Dagster holds the lock after the exec.
         local_stack.instance_lock(home, holder)
-        lake = Path(settings.lake_url()).resolve()
+        lake = storage_at(settings.lake_url()).url
         if args.demo and (refusal := demo_lake_refusal(lake)):
             print(refusal, file=sys.stderr)
             return 1
