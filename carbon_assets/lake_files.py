@@ -121,7 +121,7 @@ def stage_day_of_file(
         raise ValueError(f"{path} gave rows of {len(dates)} dates; each file must give one day")
     day = dates[0]
     rows = rows.filter(pc.equal(rows.column(PARTITION_COLUMN), pa.scalar(day, pa.date32())))
-    staged = area.put(f"{day.isoformat()}.parquet", day_file_bytes(rows))
+    staged = area.put(day_key(day), day_file_bytes(rows))
     return {
         PARTITION_COLUMN: day,
         "staged": staged,

@@ -193,10 +193,11 @@ class StagingArea:
         self.storage = storage
         self.key = key
 
-    def put(self, name: str, payload: bytes) -> str:
-        """Stage a file; returns its key in the storage (for `Storage.publish`)."""
-        key = _join(self.key, name)
-        self.storage._put_staged(key, payload)
+    def put(self, destination: str, payload: bytes) -> str:
+        """Stage the file meant to take `destination`'s place (a key of the storage; errors
+        name it, not the area); returns the staged file's key (for `Storage.publish`)."""
+        key = _join(self.key, destination.replace("/", "__"))
+        self.storage._put_staged(key, payload, destination)
         return key
 
     def discard(self) -> None:
@@ -310,7 +311,7 @@ class LocalStorage(Storage):
         self.path(key).mkdir(parents=True)
         return StagingArea(self, key)
 
-    def _put_staged(self, key: str, payload: bytes) -> None:
+    def _put_staged(self, key: str, payload: bytes, destination: str) -> None:
         # No mkdir: the area exists until it is published or discarded (StagingArea), and
         # nobody reads a file in it before the driver publishes it.
         path = self.path(key)
@@ -323,7 +324,7 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             raise StagingAreaGone(f"{path.parent} was discarded: its write failed") from None
         except OSError as error:
-            raise _write_error(path, len(payload), error) from error
+            raise _write_error(self.path(destination), len(payload), error) from error
 
     def remove_leftovers(self) -> list[str]:
         found = sorted(self.root.rglob(f"{TEMP_PREFIX}*")) if self.root.is_dir() else []
@@ -470,7 +471,7 @@ class ObjectStorage(Storage):
     def staging_area(self) -> StagingArea:
         return StagingArea(self, new_area_name())
 
-    def _put_staged(self, key: str, payload: bytes) -> None:
+    def _put_staged(self, key: str, payload: bytes, destination: str) -> None:
         self.write_bytes(key, payload)
 
     def publish(self, staged_key: str, key: str) -> None:

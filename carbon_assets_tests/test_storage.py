@@ -96,7 +96,7 @@ def test_staged_day_files_are_invisible_until_published(lake):
     replace_day_file(silver, DAY, rows(DAY, 1))
     area = silver.staging_area()
     staged = {
-        day: area.put(f"{day}.parquet", day_file_bytes(rows(day)))
+        day: area.put(day_key(day), day_file_bytes(rows(day)))
         for day in (DAY, DAY + dt.timedelta(days=1))
     }
     assert list(day_files(silver)) == ["2024-01-01"]  # readers list no staged file
