@@ -17,6 +17,8 @@ file or its new one, never a part of either (storage.py, lake_files.py).
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pa_ds
@@ -71,40 +73,32 @@ def read_parquet_table(
     folder: Storage | str, days: DayRange | None = None, columns: list[str] | None = None
 ) -> pd.DataFrame:
     """A date-partitioned Parquet folder as pandas: the days of a range (all if None), some
-    columns (all if None). Only the range's day files are opened: a reader going through years
-    a month at a time must not list every day of the folder for each month."""
+    columns (all if None). Only the range's day files are read, each whole at once (one
+    request per file on an object store): a reader going through years a month at a time must
+    not list every day of the folder for each month. Files written before a layer gained a
+    column still read: what a file lacks is null."""
     folder = storage_at(folder)
-    keys = list(_day_keys(folder, days).values())
+    keys = _day_keys(folder, days)
     if not keys:
         return pd.DataFrame()
-    dataset = _day_files_dataset(folder, keys)
-    if columns and not set(columns) <= set(dataset.schema.names):
-        dataset = _with_every_column(folder, keys, columns)
-    return dataset.to_table(columns=columns).to_pandas()
+    payloads = folder.read_many(keys.values())
+    tables = [_day_table(payloads[key], day, columns) for day, key in keys.items()]
+    table = pa.concat_tables(tables, promote_options="default")
+    if columns is not None:
+        for name in columns:
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(table.num_rows))
+        table = table.select(columns)
+    return table.to_pandas()
 
 
-def _day_files_dataset(folder: Storage, keys: list[str], schema: pa.Schema | None = None):
-    filesystem, base = folder.arrow
-    return pa_ds.dataset(
-        [f"{base}/{key}" for key in keys],
-        schema=schema,
-        format="parquet",
-        filesystem=filesystem,
-        partitioning=HIVE_DATES,
-        partition_base_dir=base,
-        exclude_invalid_files=True,
-    )
-
-
-def _with_every_column(folder: Storage, keys: list[str], columns: list[str]) -> pa_ds.Dataset:
-    """The files as one dataset with the union of their schemas (a dataset's schema is its
-    first file's), and columns no file has yet as nulls: files written before a layer gained a
-    column still read."""
-    filesystem, base = folder.arrow
-    schemas = [pq.read_schema(f"{base}/{key}", filesystem=filesystem) for key in keys]
-    unified = pa.unify_schemas([*schemas, pa.schema([(PARTITION_COLUMN, pa.date32())])])
-    absent = [pa.field(name, pa.null()) for name in columns if name not in unified.names]
-    return _day_files_dataset(folder, keys, pa.schema([*unified, *absent]))
+def _day_table(payload: bytes, day: str, columns: list[str] | None) -> pa.Table:
+    """One day file's rows (the columns it has of `columns`), its date as PARTITION_COLUMN."""
+    day_file = pq.ParquetFile(pa.BufferReader(payload))
+    names = day_file.schema_arrow.names
+    table = day_file.read(columns=names if columns is None else [c for c in columns if c in names])
+    date = pa.array([dt.date.fromisoformat(day)] * table.num_rows, pa.date32())
+    return table.append_column(PARTITION_COLUMN, date)
 
 
 def _day_keys(folder: Storage, days: DayRange | None) -> dict[str, str]:

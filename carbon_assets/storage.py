@@ -39,8 +39,6 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-import pyarrow.fs as pa_fs
-
 TEMP_PREFIX = ".tmp-"
 STAGING_PREFIX = f"{TEMP_PREFIX}stage-"
 # Longer than any run lives (the runs' dagster/max_runtime tag, automation.py): a staging
@@ -175,10 +173,9 @@ class Storage(ABC):
             self.delete(key)
         return leftovers
 
-    @property
-    @abstractmethod
-    def arrow(self) -> tuple[pa_fs.FileSystem, str]:
-        """A pyarrow filesystem and this folder's path in it, for datasets."""
+    def read_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """{key: bytes} of several files (FileNotFoundError if one is missing)."""
+        return {key: self.read_bytes(key) for key in keys}
 
 
 class StagingArea:
@@ -338,10 +335,6 @@ class LocalStorage(Storage):
         target.parent.mkdir(parents=True, exist_ok=True)
         publish(self.path(staged_key), target)
 
-    @property
-    def arrow(self) -> tuple[pa_fs.FileSystem, str]:
-        return pa_fs.LocalFileSystem(), str(self.root)
-
 
 class ObjectStorage(Storage):
     """A prefix of an object store, through fsspec (s3fs for s3://)."""
@@ -465,7 +458,7 @@ class ObjectStorage(Storage):
         return info.get("ETag") or info.get("LastModified") or info.get("size")
 
     def move(self, key: str, new_key: str) -> None:
-        self.fs.copy(self._path(key), self._path(new_key))
+        self.fs.cp_file(self._path(key), self._path(new_key))
         self.fs.rm_file(self._path(key))
 
     def staging_area(self) -> StagingArea:
@@ -475,12 +468,17 @@ class ObjectStorage(Storage):
         self.write_bytes(key, payload)
 
     def publish(self, staged_key: str, key: str) -> None:
-        # A server-side copy writes the target object whole, as a PUT does.
-        self.fs.copy(self._path(staged_key), self._path(key))
+        # A server-side copy writes the target object whole, as a PUT does. cp_file, not
+        # copy: copy() first lists both paths to tell files from folders.
+        self.fs.cp_file(self._path(staged_key), self._path(key))
 
-    @property
-    def arrow(self) -> tuple[pa_fs.FileSystem, str]:
-        return pa_fs.PyFileSystem(pa_fs.FSSpecHandler(self.fs)), self.prefix
+    def read_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        # One GET per object, sent concurrently: no HEAD, no ranged reads of a footer first.
+        paths = {self._path(key): key for key in keys}
+        if not paths:
+            return {}
+        found = self.fs.cat(list(paths), on_error="raise")
+        return {paths[path]: payload for path, payload in found.items()}
 
 
 def new_area_name() -> str:
@@ -527,11 +525,6 @@ def _is_leftover(name: str) -> bool:
 def read_file(location: str) -> bytes:
     """The bytes of a file named by its full path or URL (Storage.location)."""
     return storage_at(location).read_bytes("")
-
-
-def open_file(location: str) -> BinaryIO:
-    """A file named by its full path or URL, open for reading (Storage.open)."""
-    return storage_at(location).open("")
 
 
 def storage_at(location: str | os.PathLike | Storage) -> Storage:

@@ -44,6 +44,7 @@ class S3Server:
 
     def __init__(self, port: int) -> None:
         self.port = port
+        self.pid: int | None = None  # moto_server's process, once started
         self.endpoint_url = f"http://{HOST}:{port}"
         self.env = {
             "AWS_ENDPOINT_URL": self.endpoint_url,
@@ -133,6 +134,7 @@ def start_s3_server() -> Iterator[S3Server]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        server.pid = process.pid
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
             while not _answers(server.endpoint_url + "/"):
