@@ -33,7 +33,14 @@ from dagster import (
 )
 
 from carbon_assets.bronze.client import CarbonIntensityApi
-from carbon_assets.bronze.refresh import INCOMPLETE, INVALID, RefreshPolicy, stored_head
+from carbon_assets.bronze.records import NationalPeriod
+from carbon_assets.bronze.refresh import (
+    ACTUALS_PENDING,
+    INCOMPLETE,
+    INVALID,
+    RefreshPolicy,
+    stored_head,
+)
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.lake import LakeResource
 from carbon_assets.lake_source import LakeSourceMismatch, check_lake_source
@@ -70,10 +77,11 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 
 
 def refresh_requests(
-    tick: dt.datetime, policy: RefreshPolicy, store: BronzeStore
+    tick: dt.datetime, policy: RefreshPolicy, *stores: BronzeStore
 ) -> list[RunRequest]:
     """The runs a tick at `tick` asks for: the settle window, then one per older day to heal
-    (an incomplete day due for another try, an invalid day at every tick)."""
+    in any of `stores` (an incomplete day or one with actuals pending, due for another try;
+    an invalid day at every tick)."""
     last = tick.astimezone(dt.UTC).date() - dt.timedelta(days=1)
     if last < FIRST_FULL_DAY:
         return []
@@ -88,7 +96,10 @@ def refresh_requests(
             },
         )
     ]
-    for day in _days_to_heal(tick, policy, store, window):
+    to_heal = sorted(
+        {day for store in stores for day in _days_to_heal(tick, policy, store, window)}
+    )
+    for day in to_heal:
         requests.append(
             RunRequest(
                 run_key=f"heal-{day}-{tick.date()}",
@@ -116,7 +127,8 @@ def _days_to_heal(
     return [
         day
         for day in candidates
-        if policy.fetch_reason(day, stored_head(store, day), tick) in (INCOMPLETE, INVALID)
+        if policy.fetch_reason(day, stored_head(store, day), tick)
+        in (INCOMPLETE, INVALID, ACTUALS_PENDING)
     ]
 
 
@@ -142,7 +154,8 @@ def daily_refresh_schedule(
         # the tick says why once and launches nothing to fail and be retried.
         return SkipReason(str(mismatch))
     tick = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
-    return refresh_requests(tick, refresh_policy, BronzeStore(lake.bronze))
+    national = BronzeStore(lake.bronze_national, period_type=NationalPeriod)
+    return refresh_requests(tick, refresh_policy, BronzeStore(lake.bronze), national)
 
 
 # Drives the eager() conditions of silver, gold and the warehouse: when bronze is materialized

@@ -11,20 +11,30 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from carbon_assets.automation import automation_sensor, daily_refresh_job, daily_refresh_schedule
-from carbon_assets.bronze.assets import bronze_carbon_intensity
+from carbon_assets.bronze.assets import bronze_carbon_intensity, bronze_national_intensity
 from carbon_assets.bronze.checks import bronze_checks
 from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.io_manager import BronzeJsonIOManager
 from carbon_assets.bronze.refresh import RefreshPolicy
-from carbon_assets.gold.assets import gold_carbon_intensity_daily
+from carbon_assets.gold.assets import gold_carbon_intensity_daily, gold_national_daily
 from carbon_assets.gold.checks import gold_checks
 from carbon_assets.lake import LakeResource
 from carbon_assets.parquet_io_manager import SparkParquetIOManager
-from carbon_assets.silver.assets import silver_carbon_intensity
+from carbon_assets.silver.assets import silver_carbon_intensity, silver_national_intensity
 from carbon_assets.silver.checks import silver_checks
 from carbon_assets.spark import SparkResource
-from carbon_assets.warehouse.assets import carbon_intensity_daily, carbon_intensity_halfhourly
-from carbon_assets.warehouse.checks import halfhourly_checks, warehouse_checks
+from carbon_assets.warehouse.assets import (
+    carbon_intensity_daily,
+    carbon_intensity_halfhourly,
+    carbon_intensity_national_daily,
+    carbon_intensity_national_halfhourly,
+)
+from carbon_assets.warehouse.checks import (
+    halfhourly_checks,
+    national_checks,
+    national_daily_checks,
+    warehouse_checks,
+)
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
 from carbon_assets.warehouse.resource import WarehouseDatabase
 
@@ -34,8 +44,21 @@ ALL_ASSETS = [
     gold_carbon_intensity_daily,
     carbon_intensity_daily,
     carbon_intensity_halfhourly,
+    bronze_national_intensity,
+    silver_national_intensity,
+    gold_national_daily,
+    carbon_intensity_national_halfhourly,
+    carbon_intensity_national_daily,
 ]
-ALL_CHECKS = [bronze_checks, silver_checks, gold_checks, warehouse_checks, halfhourly_checks]
+ALL_CHECKS = [
+    bronze_checks,
+    silver_checks,
+    gold_checks,
+    warehouse_checks,
+    halfhourly_checks,
+    national_checks,
+    national_daily_checks,
+]
 
 
 def build_resources(

@@ -3,6 +3,8 @@
     {root}/bronze/2024/2024-01-01.json.gz                        bronze/day_files.py
     {root}/silver/date_recorded=2024-01-01/part-0.parquet        one Parquet file per day
     {root}/gold/date_recorded=2024-01-01/part-0.parquet          one Parquet file per day
+    {root}/bronze_national/2024/2024-01-01.json.gz               the national series, alike
+    {root}/silver_national/..., {root}/gold_national/...
     {root}/exports/gold_carbon_intensity_daily.csv
     {root}/source.json                                           lake_source.py
 
@@ -63,6 +65,18 @@ class LakeResource(ConfigurableResource):
     @property
     def gold(self) -> Storage:
         return self.storage / "gold"
+
+    @property
+    def bronze_national(self) -> Storage:
+        return self.storage / "bronze_national"
+
+    @property
+    def silver_national(self) -> Storage:
+        return self.storage / "silver_national"
+
+    @property
+    def gold_national(self) -> Storage:
+        return self.storage / "gold_national"
 
     @property
     def exports(self) -> Storage:

@@ -24,11 +24,17 @@ ASSETS = [
     "gold_carbon_intensity_daily",
     "carbon_intensity_daily",
     "carbon_intensity_halfhourly",
+    "bronze_national_intensity",
+    "silver_national_intensity",
+    "gold_national_daily",
+    "carbon_intensity_national_halfhourly",
+    "carbon_intensity_national_daily",
 ]
+BRONZE_ASSETS = ("bronze_carbon_intensity", "bronze_national_intensity")
 
 
 def test_every_tabular_asset_explains_its_columns_as_the_sql_comments_do():
-    for name in ASSETS[1:]:
+    for name in (name for name in ASSETS if name not in BRONZE_ASSETS):
         (spec,) = defs.resolve_assets_def(name).specs
         columns = spec.metadata["dagster/column_schema"].columns
         assert columns and all(column.description for column in columns), name
@@ -46,8 +52,9 @@ def test_every_asset_is_daily_partitioned_single_run_and_described():
         assert asset.partitions_def.get_first_partition_key() == "2018-05-11"
         assert asset.backfill_policy == BackfillPolicy.single_run()
         assert asset.descriptions_by_key[AssetKey(name)], f"{name} has no description"
-    assert defs.resolve_assets_def("bronze_carbon_intensity").op.pool == "carbon_api"
-    for name in ASSETS[1:]:  # downstream layers follow bronze on their own
+    for name in BRONZE_ASSETS:
+        assert defs.resolve_assets_def(name).op.pool == "carbon_api"
+    for name in (name for name in ASSETS if name not in BRONZE_ASSETS):  # they follow bronze
         assert (
             defs.resolve_assets_def(name).automation_conditions_by_key[AssetKey(name)] is not None
         )
@@ -60,7 +67,9 @@ def test_every_check_is_registered_with_a_description():
         value
         for module in (bronze_checks, silver_checks, gold_checks, warehouse_checks)
         for key, value in vars(module).items()
-        if key.startswith(("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_", "HALF_HOURLY_"))
+        if key.startswith(
+            ("BRONZE_", "SILVER_", "GOLD_", "WAREHOUSE_", "HALF_HOURLY_", "NATIONAL_")
+        )
         and key != "WAREHOUSE_TABLE"
         and isinstance(value, str)
     }

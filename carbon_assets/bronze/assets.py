@@ -1,4 +1,5 @@
-"""Bronze: the API's raw regional records, one gzip JSON file per UTC day."""
+"""Bronze: the API's raw records, one gzip JSON file per UTC day: the regional series and the
+national one (forecast and actual), fetched and kept by the same rules."""
 
 import contextlib
 import datetime as dt
@@ -23,7 +24,9 @@ from carbon_assets.bronze.day_files import (
     build_document,
     merge_with_previous,
 )
+from carbon_assets.bronze.records import NationalPeriod
 from carbon_assets.bronze.refresh import (
+    ACTUALS_PENDING,
     INCOMPLETE,
     INVALID,
     NEW,
@@ -31,7 +34,7 @@ from carbon_assets.bronze.refresh import (
     RefreshPolicy,
     stored_head,
 )
-from carbon_assets.bronze.request_plan import RequestPlan
+from carbon_assets.bronze.request_plan import NATIONAL, REGIONAL, RequestPlan
 from carbon_assets.bronze.store import API_LOCK_TIMEOUT_SECONDS, BronzeStore
 from carbon_assets.lake import LakeResource
 from carbon_assets.lake_source import (
@@ -48,7 +51,7 @@ from carbon_assets.partitions import daily_partitions, day_range, partition_rang
 API_POOL = "carbon_api"
 # Why a day is fetched; each has a count in the materialization's metadata.
 REFETCH = "refetch"
-FETCH_REASONS = (NEW, UNSETTLED, INCOMPLETE, INVALID, REFETCH)
+FETCH_REASONS = (NEW, UNSETTLED, INCOMPLETE, INVALID, ACTUALS_PENDING, REFETCH)
 # Invalid days whose problems the run's failure spells out (all are counted and dated).
 INVALID_DAYS_NAMED = 10
 
@@ -69,6 +72,7 @@ class _Progress:
         self.stored = 0
         self.bytes = 0
         self.incomplete: list[str] = []
+        self.actuals_pending: list[str] = []  # complete national days still short of actuals
         # {date: [problem, ...]} of the days stored with invalid half-hours
         self.invalid: dict[str, list[str]] = {}
         self.next_report = max(1, total // 10)
@@ -80,6 +84,8 @@ class _Progress:
             self.invalid[document["date"]] = [p for half in invalid for p in half["problems"]]
         elif not document["complete"]:
             self.incomplete.append(document["date"])
+        elif document.get("actuals_pending"):
+            self.actuals_pending.append(document["date"])
         if self.stored >= self.next_report or self.stored == self.total:
             self.context.log.info(
                 f"Stored {self.stored:,}/{self.total:,} days ({self.bytes:,} bytes)"
@@ -87,14 +93,17 @@ class _Progress:
             self.next_report += max(1, self.total // 10)
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    pool=API_POOL,
-    io_manager_key="bronze_io_manager",
-    kinds={"python", "json"},
-    group_name="carbon_intensity",
-)
+BRONZE_ASSET = {
+    "partitions_def": daily_partitions,
+    "backfill_policy": BackfillPolicy.single_run(),
+    "pool": API_POOL,
+    "io_manager_key": "bronze_io_manager",
+    "kinds": {"python", "json"},
+    "group_name": "carbon_intensity",
+}
+
+
+@asset(**BRONZE_ASSET, metadata={"lake_folder": "bronze"})
 def bronze_carbon_intensity(
     context: AssetExecutionContext,
     config: BronzeConfig,
@@ -121,14 +130,54 @@ def bronze_carbon_intensity(
     invalid, all other days are still stored and the run fails naming those days; running it
     again fetches only those.
     """
+    store = BronzeStore(lake.bronze, on_damaged=context.log.warning)
+    return fetch_days(context, config, carbon_api, lake, refresh_policy, warehouse, store)
+
+
+@asset(**BRONZE_ASSET, metadata={"lake_folder": "bronze_national"})
+def bronze_national_intensity(
+    context: AssetExecutionContext,
+    config: BronzeConfig,
+    carbon_api: CarbonIntensityApi,
+    lake: LakeResource,
+    refresh_policy: RefreshPolicy,
+    warehouse: ResourceParam[LockDatabase],
+) -> dict[str, str]:
+    """Raw national (GB) carbon intensity, forecast and actual, one file per UTC day.
+
+    The API's national range endpoint (/intensity/{from}/{to}) answers each half-hour with its
+    forecast, its actual (null until published, hours after the half-hour) and its index. Kept
+    exactly like the regional files (records as sent, requests behind them, validation), in
+    requests of up to 14 days, under the same API lock and pool, so the two never fetch at
+    once. A day is final only when its values have settled and every actual is in: a day with
+    actuals still pending (counted in its file's head) is fetched again at every run inside
+    the settle window, then at growing intervals until CARBON_HEAL_DAYS after its end.
+    """
+    store = BronzeStore(
+        lake.bronze_national, on_damaged=context.log.warning, period_type=NationalPeriod
+    )
+    return fetch_days(context, config, carbon_api, lake, refresh_policy, warehouse, store)
+
+
+def fetch_days(
+    context: AssetExecutionContext,
+    config: BronzeConfig,
+    carbon_api: CarbonIntensityApi,
+    lake: LakeResource,
+    refresh_policy: RefreshPolicy,
+    warehouse: LockDatabase,
+    store: BronzeStore,
+) -> dict[str, str]:
+    """Fetch the days of the run's range that need it into `store`, under the lake's API lock;
+    {date: day file} of every day of the range."""
+    endpoint = NATIONAL if store.period_type is NationalPeriod else REGIONAL
     key_range = context.partition_key_range
     if problem := partition_range_problem(key_range.start, key_range.end):
         raise Failure(description=f"Nothing fetched: {problem}", allow_retries=False)
     days = day_range(context).days()
-    store = BronzeStore(lake.bronze, on_damaged=context.log.warning)
     with contextlib.ExitStack() as locked:
         try:
-            locked.enter_context(api_lock(context, store, lake, warehouse))
+            locked.enter_context(api_lock(context, lake, warehouse))
         except ApiLockError as error:
             raise Failure(
                 description=f"Nothing fetched: {error}",
@@ -147,13 +196,14 @@ def bronze_carbon_intensity(
             for day in days
         }
         to_fetch = [day for day, reason in reasons.items() if reason]
-        plan = carbon_api.plan(to_fetch)
+        plan = carbon_api.plan(to_fetch, endpoint)
         why = Counter(reason for reason in reasons.values() if reason)
+        per_request = max((len(window.days) for window in plan.windows), default=0)
         context.log.info(
             f"{len(days):,} days in range; {len(days) - len(to_fetch):,} left as they are; "
             f"fetching {len(to_fetch):,} ({', '.join(f'{n} {r}' for r, n in why.items())})"
-            f" in {len(plan.windows):,} requests (up to {carbon_api.days_per_request} days each, "
-            f"at most {carbon_api.concurrency} at a time)"
+            f" in {len(plan.windows):,} {endpoint.name} requests (up to {per_request} days "
+            f"each, at most {carbon_api.concurrency} at a time)"
         )
         progress, stats, lost = _fetch_and_store(context, carbon_api, store, plan, lake)
 
@@ -164,6 +214,14 @@ def bronze_carbon_intensity(
         "days_written": progress.stored,
         "days_incomplete": len(progress.incomplete),
         "incomplete_days": MetadataValue.json(sorted(progress.incomplete)),
+        **(
+            {
+                "days_actuals_pending": len(progress.actuals_pending),
+                "actuals_pending_days": MetadataValue.json(sorted(progress.actuals_pending)),
+            }
+            if endpoint is NATIONAL
+            else {}
+        ),
         "days_invalid": len(progress.invalid),
         "invalid_days": MetadataValue.json(dict(sorted(progress.invalid.items()))),
         "bytes_written": progress.bytes,
@@ -192,15 +250,14 @@ def bronze_carbon_intensity(
 
 
 def api_lock(
-    context: AssetExecutionContext,
-    store: BronzeStore,
-    lake: LakeResource,
-    warehouse: LockDatabase,
+    context: AssetExecutionContext, lake: LakeResource, warehouse: LockDatabase
 ) -> contextlib.AbstractContextManager:
-    """The lake's API lock: an flock in a lake on disk (every writer is on this machine, or
-    sees the folder), a PostgreSQL advisory lock in the warehouse's database for a lake in an
-    object store (run workers on any machine reach that database)."""
+    """The lake's API lock, one for both series: an flock in the regional bronze folder of a
+    lake on disk (every writer is on this machine, or sees the folder), a PostgreSQL advisory
+    lock in the warehouse's database for a lake in an object store (run workers on any machine
+    reach that database)."""
     holder = f"run {context.run.run_id}"
+    store = BronzeStore(lake.bronze)
     if store.folder.local_path is not None:
         return store.api_lock(on_wait=context.log.info, holder=holder)
     return advisory_api_lock(
@@ -262,7 +319,9 @@ def _fetch_and_store(
     try:
         for day, sources in whole_days(plan, requests):
             previous = store.read_periods(day)  # None for a damaged file (set aside, reported)
-            document = merge_with_previous(build_document(day, sources), previous)
+            document = merge_with_previous(
+                build_document(day, sources), previous, store.period_type
+            )
             progress.add(document, store.write(document))
             if not source_recorded:  # checked before the first request: the same API
                 emulator = any(source.get("emulator") for source in sources)
@@ -291,5 +350,10 @@ def _fetch_and_store(
         f"{stored}; {stats.requests_planned:,} requests ({stats.http_requests:,} HTTP "
         f"attempts; retries: {retries}) in {stats.wall_seconds:.1f}s; "
         f"{len(progress.incomplete):,} days stored incomplete, {len(progress.invalid):,} invalid"
+        + (
+            f", {len(progress.actuals_pending):,} with actuals pending"
+            if progress.actuals_pending
+            else ""
+        )
     )
     return progress, stats, lost

@@ -1,4 +1,5 @@
-"""An async, polite and resilient HTTP client for the regional range endpoint of the API.
+"""An async, polite and resilient HTTP client for the range endpoints of the API (regional and
+national: request_plan.Endpoint).
 
 It sends a request plan's requests and yields what each one finally brought (an `Answer`);
 it knows nothing of days or files (day_assembly.py turns answers into days).
@@ -42,9 +43,11 @@ from pydantic import Field
 from yarl import URL
 
 from carbon_assets import settings
-from carbon_assets.bronze.records import Period, periods_in_response
+from carbon_assets.bronze.records import AnyPeriod, Period, periods_in_response
 from carbon_assets.bronze.request_plan import (
     MAX_DAYS_PER_REQUEST,
+    REGIONAL,
+    Endpoint,
     RequestPlan,
     Window,
     plan_requests,
@@ -230,13 +233,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, moment.timestamp() - now)
 
 
-def parse_payload(body: bytes) -> tuple[list[Period] | None, str | None]:
+def parse_payload(
+    body: bytes, period_type: type[AnyPeriod] = Period
+) -> tuple[list[AnyPeriod] | None, str | None]:
     """(periods, None) for a usable payload, or (None, cause) with cause 'malformed'/'empty'.
 
     Each period carries its problems (values silver could not read or that are impossible).
     """
     try:
-        periods = periods_in_response(body)
+        periods = periods_in_response(body, period_type)
     except ValueError:
         return None, "malformed"
     return (periods, None) if periods else (None, "empty")
@@ -250,7 +255,7 @@ def api_error_message(body: bytes) -> str:
 
 
 class CarbonIntensityApi(ConfigurableResource):
-    """Client of the Carbon Intensity API's regional range endpoint."""
+    """Client of the Carbon Intensity API's range endpoints (regional and national)."""
 
     base_url: str | None = Field(
         default=None, description=f"the API; unset: ${settings.API_BASE_URL}, else the public API"
@@ -314,8 +319,11 @@ class CarbonIntensityApi(ConfigurableResource):
     def concurrency(self) -> int:
         return self.max_concurrency or settings.api_max_concurrency()
 
-    def plan(self, days: Iterable[dt.date]) -> RequestPlan:
-        return plan_requests(days, self.days_per_request)
+    def plan(self, days: Iterable[dt.date], endpoint: Endpoint = REGIONAL) -> RequestPlan:
+        """The requests of `endpoint` for `days`: days_per_request regional days a request, and
+        the most the endpoint allows for any other."""
+        per_request = self.days_per_request if endpoint is REGIONAL else None
+        return plan_requests(days, per_request or endpoint.max_days_per_request, endpoint)
 
     def fetch(self, plan: RequestPlan, log: logging.Logger | None = None) -> Fetch:
         """The plan's requests, sent when the returned Fetch is iterated; see Fetch."""
@@ -543,7 +551,7 @@ class Fetch:
 
         Runs off the event loop: parsing a 13-day answer takes tens of milliseconds.
         """
-        periods, cause = parse_payload(body)
+        periods, cause = parse_payload(body, self.plan.endpoint.period_type)
         if cause == "malformed":
             result.retry_cause, result.detail = cause, "the body is not the API's JSON"
             return result

@@ -15,6 +15,11 @@ A day document is what one bronze file holds:
          "status": 200, "attempts": 1, "fetched_at": "2024-02-01T10:00:00.123456+00:00",
          "data": [<the API's period records for this day, unchanged and in API order>]}]}
 
+A national day file (request_plan.NATIONAL) has the same shape with the national endpoint's
+records, one per half-hour ("region_records" counts them), and, right after the fetch times,
+"actuals_pending": the number of its half-hours whose actual the API had not yet published
+(absent when none; a regional file never has it).
+
 Several sources appear when a day came from two requests (31 Dec) or when a re-fetch kept
 half-hours that only an earlier fetch had. first_/last_fetched_at are the earliest and latest
 fetch behind the file (whether its values have settled, when to try an incomplete day again).
@@ -37,7 +42,13 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from carbon_assets.bronze.records import Period, PeriodRecord, api_datetime
+from carbon_assets.bronze.records import (
+    AnyPeriod,
+    NationalRecord,
+    Period,
+    PeriodRecord,
+    api_datetime,
+)
 from carbon_assets.bronze.request_plan import half_hours_of, is_on_grid
 
 DayDocument = dict[str, Any]
@@ -47,6 +58,7 @@ DayDocument = dict[str, Any]
 HEAD = re.compile(
     rb'^\{"date":"[0-9-]+","complete":(?P<complete>true|false)'
     rb'(,"first_fetched_at":(?:"(?P<first>[^"]*)"|null),"last_fetched_at":(?:"(?P<last>[^"]*)"|null))?'
+    rb'(,"actuals_pending":(?P<pending>[0-9]+))?'
 )
 HEAD_WITHIN = 200
 
@@ -61,6 +73,7 @@ class DayHead:
     first_fetched_at: dt.datetime | None
     last_fetched_at: dt.datetime | None
     invalid: bool = False
+    actuals_pending: int = 0  # national half-hours whose actual is not yet published
 
 
 # Where the records start: what comes before is the summary (date, completeness, lists).
@@ -80,14 +93,16 @@ class DayCompleteness:
     off_grid: tuple[dt.datetime, ...] = ()  # starts of records not on :00/:30, in order
     # (start, problems) of each start with an invalid record, in order of start
     invalid: tuple[tuple[dt.datetime, tuple[str, ...]], ...] = ()
+    actuals_pending: int = 0  # whole half-hours whose actual is still to come (national)
 
     @property
     def complete(self) -> bool:
         return not self.missing and not self.invalid
 
 
-def assess(day: dt.date, periods: Iterable[Period]) -> DayCompleteness:
+def assess(day: dt.date, periods: Iterable[AnyPeriod]) -> DayCompleteness:
     full: set[dt.datetime] = set()
+    settled: set[dt.datetime] = set()  # half-hours some record of which has its actual
     off_grid: dict[dt.datetime, None] = {}
     invalid: dict[dt.datetime, dict[str, None]] = {}
     region_records = 0
@@ -99,6 +114,8 @@ def assess(day: dt.date, periods: Iterable[Period]) -> DayCompleteness:
             off_grid[period.start] = None
         elif period.full:
             full.add(period.start)
+            if not period.actual_pending:
+                settled.add(period.start)
     day_half_hours = half_hours_of(day)
     missing = tuple(start for start in day_half_hours if start not in full)
     return DayCompleteness(
@@ -107,6 +124,7 @@ def assess(day: dt.date, periods: Iterable[Period]) -> DayCompleteness:
         missing=missing,
         off_grid=tuple(off_grid),
         invalid=tuple((start, tuple(invalid[start])) for start in sorted(invalid)),
+        actuals_pending=sum(start in full and start not in settled for start in day_half_hours),
     )
 
 
@@ -116,7 +134,7 @@ def _listed(problems: tuple[str, ...]) -> list[str]:
     return [*problems[:PROBLEMS_LISTED], f"... and {len(problems) - PROBLEMS_LISTED} more"]
 
 
-def day_periods(document: DayDocument) -> list[Period]:
+def day_periods(document: DayDocument) -> list[AnyPeriod]:
     return [period for source in document["sources"] for period in source["data"]]
 
 
@@ -135,6 +153,10 @@ def build_document(day: dt.date, sources: list[dict[str, Any]]) -> DayDocument:
         "complete": completeness.complete,
         "first_fetched_at": fetched[0] if fetched else None,
         "last_fetched_at": fetched[-1] if fetched else None,
+    }
+    if completeness.actuals_pending:  # national only; read with the head (HEAD)
+        document["actuals_pending"] = completeness.actuals_pending
+    document |= {
         "half_hours": completeness.half_hours,
         "region_records": completeness.region_records,
         "missing_half_hours": [api_datetime(start) for start in completeness.missing],
@@ -149,7 +171,9 @@ def build_document(day: dt.date, sources: list[dict[str, Any]]) -> DayDocument:
     return {**document, "sources": sources}
 
 
-def merge_with_previous(new: DayDocument, previous: DayDocument | None) -> DayDocument:
+def merge_with_previous(
+    new: DayDocument, previous: DayDocument | None, period_type: type[AnyPeriod] = Period
+) -> DayDocument:
     """Keep half-hours that only the previous file had: a re-fetch must never lose data.
 
     A half-hour the new fetch brought whole, or invalid, replaces the previous file's records
@@ -159,8 +183,8 @@ def merge_with_previous(new: DayDocument, previous: DayDocument | None) -> DayDo
     once every invalid value has been replaced by a valid one; repeated invalid answers do not
     pile up.
 
-    `previous` is the day's file as `decode_periods` (records as Periods) or `decode` (records
-    as plain dicts) returns it.
+    `previous` is the day's file as `decode_periods` (records as `period_type`) or `decode`
+    (records as plain dicts) returns it.
     """
     if previous is None:
         return new
@@ -176,7 +200,7 @@ def merge_with_previous(new: DayDocument, previous: DayDocument | None) -> DayDo
     for source in previous["sources"]:
         kept = [
             period
-            for period in map(_as_period, source["data"])
+            for period in (_as_period(record, period_type) for record in source["data"])
             if period.start not in fetched
             or (period.start not in fetched_valid and period.full and not period.problems)
         ]
@@ -187,8 +211,8 @@ def merge_with_previous(new: DayDocument, previous: DayDocument | None) -> DayDo
     return build_document(day, new["sources"] + kept_sources)
 
 
-def _as_period(record: Period | dict[str, Any]) -> Period:
-    return record if isinstance(record, Period) else Period.from_record(record)
+def _as_period(record: AnyPeriod | dict[str, Any], period_type: type[AnyPeriod]) -> AnyPeriod:
+    return record if isinstance(record, period_type) else period_type.from_record(record)
 
 
 # --- bytes -------------------------------------------------------------------------------
@@ -196,7 +220,7 @@ def _as_period(record: Period | dict[str, Any]) -> Period:
 
 def _period_as_sent(value: object) -> msgspec.Raw:
     """Periods are written as the bytes the API sent them in, not re-encoded."""
-    if isinstance(value, Period):
+    if isinstance(value, AnyPeriod):
         return msgspec.Raw(value.raw)
     raise TypeError(f"a day document cannot hold a {type(value).__name__}")
 
@@ -219,8 +243,9 @@ _FIELDS_DECODER = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def decode_periods(text: bytes) -> DayDocument:
-    """A day file's decompressed document with its records as Periods, as the API sent them.
+def decode_periods(text: bytes, period_type: type[AnyPeriod] = Period) -> DayDocument:
+    """A day file's decompressed document with its records as `period_type`, as the API sent
+    them.
 
     Unlike plain JSON data, this keeps a record plain JSON cannot hold in Python (1e309, an
     invalid record kept as sent) and needs no re-encoding to write the records again.
@@ -235,7 +260,7 @@ def decode_periods(text: bytes) -> DayDocument:
             source: dict[str, Any] = {}
             for field, field_value in _FIELDS_DECODER.decode(raw_source).items():
                 if field == "data":
-                    source["data"] = [Period(raw) for raw in _LIST_DECODER.decode(field_value)]
+                    source["data"] = [period_type(raw) for raw in _LIST_DECODER.decode(field_value)]
                 else:
                     source[field] = msgspec.json.decode(field_value)
             sources.append(source)
@@ -257,6 +282,7 @@ def read_head(start: bytes) -> DayHead | None:
         complete=match["complete"] == b"true",
         first_fetched_at=_moment(match["first"]),
         last_fetched_at=_moment(match["last"]),
+        actuals_pending=int(match["pending"] or 0),
     )
 
 
@@ -273,6 +299,7 @@ def head_of(document: DayDocument) -> DayHead:
         first_fetched_at=fetched[0] if fetched else None,
         last_fetched_at=fetched[-1] if fetched else None,
         invalid=bool(document.get("invalid_half_hours")),
+        actuals_pending=int(document.get("actuals_pending") or 0),
     )
 
 
@@ -297,6 +324,16 @@ class SourceRecords(msgspec.Struct, gc=False):
 class DayRecords(msgspec.Struct, gc=False):
     date: str
     sources: list[SourceRecords] | None = None
+
+
+class NationalSourceRecords(msgspec.Struct, gc=False):
+    fetched_at: str | None = None
+    data: list[NationalRecord] | None = None
+
+
+class NationalDayRecords(msgspec.Struct, gc=False):
+    date: str
+    sources: list[NationalSourceRecords] | None = None
 
 
 _DAY_RECORDS_DECODER = msgspec.json.Decoder(DayRecords)

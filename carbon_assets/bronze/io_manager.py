@@ -21,12 +21,18 @@ from carbon_assets.partitions import day_range
 
 
 class BronzeJsonIOManager(ConfigurableIOManager):
-    """Gzip JSON day files under {lake}/bronze/YYYY/YYYY-MM-DD.json.gz."""
+    """Gzip JSON day files under {lake}/{lake_folder}/YYYY/YYYY-MM-DD.json.gz, the folder named
+    by the asset's `lake_folder` metadata (bronze, bronze_national)."""
 
     lake: LakeResource
 
+    def _store(self, context: OutputContext | InputContext) -> BronzeStore:
+        output = context.upstream_output if isinstance(context, InputContext) else context
+        folder = self.lake.storage / output.definition_metadata["lake_folder"]
+        return BronzeStore(folder, on_damaged=context.log.warning)
+
     def handle_output(self, context: OutputContext, obj: Mapping[str, str]) -> None:
-        store = BronzeStore(self.lake.bronze, on_damaged=context.log.warning)
+        store = self._store(context)
         days = day_range(context)
         keys = [day.isoformat() for day in days.days()] if days else sorted(obj)
         missing = [key for key in keys if key not in obj]
@@ -48,7 +54,7 @@ class BronzeJsonIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> dict[str, str]:
         """{date: path or URL} for every day of the requested range; a day never stored is an
         error."""
-        store = BronzeStore(self.lake.bronze, on_damaged=context.log.warning)
+        store = self._store(context)
         days = day_range(context).days()
         stored = store.sizes(days)
         absent = [day.isoformat() for day in days if day not in stored]
@@ -56,6 +62,6 @@ class BronzeJsonIOManager(ConfigurableIOManager):
             raise FileNotFoundError(
                 f"no bronze file for {len(absent)} day(s) ({', '.join(absent[:5])}"
                 f"{', ...' if len(absent) > 5 else ''}): "
-                "materialize bronze_carbon_intensity for them first"
+                f"materialize {context.upstream_output.asset_key.to_user_string()} for them first"
             )
         return {day.isoformat(): store.location(day) for day in days}

@@ -1,8 +1,10 @@
-"""The API's records: its datetime format, one period record (a half-hour of every region), a
-range answer. The one place that describes the shape of what the API sends. Pure.
+"""The API's records: its datetime format, one period record (a half-hour of every region, or
+of the national series), a range answer. The one place that describes the shape of what the API
+sends. Pure.
 
-Two views of a period record: `Period`, which bronze keeps as the bytes it came in, with what
-is wrong with them, and `PeriodRecord`, every field that silver reads.
+Two views of a period record: `Period` (regional) and `NationalPeriod`, which bronze keeps as
+the bytes they came in, with what is wrong with them, and `PeriodRecord` / `NationalRecord`,
+every field that silver reads.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Period:
     """
 
     __slots__ = ("full", "problems", "raw", "regions", "start")
+    # The regional API publishes forecasts only: nothing is ever still to come.
+    actual_pending = False
 
     def __init__(self, raw: bytes):
         """Raises ValueError only when `raw` has no readable "from" (no day can be named);
@@ -185,7 +189,63 @@ def _where(start: dt.datetime, regionid: object, shortname: object = None) -> st
     return f"{api_datetime(start)} region {shown}" + (f" ({name})" if name else "")
 
 
-def periods_in_response(body: bytes) -> list[Period] | None:
+class NationalPeriod:
+    """One record of the national endpoint (a half-hour's forecast, actual and index) kept as
+    the exact JSON bytes it came in, with the same attributes as `Period`.
+
+    `full` means the forecast is there: the actual is published hours later (null until then,
+    `actual_pending`), so a half-hour without it is stored and fetched again until it settles.
+    """
+
+    __slots__ = ("actual_pending", "full", "problems", "raw", "start")
+    regions = 1  # one record per half-hour: what a day file counts as its records
+
+    def __init__(self, raw: bytes):
+        """Raises ValueError only when `raw` has no readable "from"."""
+        self.raw = bytes(raw)
+        try:
+            record = _NATIONAL_DECODER.decode(raw)
+        except msgspec.DecodeError as error:
+            try:
+                self.start = _start(_START_DECODER.decode(self.raw).start)
+            except msgspec.DecodeError as start_error:
+                raise ValueError(f"not a period record: {start_error}") from start_error
+            self.full, self.actual_pending = False, True
+            where = f"{api_datetime(self.start)} national"
+            self.problems = (f"{where}: cannot be read as the API's record ({error})",)
+            return
+        self.start = _start(record.start)
+        intensity = record.intensity or NationalIntensity()
+        self.full = intensity.forecast is not None
+        self.actual_pending = intensity.actual is None
+        self.problems = tuple(
+            f"{api_datetime(self.start)} national: intensity {name} {_shown(value)} gCO2/kWh "
+            f"is outside 0-{MAX_FORECAST}"
+            for name, value in (("forecast", intensity.forecast), ("actual", intensity.actual))
+            if value is not None and not 0 <= value <= MAX_FORECAST
+        )
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> NationalPeriod:
+        return cls(msgspec.json.encode(record))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NationalPeriod) and self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        pending = ", actual pending" if self.actual_pending else ""
+        return f"NationalPeriod({api_datetime(self.start)}{pending})"
+
+
+AnyPeriod = Period | NationalPeriod
+
+
+def periods_in_response(
+    body: bytes, period_type: type[AnyPeriod] = Period
+) -> list[AnyPeriod] | None:
     """The periods of a range answer (None when it has no data); ValueError if malformed."""
     try:
         response = _RESPONSE_DECODER.decode(body)
@@ -193,7 +253,7 @@ def periods_in_response(body: bytes) -> list[Period] | None:
         raise ValueError(str(error)) from error
     if not response.data:  # {} or {"data": null} or {"data": []}
         return None
-    return [Period(raw) for raw in response.data]
+    return [period_type(raw) for raw in response.data]
 
 
 # Every field of a period record that silver reads. Fields not named here are skipped by the
@@ -220,6 +280,17 @@ class RegionRecord(msgspec.Struct, gc=False):
 class PeriodRecord(msgspec.Struct, gc=False):
     start: str = msgspec.field(name="from")
     regions: list[RegionRecord] | None = None
+
+
+class NationalIntensity(msgspec.Struct, gc=False):
+    forecast: int | float | None = None
+    actual: int | float | None = None  # null until the API publishes it
+    index: str | None = None
+
+
+class NationalRecord(msgspec.Struct, gc=False):
+    start: str = msgspec.field(name="from")
+    intensity: NationalIntensity | None = None
 
 
 # PeriodRecord with every value bounded to its physical range, for the fast path of `Period`: a
@@ -274,6 +345,7 @@ class _Response(msgspec.Struct):
 _CHECKED_DECODER = msgspec.json.Decoder(_CheckedRecord)
 _RECORD_DECODER = msgspec.json.Decoder(PeriodRecord)
 _START_DECODER = msgspec.json.Decoder(_Start)
+_NATIONAL_DECODER = msgspec.json.Decoder(NationalRecord)
 _SHAPE_DECODER = msgspec.json.Decoder(_PeriodShape)
 _RESPONSE_DECODER = msgspec.json.Decoder(_Response)
 _ERROR_REGION = re.compile(r"\$\.regions\[(\d+)\]")

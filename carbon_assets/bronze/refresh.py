@@ -8,7 +8,9 @@ API had no or partial data) is fetched again by every run while it is inside the
 growing intervals, each at least as long as the day was old at its last fetch, until it is
 complete or `heal_days` old. A day holding invalid values (day_files.py) is fetched again by
 every run that covers it, however old: its values must never reach a table; the daily schedule
-asks for a run of each such day at every tick (automation.py).
+asks for a run of each such day at every tick (automation.py). A national day whose actuals are
+not all published (the API sends them hours after each half-hour) is not final either: it is
+fetched again like an incomplete day, until every actual is in or the day is `heal_days` old.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from carbon_assets.bronze.request_plan import day_start
 from carbon_assets.bronze.store import BronzeStore
 
 NEW, UNSETTLED, INCOMPLETE, INVALID = "new", "unsettled", "incomplete", "invalid"
+ACTUALS_PENDING = "actuals_pending"
 DAY = dt.timedelta(days=1)
 
 
@@ -36,8 +39,8 @@ def fetch_reason(
     heal_days: int,
     window_days: int = 0,
 ) -> str | None:
-    """Why `day` must be fetched now (NEW, UNSETTLED, INVALID or INCOMPLETE), or None to leave
-    it."""
+    """Why `day` must be fetched now (NEW, UNSETTLED, INVALID, INCOMPLETE or ACTUALS_PENDING),
+    or None to leave it."""
     if head is None:
         return NEW
     day_end = day_start(day) + DAY
@@ -45,18 +48,27 @@ def fetch_reason(
         settled_from = day_end + dt.timedelta(hours=settle_hours)
         if head.first_fetched_at is None or head.first_fetched_at < settled_from:
             return UNSETTLED
+        if head.actuals_pending and _due_again(day, head, now, heal_days, window_days):
+            return ACTUALS_PENDING
         return None
     if head.invalid:
         return INVALID
+    return INCOMPLETE if _due_again(day, head, now, heal_days, window_days) else None
+
+
+def _due_again(
+    day: dt.date, head: DayHead, now: dt.datetime, heal_days: int, window_days: int
+) -> bool:
+    """Whether a day still short of data is due for another fetch: at every run inside the
+    settle window, then at growing intervals until it is `heal_days` old."""
+    day_end = day_start(day) + DAY
     today = now.astimezone(dt.UTC).date()
     if today - dt.timedelta(days=window_days) <= day < today:
-        return INCOMPLETE  # inside the settle window
+        return True  # inside the settle window
     if now - day_end > dt.timedelta(days=heal_days):
-        return None  # too old to hope for more: the API keeps its holes
+        return False  # too old to hope for more: the API keeps its holes
     last = head.last_fetched_at
-    if last is None or now - last >= max(last - day_end, dt.timedelta(0)):
-        return INCOMPLETE
-    return None
+    return last is None or now - last >= max(last - day_end, dt.timedelta(0))
 
 
 def stored_head(store: BronzeStore, day: dt.date) -> DayHead | None:

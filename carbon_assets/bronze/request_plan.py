@@ -1,8 +1,9 @@
 """Which requests fetch which UTC days: pure planning, no I/O.
 
-The regional range endpoint returns every half-hour whose END lies in [from, to], rejects
-spans of 14 days or more, and stops at 31 Dec 23:30Z when `to` is in the next year. A day D
-is the 48 half-hours that START on D (00:00Z .. 23:30Z). So:
+Both range endpoints (regional and national, `Endpoint`) follow the same rules but for their
+longest range. The regional range endpoint returns every half-hour whose END lies in [from,
+to], rejects spans of 14 days or more, and stops at 31 Dec 23:30Z when `to` is in the next
+year. A day D is the 48 half-hours that START on D (00:00Z .. 23:30Z). So:
 
 - a window of days D..E is requested as from = D 00:00Z, to = E+1 00:00Z; its response also
   carries the half-hour ending at D 00:00Z, which belongs to D-1;
@@ -22,7 +23,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from carbon_assets.bronze.records import UTC, api_datetime
+from carbon_assets.bronze.records import UTC, AnyPeriod, NationalPeriod, Period, api_datetime
 from carbon_assets.vocabulary import HALF_HOURS_PER_DAY
 
 HALF_HOUR = dt.timedelta(minutes=30)
@@ -30,6 +31,32 @@ HALF_HOUR = dt.timedelta(minutes=30)
 MAX_REGIONAL_RANGE_DAYS = 14
 RANGE_TOO_LONG_MESSAGE = "The date range you have specified is greater than 14 days."
 MAX_DAYS_PER_REQUEST = MAX_REGIONAL_RANGE_DAYS - 1
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A range endpoint of the API: its path, the most days one request asks for, and the
+    records it answers with."""
+
+    name: str
+    path: str
+    max_days_per_request: int
+    period_type: type[AnyPeriod]
+    limit: str  # why no request asks for more days
+
+
+REGIONAL = Endpoint(
+    "regional",
+    "/regional/intensity",
+    MAX_DAYS_PER_REQUEST,
+    Period,
+    f"the API rejects regional ranges of {MAX_REGIONAL_RANGE_DAYS} days or more",
+)
+# Live probes accept national ranges of up to 30 days (API_CONTRACT.md, section 6); the
+# documented limit is the one kept.
+NATIONAL = Endpoint(
+    "national", "/intensity", 14, NationalPeriod, "the API's docs limit national ranges to 14 days"
+)
 
 
 def half_hour_of(moment: dt.datetime) -> dt.datetime:
@@ -65,10 +92,11 @@ class Window:
     start: dt.datetime
     end: dt.datetime
     days: tuple[dt.date, ...] = ()
+    endpoint: Endpoint = REGIONAL
 
     @property
     def path(self) -> str:
-        return f"/regional/intensity/{api_datetime(self.start)}/{api_datetime(self.end)}"
+        return f"{self.endpoint.path}/{api_datetime(self.start)}/{api_datetime(self.end)}"
 
     def returns(self, half_hour_start: dt.datetime) -> bool:
         """Whether the API includes this half-hour in the response (its end lies in [from, to])."""
@@ -104,6 +132,7 @@ class RequestPlan:
     """The requests for a set of days and, for each half-hour, the request that supplies it."""
 
     days: tuple[dt.date, ...]
+    endpoint: Endpoint = REGIONAL
     windows: list[Window] = field(default_factory=list)
     supplier: Suppliers = field(default_factory=Suppliers)
     # Derived from `supplier` as it is filled in, for lookups once per window and per day.
@@ -149,23 +178,25 @@ def _chunks(days: list[dt.date], days_per_request: int) -> Iterable[list[dt.date
 
 
 def plan_requests(
-    days: Iterable[dt.date], days_per_request: int = MAX_DAYS_PER_REQUEST
+    days: Iterable[dt.date],
+    days_per_request: int = MAX_DAYS_PER_REQUEST,
+    endpoint: Endpoint = REGIONAL,
 ) -> RequestPlan:
-    """Plan the fewest requests that fetch every half-hour of `days`."""
-    if not 1 <= days_per_request <= MAX_DAYS_PER_REQUEST:
+    """Plan the fewest requests of `endpoint` that fetch every half-hour of `days`."""
+    if not 1 <= days_per_request <= endpoint.max_days_per_request:
         raise ValueError(
-            f"days_per_request must be between 1 and {MAX_DAYS_PER_REQUEST} (the API rejects "
-            f"regional ranges of {MAX_REGIONAL_RANGE_DAYS} days or more), got {days_per_request}"
+            f"days_per_request must be between 1 and {endpoint.max_days_per_request} "
+            f"({endpoint.limit}), got {days_per_request}"
         )
     wanted = sorted(set(days))
-    plan = RequestPlan(days=tuple(wanted))
+    plan = RequestPlan(days=tuple(wanted), endpoint=endpoint)
     owner: dict[dt.date, Window] = {}
     for chunk in _chunks(wanted, days_per_request):
         first, last = chunk[0], chunk[-1]
         after_last = day_start(last + dt.timedelta(days=1))
         # A `to` in the next year is truncated by the API; ask only for what it will return.
         end = after_last if after_last.year == first.year else after_last - HALF_HOUR
-        window = Window(start=day_start(first), end=end, days=tuple(chunk))
+        window = Window(start=day_start(first), end=end, days=tuple(chunk), endpoint=endpoint)
         plan.windows.append(window)
         owner.update({day: window for day in chunk})
 
@@ -176,7 +207,9 @@ def plan_requests(
         for start in (start for start in starts if not owner[day].returns(start)):
             supplier = next((w for w in plan.windows if w.returns(start)), None)
             if supplier is None:  # 1 Jan is not being fetched: a small request of its own
-                supplier = Window(start=start + HALF_HOUR, end=start + 2 * HALF_HOUR)
+                supplier = Window(
+                    start=start + HALF_HOUR, end=start + 2 * HALF_HOUR, endpoint=endpoint
+                )
                 plan.windows.append(supplier)
             plan.assign([start], supplier)
     return plan

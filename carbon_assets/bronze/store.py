@@ -29,7 +29,7 @@ import msgspec
 from carbon_assets.api_lock import ApiLockError, ApiLockTimeout
 from carbon_assets.bronze import day_files
 from carbon_assets.bronze.day_files import DayDocument, DayHead
-from carbon_assets.bronze.records import Period
+from carbon_assets.bronze.records import AnyPeriod, Period
 from carbon_assets.storage import Storage, storage_at
 
 API_LOCK_FILE = ".api.lock"
@@ -81,10 +81,14 @@ class BronzeStore:
     """One gzip-compressed JSON day document per UTC day (the format is day_files.py's)."""
 
     def __init__(
-        self, folder: Storage | str | os.PathLike, on_damaged: Callable[[str], object] | None = None
+        self,
+        folder: Storage | str | os.PathLike,
+        on_damaged: Callable[[str], object] | None = None,
+        period_type: type[AnyPeriod] = Period,
     ):
         self.folder = storage_at(folder)
         self.on_damaged = on_damaged or logger.warning
+        self.period_type = period_type  # the records its files hold (regional or national)
 
     @property
     def root(self) -> Path:
@@ -164,7 +168,7 @@ class BronzeStore:
         try:
             return msgspec.json.decode(content)
         except msgspec.ValidationError:
-            document = day_files.decode_periods(content)
+            document = day_files.decode_periods(content, self.period_type)
             for source in document.get("sources", ()):
                 source["data"] = [_plain(period) for period in source.get("data", ())]
             return document
@@ -173,7 +177,7 @@ class BronzeStore:
         """The day's file with its records as Periods, as the API sent them
         (day_files.decode_periods), verified whole; None if absent or damaged."""
         content = self._content(day)
-        return None if content is None else day_files.decode_periods(content)
+        return None if content is None else day_files.decode_periods(content, self.period_type)
 
     def summary(self, day: dt.date) -> DayDocument | None:
         """The day's file without its records (date, completeness, missing and off-grid
@@ -268,7 +272,7 @@ class BronzeStore:
         )
 
 
-def _plain(period: Period) -> dict | Period:
+def _plain(period: AnyPeriod) -> dict | AnyPeriod:
     """A record as plain JSON data, or the Period itself when plain JSON cannot hold it."""
     try:
         return msgspec.json.decode(period.raw)

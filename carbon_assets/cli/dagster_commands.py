@@ -270,7 +270,8 @@ def report_failure(returncode: int, progress: RunProgress, log_path: Path) -> No
 
 def layer_counts(lake_url: str, first: dt.date, last: dt.date, database_url: str) -> dict[str, int]:
     """Days and rows of first..last in each layer: bronze day files (and how many are
-    complete), silver and gold rows (from the Parquet files' footers) and warehouse rows."""
+    complete), silver and gold rows (from the Parquet files' footers) and warehouse rows; the
+    regional series, then the national one."""
     import sqlalchemy
 
     from carbon_assets.bronze.store import BronzeStore
@@ -283,6 +284,8 @@ def layer_counts(lake_url: str, first: dt.date, last: dt.date, database_url: str
     lake = storage_at(lake_url)
     store = BronzeStore(lake / "bronze")
     summaries = [summary for day in days.days() if (summary := store.summary(day)) is not None]
+    national = BronzeStore(lake / "bronze_national")
+    national_heads = [head for day in days.days() if (head := national.head(day)) is not None]
 
     def parquet_rows(layer: str) -> int:
         return sum(day_file_rows(path) for path in day_files(lake / layer, days).values())
@@ -298,8 +301,21 @@ def layer_counts(lake_url: str, first: dt.date, last: dt.date, database_url: str
                     ),
                     {"first": first, "last": last},
                 ).scalar_one()
-                for table in ("carbon_intensity_daily", "carbon_intensity_halfhourly")
+                for table in (
+                    "carbon_intensity_daily",
+                    "carbon_intensity_halfhourly",
+                    "carbon_intensity_national_daily",
+                    "carbon_intensity_national_halfhourly",
+                )
             }
+            national_actuals = connection.execute(
+                sqlalchemy.text(
+                    "SELECT count(intensity_actual) FROM "
+                    "carbon_data.carbon_intensity_national_halfhourly "
+                    "WHERE date_recorded BETWEEN :first AND :last"
+                ),
+                {"first": first, "last": last},
+            ).scalar_one()
     finally:
         engine.dispose()
     return {
@@ -311,6 +327,12 @@ def layer_counts(lake_url: str, first: dt.date, last: dt.date, database_url: str
         "gold rows": parquet_rows("gold"),
         "warehouse daily rows": warehouse["carbon_intensity_daily"],
         "warehouse half-hour rows": warehouse["carbon_intensity_halfhourly"],
+        "national bronze days": len(national_heads),
+        "national settled days": sum(h.complete and not h.actuals_pending for h in national_heads),
+        "national silver rows": parquet_rows("silver_national"),
+        "national warehouse days": warehouse["carbon_intensity_national_daily"],
+        "national half-hour rows": warehouse["carbon_intensity_national_halfhourly"],
+        "national actuals": national_actuals,
     }
 
 

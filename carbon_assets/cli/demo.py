@@ -75,20 +75,30 @@ def checks_summary(progress: RunProgress, warnings: set[str]) -> list[str]:
 
 
 def write_charts(database_url: str, first: dt.date, last: dt.date, folder: Path) -> list[Path]:
-    """The warehouse run's two charts of the range, as PNG files (the README shows them)."""
-    from carbon_assets.warehouse.charts import gb_fuel_mix, intensity_heatmap
-
-    query = sqlalchemy.text(
-        "SELECT * FROM carbon_data.carbon_intensity_daily"
-        " WHERE date_recorded BETWEEN :first AND :last"
+    """The warehouse runs' three charts of the range, as PNG files (the README shows them)."""
+    from carbon_assets.warehouse.charts import (
+        gb_fuel_mix,
+        intensity_heatmap,
+        national_forecast_vs_actual,
     )
-    with sqlalchemy.create_engine(database_url).connect() as connection:
-        daily = pd.read_sql(query, connection, params={"first": first, "last": last})
+
+    def rows_of(table: str) -> pd.DataFrame:
+        query = sqlalchemy.text(
+            f"SELECT * FROM carbon_data.{table} WHERE date_recorded BETWEEN :first AND :last"
+        )
+        with sqlalchemy.create_engine(database_url).connect() as connection:
+            return pd.read_sql(query, connection, params={"first": first, "last": last})
+
+    daily, national = rows_of("carbon_intensity_daily"), rows_of("carbon_intensity_national_daily")
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, draw in (("intensity_heatmap", intensity_heatmap), ("gb_fuel_mix", gb_fuel_mix)):
+    for name, draw, rows in (
+        ("intensity_heatmap", intensity_heatmap, daily),
+        ("gb_fuel_mix", gb_fuel_mix, daily),
+        ("national_forecast_vs_actual", national_forecast_vs_actual, national),
+    ):
         path = folder / f"{name}.png"
-        path.write_bytes(draw(daily))
+        path.write_bytes(draw(rows))
         paths.append(path)
     return paths
 

@@ -1,4 +1,5 @@
-"""Gold: daily aggregates per region and UTC date, computed by Spark from silver's day files."""
+"""Gold: daily aggregates per region and UTC date, and national ones per date, computed by Spark
+from silver's day files."""
 
 from collections.abc import Sequence
 
@@ -7,6 +8,7 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
 from carbon_assets.columns import arrow_table_schema
+from carbon_assets.gold.national import NATIONAL_GOLD_SCHEMA, national_daily_rows_of_file
 from carbon_assets.gold.rows import GOLD_SCHEMA, gold_rows_of_file
 from carbon_assets.partitions import daily_partitions
 from carbon_assets.spark import DaysFromFiles, spark_session
@@ -56,3 +58,38 @@ def gold_carbon_intensity_daily(
     day_files = [silver_carbon_intensity[day] for day in sorted(silver_carbon_intensity)]
     context.log.info(f"Aggregating {len(day_files)} silver day files with Spark")
     return gold_from_silver(spark_session(pyspark), day_files)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    automation_condition=AutomationCondition.eager(),
+    io_manager_key="spark_parquet_io_manager",
+    metadata={
+        "lake_folder": "gold_national",
+        "dagster/column_schema": arrow_table_schema(
+            NATIONAL_GOLD_SCHEMA, "carbon_intensity_national_daily", key=("date_recorded",)
+        ),
+        "counted_columns": {"days_with_actual": "actual_avg"},
+    },
+    kinds={"pyspark", "parquet"},
+    group_name="carbon_intensity",
+)
+def gold_national_daily(
+    context: AssetExecutionContext,
+    pyspark: LazyPySparkResource,
+    silver_national_intensity: dict[str, str],
+) -> DaysFromFiles:
+    """National carbon intensity per UTC date, and how good the day's forecasts were.
+
+    forecast_avg and actual_avg are exact time averages of the day's half-hours, rounded half
+    away from zero to 2 decimals; mean_absolute_error and bias are the means of |forecast -
+    actual| and forecast - actual over the half-hours whose actual is published (positive bias:
+    forecasts too high); half_hours and actual_half_hours count them; index_mode is the most
+    frequent label. Parquet partitioned by date_recorded.
+    """
+    day_files = [silver_national_intensity[day] for day in sorted(silver_national_intensity)]
+    context.log.info(f"Aggregating {len(day_files)} national silver day files with Spark")
+    return DaysFromFiles(
+        spark_session(pyspark), tuple(day_files), national_daily_rows_of_file, NATIONAL_GOLD_SCHEMA
+    )

@@ -1,4 +1,5 @@
-"""Silver: one typed row per (region, half-hour), flattened from bronze by Spark."""
+"""Silver: one typed row per (region, half-hour), flattened from bronze by Spark; and one per
+national half-hour."""
 
 from collections.abc import Sequence
 
@@ -8,6 +9,7 @@ from pyspark.sql import SparkSession
 
 from carbon_assets.columns import arrow_table_schema
 from carbon_assets.partitions import daily_partitions
+from carbon_assets.silver.national import NATIONAL_SILVER_SCHEMA, national_rows_of_file
 from carbon_assets.silver.rows import SILVER_SCHEMA, silver_rows_of_file
 from carbon_assets.spark import DaysFromFiles, spark_session
 
@@ -66,3 +68,41 @@ def silver_carbon_intensity(
     paths = [bronze_carbon_intensity[key] for key in sorted(bronze_carbon_intensity)]
     context.log.info(f"Flattening {len(paths)} bronze day files with Spark")
     return silver_from_bronze(spark, paths)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    automation_condition=AutomationCondition.eager(),
+    io_manager_key="spark_parquet_io_manager",
+    metadata={
+        "lake_folder": "silver_national",
+        "dagster/column_schema": arrow_table_schema(
+            NATIONAL_SILVER_SCHEMA,
+            "carbon_intensity_national_halfhourly",
+            key=("timestamp",),
+            aliases={"timestamp": "period_start"},
+        ),
+        "counted_columns": {"half_hours_with_actual": "intensity_actual"},
+    },
+    kinds={"pyspark", "parquet"},
+    group_name="carbon_intensity",
+)
+def silver_national_intensity(
+    context: AssetExecutionContext,
+    pyspark: LazyPySparkResource,
+    bronze_national_intensity: dict[str, str],
+) -> DaysFromFiles:
+    """Typed national carbon intensity: one row per half-hour (UTC), forecast and actual.
+
+    Columns: timestamp, date_recorded, intensity_forecast, intensity_actual (NULL while the
+    API has not published it), intensity_index, fetched_at. A half-hour fetched twice keeps its
+    latest fetch; half_hours_with_actual in the materialization counts the published actuals.
+    Parquet partitioned by date_recorded, one file per day, built in Spark's Python workers
+    like regional silver.
+    """
+    paths = [bronze_national_intensity[key] for key in sorted(bronze_national_intensity)]
+    context.log.info(f"Flattening {len(paths)} national bronze day files with Spark")
+    return DaysFromFiles(
+        spark_session(pyspark), tuple(paths), national_rows_of_file, NATIONAL_SILVER_SCHEMA
+    )

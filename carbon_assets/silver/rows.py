@@ -104,12 +104,12 @@ def invalid_day_error(name: str, day: str, invalid: list[InvalidHalfHour]) -> Br
     )
 
 
-def _utc_micros(text: str) -> int:
+def utc_micros(text: str) -> int:
     """Microseconds since the epoch (UTC), as Arrow stores timestamps."""
     return (parse_api_datetime(text) - EPOCH) // MICROSECOND
 
 
-def _whole(forecast: int | float | None) -> int | None:  # noqa: PYI041
+def whole_number(forecast: int | float | None) -> int | None:  # noqa: PYI041
     if forecast is None or isinstance(forecast, int):
         return forecast
     return int(Decimal(forecast).quantize(Decimal(1), rounding=ROUND_HALF_UP))
@@ -137,13 +137,13 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
             try:
                 text = gzip.decompress(content)
             except (OSError, EOFError, zlib.error) as error:
-                raise _damaged(name, f"not gzip ({error})") from None
+                raise damaged_file_error(name, f"not gzip ({error})") from None
             try:
                 day = _SILVER_DAY_DECODER.decode(text)
             except msgspec.ValidationError as error:  # JSON, but not of the day file's shape
-                raise _of_another_shape(name, str(error)) from None
+                raise another_shape_error(name, str(error)) from None
             except msgspec.DecodeError as error:
-                raise _damaged(name, f"not JSON ({error})") from None
+                raise damaged_file_error(name, f"not JSON ({error})") from None
             if day.invalid_half_hours:
                 raise invalid_day_error(name, day.date, day.invalid_half_hours)
             file_date = dt.date.fromisoformat(day.date)
@@ -151,17 +151,17 @@ def silver_rows(content: bytes, name: str = "bronze file") -> pa.Table:
     except BronzeFileError:
         raise
     except (ValueError, TypeError) as error:
-        raise _of_another_shape(name, str(error)) from None
+        raise another_shape_error(name, str(error)) from None
 
 
-def _damaged(name: str, problem: str) -> BronzeFileError:
+def damaged_file_error(name: str, problem: str) -> BronzeFileError:
     return BronzeFileError(
         f"{name} is not a bronze day document: {problem}. Run `{fetch_again(name)}`: bronze "
         "sets a damaged day file aside (bronze/_damaged/) and fetches the day again"
     )
 
 
-def _of_another_shape(name: str, problem: str) -> BronzeFileError:
+def another_shape_error(name: str, problem: str) -> BronzeFileError:
     return BronzeFileError(
         f"{name} is not a bronze day document: {problem}. Move the file into bronze/_damaged/ "
         f"and run `{fetch_again(name)}`: bronze fetches a day that has no file"
@@ -180,9 +180,9 @@ def _latest_versions(
     # Only for the (rare) keys seen more than once: their distinct versions.
     seen: dict[tuple[int | None, int], list[RegionRecord]] = {}
     for source_position, source in enumerate(day.sources or ()):
-        fetched_at = _utc_micros(source.fetched_at) if source.fetched_at else None
+        fetched_at = utc_micros(source.fetched_at) if source.fetched_at else None
         for record_position, period in enumerate(source.data or ()):
-            start = _utc_micros(period.start)
+            start = utc_micros(period.start)
             if not first_micros <= start < last_micros or start % HALF_HOUR_MICROS:
                 continue
             rank = (fetched_at is not None, fetched_at or 0, source_position, record_position)
@@ -213,17 +213,17 @@ def _table(
         "regionid": [region.regionid for region in regions],
         "shortname": [region.shortname for region in regions],
         "dno": [region.dnoregion for region in regions],
-        "intensity_forecast": [_whole(intensity.forecast) for intensity in intensities],
+        "intensity_forecast": [whole_number(intensity.forecast) for intensity in intensities],
         "intensity_index": [intensity.index for intensity in intensities],
         **_fuel_columns([region.generationmix or () for region in regions]),
         "fetched_at": [fetched_at for _, fetched_at, _ in versions],
         "conflicting_versions": conflicting or [None] * len(versions),
     }
-    arrays = [_array(columns[field.name], field.type) for field in SILVER_SCHEMA]
+    arrays = [arrow_array(columns[field.name], field.type) for field in SILVER_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=SILVER_SCHEMA)
 
 
-def _array(values: list, arrow_type: pa.DataType) -> pa.Array:
+def arrow_array(values: list, arrow_type: pa.DataType) -> pa.Array:
     """Arrow checks types and ranges here (a regionid beyond int32 is an error, not a wrap)."""
     # From int64 microseconds: much faster than converting zone-aware datetimes.
     if pa.types.is_timestamp(arrow_type):

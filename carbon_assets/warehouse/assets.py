@@ -1,4 +1,5 @@
-"""Warehouse: gold's daily rows and silver's half-hourly rows in PostgreSQL (carbon_data)."""
+"""Warehouse: gold's daily rows and silver's half-hourly rows in PostgreSQL (carbon_data), for
+the regions and for the national series."""
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
@@ -17,14 +18,26 @@ from dagster import (
 )
 
 from carbon_assets.columns import sql_table_schema
+from carbon_assets.gold.national import NATIONAL_GOLD_COLUMNS
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.lake import LakeResource
 from carbon_assets.lake_files import read_day_file
 from carbon_assets.lake_source import read_lake_source
 from carbon_assets.partitions import daily_partitions
-from carbon_assets.warehouse.charts import as_markdown_image, gb_fuel_mix, intensity_heatmap
+from carbon_assets.warehouse.charts import (
+    as_markdown_image,
+    gb_fuel_mix,
+    intensity_heatmap,
+    national_forecast_vs_actual,
+)
 from carbon_assets.warehouse.load import FetchSource, SourcedRows
-from carbon_assets.warehouse.tables import DAILY, HALF_HOURLY
+from carbon_assets.warehouse.tables import (
+    DAILY,
+    HALF_HOURLY,
+    NATIONAL_DAILY,
+    NATIONAL_HALF_HOURLY,
+    WarehouseTable,
+)
 
 WAREHOUSE_TABLE = DAILY.qualified
 FRESH_FOR = dt.timedelta(hours=6)
@@ -114,17 +127,17 @@ def pictures(daily: pd.DataFrame) -> dict[str, MetadataValue]:
 
 
 class SilverDays:
-    """The half-hourly table's rows from silver day files, read DAYS_PER_CHUNK days at a time
+    """A half-hourly table's rows from silver day files, read DAYS_PER_CHUNK days at a time
     as the warehouse IO manager iterates (an iterable, not an iterator: Dagster would take a
     generator returned by an asset for its events)."""
 
-    def __init__(self, day_files: Mapping[str, str]):
-        self.day_files = day_files
+    def __init__(self, day_files: Mapping[str, str], table: WarehouseTable = HALF_HOURLY):
+        self.day_files, self.table = day_files, table
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         # Silver keeps the day in its folder name, not in the file.
         silver_columns = [
-            SILVER_COLUMN_OF.get(c, c) for c in HALF_HOURLY.input_columns if c != "date_recorded"
+            SILVER_COLUMN_OF.get(c, c) for c in self.table.input_columns if c != "date_recorded"
         ]
         days = sorted(self.day_files)
         for start in range(0, len(days), DAYS_PER_CHUNK):
@@ -161,3 +174,68 @@ def carbon_intensity_halfhourly(
         f"Loading {len(silver_carbon_intensity):,} silver days into {HALF_HOURLY.qualified}"
     )
     return SourcedRows(SilverDays(silver_carbon_intensity), lake_fetch_source(context, lake))
+
+
+@asset(
+    **WAREHOUSE_ASSET,
+    metadata={
+        "dagster/table_name": NATIONAL_HALF_HOURLY.qualified,
+        "dagster/column_schema": sql_table_schema(
+            NATIONAL_HALF_HOURLY.name, NATIONAL_HALF_HOURLY.key
+        ),
+    },
+)
+def carbon_intensity_national_halfhourly(
+    context: AssetExecutionContext, lake: LakeResource, silver_national_intensity: dict[str, str]
+) -> SourcedRows:
+    """National carbon intensity per half-hour in PostgreSQL, forecast and actual:
+    carbon_data.carbon_intensity_national_halfhourly.
+
+    One row per period_start (the primary key) with the forecast, the actual (NULL until the
+    API publishes it; a later load fills it in), the index and forecast_error (forecast -
+    actual, a generated column), loaded from national silver with the same idempotent,
+    range-replacing, counted load as the regional tables.
+    """
+    context.log.info(
+        f"Loading {len(silver_national_intensity):,} national silver days into "
+        f"{NATIONAL_HALF_HOURLY.qualified}"
+    )
+    rows = SilverDays(silver_national_intensity, NATIONAL_HALF_HOURLY)
+    return SourcedRows(rows, lake_fetch_source(context, lake))
+
+
+@asset(
+    **WAREHOUSE_ASSET,
+    metadata={
+        "dagster/table_name": NATIONAL_DAILY.qualified,
+        "dagster/column_schema": sql_table_schema(NATIONAL_DAILY.name, NATIONAL_DAILY.key),
+    },
+)
+def carbon_intensity_national_daily(
+    context: AssetExecutionContext, lake: LakeResource, gold_national_daily: pd.DataFrame
+) -> SourcedRows:
+    """National carbon intensity and forecast accuracy per UTC day in PostgreSQL:
+    carbon_data.carbon_intensity_national_daily.
+
+    One row per date_recorded (the primary key): forecast_avg, actual_avg, mean_absolute_error
+    and bias (forecast - actual) as DECIMAL(10,2), half_hours and actual_half_hours (equal once
+    the day's actuals are all in), loaded like the regional daily table. Each run records an
+    observation of its last day with a chart of the range's forecast against its actual.
+    """
+    rows = gold_national_daily.reindex(columns=list(NATIONAL_GOLD_COLUMNS))
+    rows = rows.sort_values("date_recorded", ignore_index=True)
+    context.log.info(f"Loading {len(rows):,} national gold rows into {NATIONAL_DAILY.qualified}")
+    if len(rows):  # once, on the range's last day, as for the regional daily table
+        chart = national_forecast_vs_actual(rows)
+        context.log_event(
+            AssetObservation(
+                asset_key=context.asset_key,
+                partition=str(rows["date_recorded"].max()),
+                metadata={
+                    "forecast_vs_actual": MetadataValue.md(
+                        as_markdown_image(chart, "National forecast vs actual by day")
+                    )
+                },
+            )
+        )
+    return SourcedRows(rows, lake_fetch_source(context, lake))

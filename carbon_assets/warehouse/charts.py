@@ -1,7 +1,8 @@
 """Pictures of the daily table for the Dagster UI and the README: PNG bytes, no display needed.
 
 - a heatmap of intensity_avg, one row per region and one column per day;
-- the GB-wide generation mix over the days (region 18), as stacked shares.
+- the GB-wide generation mix over the days (region 18), as stacked shares;
+- the national forecast against the actual, day by day, from the national daily table.
 """
 
 from __future__ import annotations
@@ -78,6 +79,28 @@ def gb_fuel_mix(daily: pd.DataFrame) -> bytes:
     axes.set_ylabel("share of generation, %")
     step = "week" if len(shares) < len(gb) else "day"
     axes.set_title(f"GB generation mix by {step}")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    return _png(figure)
+
+
+def national_forecast_vs_actual(national_daily: pd.DataFrame) -> bytes:
+    """The national daily forecast and actual averages over the days, and the day's mean
+    absolute error under them: how good the forecasts were."""
+    days = national_daily.assign(date_recorded=pd.to_datetime(national_daily["date_recorded"]))
+    days = days.sort_values("date_recorded").set_index("date_recorded")
+    values = days[["forecast_avg", "actual_avg", "mean_absolute_error"]].astype(float)
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots()
+    axes.plot(values.index, values["forecast_avg"], label="forecast", color="#e6550d")
+    axes.plot(values.index, values["actual_avg"], label="actual", color="#3b3b3b")
+    axes.bar(
+        values.index, values["mean_absolute_error"], label="mean absolute error", color="#9ecae1"
+    )
+    axes.set_ylabel("gCO2/kWh")
+    axes.set_title("National carbon intensity: daily forecast vs actual")
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     locator = AutoDateLocator()
     axes.xaxis.set_major_locator(locator)

@@ -12,6 +12,8 @@ from dagster import (
     multi_asset_check,
 )
 
+from carbon_assets.bronze.records import NationalPeriod
+from carbon_assets.bronze.refresh import RefreshPolicy
 from carbon_assets.bronze.store import BronzeStore
 from carbon_assets.check_metadata import listed, scope
 from carbon_assets.lake import LakeResource, day_files, read_parquet_table
@@ -22,9 +24,17 @@ from carbon_assets.warehouse.assets import (
     WAREHOUSE_TABLE,
     carbon_intensity_daily,
     carbon_intensity_halfhourly,
+    carbon_intensity_national_daily,
+    carbon_intensity_national_halfhourly,
 )
 from carbon_assets.warehouse.resource import WarehouseDatabase
-from carbon_assets.warehouse.tables import DAILY, HALF_HOURLY, WarehouseTable
+from carbon_assets.warehouse.tables import (
+    DAILY,
+    HALF_HOURLY,
+    NATIONAL_DAILY,
+    NATIONAL_HALF_HOURLY,
+    WarehouseTable,
+)
 
 WAREHOUSE_UNIQUE_KEY = "warehouse_unique_region_date"
 WAREHOUSE_ROWS_MATCH_GOLD = "warehouse_rows_match_gold"
@@ -264,3 +274,141 @@ def halfhourly_checks(
             },
         )
     yield one_source_result(HALF_HOURLY_ONE_SOURCE, HALF_HOURLY, sources)
+
+
+# --- the national tables -----------------------------------------------------------------
+
+NATIONAL_UNIQUE_KEY = "national_unique_half_hour"
+NATIONAL_COMPLETE_DAYS = "national_complete_days_have_48_rows"
+NATIONAL_ROWS_MATCH_SILVER = "national_rows_match_silver"
+NATIONAL_ACTUALS_SETTLED = "national_actual_present_once_settled"
+NATIONAL_ONE_SOURCE = "national_rows_from_one_source"
+NATIONAL_DAILY_MATCHES_HALF_HOURS = "national_daily_matches_half_hours"
+NATIONAL_DAILY_ONE_SOURCE = "national_daily_rows_from_one_source"
+
+NATIONAL_CHECK_DESCRIPTIONS = {
+    NATIONAL_UNIQUE_KEY: "period_start is unique, counted in SQL. A failure means a half-hour "
+    "is counted twice on the listed dates.",
+    NATIONAL_COMPLETE_DAYS: f"Days complete in national bronze have {HALF_HOURS_PER_DAY} rows. A "
+    "failure means half-hours were lost on the way to PostgreSQL on the listed dates.",
+    NATIONAL_ROWS_MATCH_SILVER: "The table has as many rows per date as national silver. A "
+    "failure means the load missed or kept extra rows on the listed dates.",
+    NATIONAL_ACTUALS_SETTLED: "Every half-hour fetched after its values settled "
+    "(CARBON_SETTLE_HOURS after its end) has an actual; a warning. A failure lists the dates "
+    "whose actuals the API never published: the API keeps such holes (2023-01-26 has five), "
+    "so forecast accuracy there counts fewer half-hours.",
+    NATIONAL_ONE_SOURCE: WAREHOUSE_CHECK_DESCRIPTIONS[WAREHOUSE_ONE_SOURCE],
+}
+NATIONAL_DAILY_CHECK_DESCRIPTIONS = {
+    NATIONAL_DAILY_MATCHES_HALF_HOURS: "Each day's half_hours and actual_half_hours equal the "
+    "rows and the published actuals of carbon_intensity_national_halfhourly for that date. A "
+    "failure means the two national tables disagree on the listed dates (load them again).",
+    NATIONAL_DAILY_ONE_SOURCE: WAREHOUSE_CHECK_DESCRIPTIONS[WAREHOUSE_ONE_SOURCE],
+}
+SQL_NATIONAL_DUPLICATED_DATES = f"""
+    SELECT DISTINCT date_recorded FROM (
+        SELECT date_recorded FROM {NATIONAL_HALF_HOURLY.qualified}
+        WHERE date_recorded BETWEEN :first AND :last
+        GROUP BY period_start, date_recorded HAVING count(*) > 1) AS duplicated"""
+SQL_NATIONAL_ROWS_PER_DATE = f"""
+    SELECT date_recorded, count(*) FROM {NATIONAL_HALF_HOURLY.qualified}
+    WHERE date_recorded BETWEEN :first AND :last GROUP BY date_recorded"""
+SQL_NATIONAL_UNSETTLED_ACTUALS = f"""
+    SELECT DISTINCT date_recorded FROM {NATIONAL_HALF_HOURLY.qualified}
+    WHERE date_recorded BETWEEN :first AND :last AND intensity_actual IS NULL
+      AND fetched_at >= period_start + interval '30 minutes'
+                        + make_interval(secs => :settle_hours * 3600)"""
+SQL_NATIONAL_DAILY_DISAGREES = f"""
+    SELECT coalesce(d.date_recorded, h.date_recorded) FROM {NATIONAL_DAILY.qualified} AS d
+    FULL JOIN (
+        SELECT date_recorded, count(*) AS half_hours, count(intensity_actual) AS actuals
+        FROM {NATIONAL_HALF_HOURLY.qualified}
+        WHERE date_recorded BETWEEN :first AND :last GROUP BY date_recorded) AS h
+      USING (date_recorded)
+    WHERE coalesce(d.date_recorded, h.date_recorded) BETWEEN :first AND :last
+      AND (d.half_hours, d.actual_half_hours) IS DISTINCT FROM (h.half_hours, h.actuals)"""
+
+
+def _dates(connection: sqlalchemy.Connection, query: str, **window) -> list[str]:
+    return sorted(str(row[0]) for row in connection.execute(sqlalchemy.text(query), window))
+
+
+def _results(problems: dict[str, list[str]], table: WarehouseTable, date_range, warn=()):
+    for name, failing in problems.items():
+        yield AssetCheckResult(
+            check_name=name,
+            passed=not failing,
+            severity=AssetCheckSeverity.WARN if name in warn else AssetCheckSeverity.ERROR,
+            metadata={
+                "scope": scope(date_range),
+                "table": table.qualified,
+                "failing_dates": listed(failing),
+            },
+        )
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(name, asset=carbon_intensity_national_halfhourly, description=description)
+        for name, description in NATIONAL_CHECK_DESCRIPTIONS.items()
+    ],
+)
+def national_checks(
+    context: AssetCheckExecutionContext,
+    lake: LakeResource,
+    warehouse: WarehouseDatabase,
+    refresh_policy: RefreshPolicy,
+):
+    date_range = day_range(context)
+    silver_rows_per_date = {
+        day: day_file_rows(path)
+        for day, path in day_files(lake.silver_national, date_range).items()
+    }
+    bronze = BronzeStore(lake.bronze_national, period_type=NationalPeriod)
+    complete_days = {
+        day for day in silver_rows_per_date if bronze.is_complete(dt.date.fromisoformat(day))
+    }
+    first, last = (
+        (date_range.first, date_range.last) if date_range else (FIRST_FULL_DAY, dt.date.max)
+    )
+    window = {"first": first, "last": last}
+    with warehouse.engine().connect() as connection:
+        stored = {
+            str(d): n
+            for d, n in connection.execute(sqlalchemy.text(SQL_NATIONAL_ROWS_PER_DATE), window)
+        }
+        problems = {
+            NATIONAL_UNIQUE_KEY: _dates(connection, SQL_NATIONAL_DUPLICATED_DATES, **window),
+            NATIONAL_COMPLETE_DAYS: sorted(
+                d for d in complete_days if stored.get(d, 0) != HALF_HOURS_PER_DAY
+            ),
+            NATIONAL_ROWS_MATCH_SILVER: dates_counted_differently(stored, silver_rows_per_date),
+            NATIONAL_ACTUALS_SETTLED: _dates(
+                connection,
+                SQL_NATIONAL_UNSETTLED_ACTUALS,
+                settle_hours=refresh_policy.final_after_hours,
+                **window,
+            ),
+        }
+        sources = rows_by_source(connection, NATIONAL_HALF_HOURLY)
+    yield from _results(problems, NATIONAL_HALF_HOURLY, date_range, warn={NATIONAL_ACTUALS_SETTLED})
+    yield one_source_result(NATIONAL_ONE_SOURCE, NATIONAL_HALF_HOURLY, sources)
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(name, asset=carbon_intensity_national_daily, description=description)
+        for name, description in NATIONAL_DAILY_CHECK_DESCRIPTIONS.items()
+    ],
+)
+def national_daily_checks(context: AssetCheckExecutionContext, warehouse: WarehouseDatabase):
+    date_range = day_range(context)
+    first, last = (
+        (date_range.first, date_range.last) if date_range else (FIRST_FULL_DAY, dt.date.max)
+    )
+    with warehouse.engine().connect() as connection:
+        disagreeing = _dates(connection, SQL_NATIONAL_DAILY_DISAGREES, first=first, last=last)
+        sources = rows_by_source(connection, NATIONAL_DAILY)
+    problems = {NATIONAL_DAILY_MATCHES_HALF_HOURS: disagreeing}
+    yield from _results(problems, NATIONAL_DAILY, date_range)
+    yield one_source_result(NATIONAL_DAILY_ONE_SOURCE, NATIONAL_DAILY, sources)

@@ -156,11 +156,10 @@ def check_range(rows: pd.DataFrame, days: DayRange, table: WarehouseTable) -> No
     day = rows[table.day_column]
     outside = rows[(day < start) | (day > end)]
     if len(outside):
+        where = "regionid" if table.regional else table.key[0]
         examples = ", ".join(
-            f"{day} region {region}"
-            for day, region in outside[[table.day_column, "regionid"]]
-            .head(3)
-            .itertuples(index=False)
+            f"{day} {where} {value}"
+            for day, value in outside[[table.day_column, where]].head(3).itertuples(index=False)
         )
         raise RowsRejected(
             f"{len(outside):,} input rows are outside the partition range {start}...{end} "
@@ -328,7 +327,8 @@ class PreparedChunks:
         rows, removed = remove_duplicates(rows, self.table)
         rows["source_id"] = pd.array([self.source_id] * len(rows), dtype="Int64")
         self.rows, self.duplicates = self.rows + len(rows), self.duplicates + removed
-        self.regions.update(rows["regionid"].unique().tolist())
+        if self.table.regional:
+            self.regions.update(rows["regionid"].unique().tolist())
         return rows
 
 
@@ -352,6 +352,9 @@ def _copy_into_table(
     copy = _copy_statement(target, table.columns)
     added: set[int] = set()
     for rows in prepared:
+        if not table.regional:
+            cursor.copy_expert(copy.as_string(cursor), csv_buffer(rows[list(table.columns)]))
+            continue
         latest = rows.sort_values(table.day_column).drop_duplicates("regionid", keep="last")
         regions = zip(*(latest[c].tolist() for c in ("regionid", *REGION_NAMES)))
         added.update(
@@ -442,15 +445,15 @@ def _replace_through_staging(
     )
     inserted, updated, refetched = cursor.fetchone()
 
-    # Regions first, so the foreign key holds for new regions' rows.
-    cursor.execute(
-        sql.SQL(
-            "INSERT INTO carbon_data.dim_region (regionid, shortname, dno, updated_at)"
-            " SELECT DISTINCT ON (regionid) regionid, shortname, dno, now()"
-            " FROM carbon_staging ORDER BY regionid, {} DESC"
-            " ON CONFLICT (regionid) DO NOTHING"
-        ).format(sql.Identifier(table.day_column))
-    )
+    if table.regional:  # regions first, so the foreign key holds for new regions' rows
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO carbon_data.dim_region (regionid, shortname, dno, updated_at)"
+                " SELECT DISTINCT ON (regionid) regionid, shortname, dno, now()"
+                " FROM carbon_staging ORDER BY regionid, {} DESC"
+                " ON CONFLICT (regionid) DO NOTHING"
+            ).format(sql.Identifier(table.day_column))
+        )
     if inserted or updated or refetched:  # an idempotent re-run writes nothing at all
         # Only new and changed rows go in (the SELECT's WHERE), so a re-run with a few
         # changes touches a few rows; ON CONFLICT ... WHERE keeps unchanged rows (and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from carbon_assets.gold.national import NATIONAL_GOLD_COLUMNS
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.vocabulary import FUEL_COLUMNS
 
@@ -44,10 +45,17 @@ class WarehouseTable:
         return tuple(c for c in self.value_columns if c not in PROVENANCE)
 
     @property
+    def regional(self) -> bool:
+        """Whether its rows are per region (their regions go into dim_region)."""
+        return "regionid" in self.columns
+
+    @property
     def input_columns(self) -> tuple[str, ...]:
         """The columns a load takes: the table's but those it stamps itself, and the region
-        names dim_region needs."""
+        names dim_region needs (of a regional table)."""
         given = tuple(c for c in self.columns if c not in STAMPED)
+        if not self.regional:
+            return given
         return given + tuple(c for c in REGION_NAMES if c not in self.columns)
 
     @property
@@ -84,4 +92,26 @@ HALF_HOURLY = WarehouseTable(
     whole_numbers_or_null=("intensity_forecast",),
     moments=("period_start", "fetched_at"),
 )
-TABLES = {table.name: table for table in (DAILY, HALF_HOURLY)}
+NATIONAL_HALF_HOURLY = WarehouseTable(
+    "carbon_intensity_national_halfhourly",
+    columns=(
+        "period_start",
+        "date_recorded",
+        "intensity_forecast",
+        "intensity_actual",
+        "intensity_index",
+        "fetched_at",
+        *STAMPED,
+    ),
+    key=("period_start",),
+    whole_numbers_or_null=("intensity_forecast", "intensity_actual"),
+    moments=("period_start", "fetched_at"),
+)
+NATIONAL_DAILY = WarehouseTable(
+    "carbon_intensity_national_daily",
+    columns=(*NATIONAL_GOLD_COLUMNS, *STAMPED),
+    key=("date_recorded",),
+    whole_numbers=("half_hours", "actual_half_hours"),
+    moments=("fetched_at",),
+)
+TABLES = {table.name: table for table in (DAILY, HALF_HOURLY, NATIONAL_HALF_HOURLY, NATIONAL_DAILY)}

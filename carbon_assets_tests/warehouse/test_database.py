@@ -169,7 +169,7 @@ def test_sql_files_never_drop_anything() -> None:
 
 def test_apply_schema_creates_the_tables_and_records_the_version(database: str) -> None:
     engine = create_warehouse_engine(database)
-    assert apply_schema(engine) == ["001", "002", "003"]
+    assert apply_schema(engine) == ["001", "002", "003", "004"]
     tables = query(
         database,
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'carbon_data'"
@@ -178,11 +178,13 @@ def test_apply_schema_creates_the_tables_and_records_the_version(database: str) 
     assert tables == [
         ("carbon_intensity_daily",),
         ("carbon_intensity_halfhourly",),
+        ("carbon_intensity_national_daily",),
+        ("carbon_intensity_national_halfhourly",),
         ("dim_region",),
         ("fetch_source",),
         ("schema_migrations",),
     ]
-    assert set(applied_migrations(engine)) == {"001", "002", "003"}
+    assert set(applied_migrations(engine)) == {"001", "002", "003", "004"}
     columns = query(
         database,
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
@@ -271,7 +273,7 @@ def test_applying_the_ddl_again_changes_nothing_and_keeps_rows(database: str) ->
             connection.connection.cursor().execute(path.read_text())
 
     assert catalog_snapshot(database) == before
-    assert before["rows"] == [(1, 1, 3)]  # a region, a daily row, three applied files
+    assert before["rows"] == [(1, 1, 4)]  # a region, a daily row, four applied files
 
 
 def test_two_processes_applying_at_once_apply_each_file_once(database: str) -> None:
@@ -297,11 +299,17 @@ def test_two_processes_applying_at_once_apply_each_file_once(database: str) -> N
         thread.join(30)
     assert not errors
     # Each file once, by whichever process got to it first.
-    assert sorted(version for applied in results for version in applied) == ["001", "002", "003"]
+    assert sorted(version for applied in results for version in applied) == [
+        "001",
+        "002",
+        "003",
+        "004",
+    ]
     assert query(database, "SELECT version FROM carbon_data.schema_migrations ORDER BY 1") == [
         ("001",),
         ("002",),
         ("003",),
+        ("004",),
     ]
 
 
