@@ -16,6 +16,11 @@ setup(
         "dagster-postgres==0.29.27",
         # The `dg` CLI (dg dev, dg launch, dg check defs), released with dagster.
         "dagster-dg-cli==1.13.27",
+        # The analyst layer (carbon_assets/analytics/): dbt models on the warehouse. dbt-core 1.12
+        # builds a parser that downloads from the internet at install time; 1.11 installs offline.
+        "dagster-dbt==0.29.27",
+        "dbt-core>=1.11,<1.12",
+        "dbt-postgres==1.11.0",
         "aiohttp>=3.10,<4",
         # Bronze decodes only what it checks in each API record and stores the record's bytes
         # as sent (msgspec.Raw): a fifth of the CPU of building dicts and encoding them again.
