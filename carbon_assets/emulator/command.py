@@ -49,7 +49,9 @@ def _parse_off_grid_argument(text: str) -> dt.datetime:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``emulate-api`` options."""
-    parser.description = "Serve an offline emulator of the Carbon Intensity API (regional)."
+    parser.description = (
+        "Serve an offline emulator of the Carbon Intensity API (regional and national)."
+    )
     parser.add_argument("--port", type=int, default=8765, help="TCP port (0 = any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--seed", type=int, default=42, help="seed for data, latency and faults")
@@ -84,6 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="YYYY-MM-DDThh:mmZ",
         help="an extra record starting off the half-hour grid, e.g. 09:15 (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--actual-delay-hours", type=float, default=2.0, metavar="H",
+        help="national actuals stay null until this long after a period ends (default 2)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pending-actual-date", type=_parse_date_argument, action="append", default=[],
+        metavar="YYYY-MM-DD", help="a UTC date whose national actuals are all null (repeatable)",
+    )  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -107,6 +117,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         duplicate_periods=frozenset(args.duplicate_period),
         unknown_region_dates=frozenset(args.unknown_region_date),
         off_grid_periods=frozenset(args.off_grid_period),
+        actual_delay_hours=args.actual_delay_hours,
+        pending_actual_dates=frozenset(args.pending_actual_date),
     )
 
 

@@ -1,4 +1,4 @@
-"""The emulator's data: synthetic but realistic regional records, and the API's range rule.
+"""The emulator's data: synthetic but realistic regional and national records, and the range rule.
 
 See emulator/__init__.py for what the emulator copies from the real API. Nothing starts at
 import time.
@@ -502,3 +502,69 @@ def floor_half_hour(moment: dt.datetime) -> dt.datetime:
 def _ceil_half_hour(moment: dt.datetime) -> dt.datetime:
     floored = floor_half_hour(moment)
     return floored if floored == moment else floored + HALF_HOUR
+
+
+# ================================================================================================
+# National series (GET /intensity/{from}/{to})
+# ================================================================================================
+
+# The national range limit (contract §6): 30 days are accepted, 31 and more rejected.
+MAX_NATIONAL_RANGE_DAYS = 31
+NATIONAL_RANGE_TOO_LONG_MESSAGE = (
+    "The date range you have specified is greater than 31 days. Please select a smaller date range."
+)
+GB_REGION_COLUMN = 17  # regionid 18 (GB) in the (48, 18) forecast array
+
+# Actual minus forecast, fitted on the 2023 national series
+# (national_intensity_2023_halfhourly_DERIVED.csv): mean +0.85, standard deviation 14.5, MAE 9.9,
+# autocorrelation 0.74 at one half hour and 0.53 at two, i.e. close to an AR(1) with phi 0.74.
+ACTUAL_ERROR_BIAS = 0.85
+ACTUAL_ERROR_SD = 14.5
+ACTUAL_ERROR_AUTOCORRELATION = 0.74
+
+
+def _generate_national_day(seed: int, day: dt.date) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(forecasts, actuals) of the 48 half hours of one UTC day, both ints >= 0.
+
+    The forecast is exactly the GB regional (regionid 18) forecast of the same seed; the actual
+    adds an AR(1) error that starts each day from its stationary distribution.
+    """
+    forecast = _day_model(seed, day)[1][:, GB_REGION_COLUMN]
+    rng = np.random.default_rng(stable_int(seed, "national-actual-error", day.isoformat()))
+    innovation_sd = ACTUAL_ERROR_SD * math.sqrt(1.0 - ACTUAL_ERROR_AUTOCORRELATION**2)
+    shocks = rng.standard_normal(PERIODS_PER_DAY)
+    error = np.empty(PERIODS_PER_DAY)
+    error[0] = ACTUAL_ERROR_SD * shocks[0]
+    for p in range(1, PERIODS_PER_DAY):
+        error[p] = ACTUAL_ERROR_AUTOCORRELATION * error[p - 1] + innovation_sd * shocks[p]
+    actual = np.maximum(0, np.rint(forecast + ACTUAL_ERROR_BIAS + error)).astype(np.int64)
+    return tuple(forecast.tolist()), tuple(actual.tolist())
+
+
+national_day_values = functools.lru_cache(maxsize=DAY_CACHE_DAYS)(_generate_national_day)
+
+
+def national_period_record(
+    period_start: dt.datetime, seed: int = 42, actual_published: bool = True
+) -> dict:
+    """One national record, exactly as the emulator serves it (no faults).
+
+    ``{"from", "to", "intensity": {"forecast", "actual", "index"}}``: forecast is the GB regional
+    forecast for the same half hour and seed, actual is forecast plus a realistic error, or None
+    when not ``actual_published``; index is from the actual when present, else the forecast,
+    with the bands of the period start's year (index_label).
+    """
+    period_start = _check_period_start(period_start)
+    forecasts, actuals = national_day_values(seed, period_start.date())
+    index = period_start.hour * 2 + period_start.minute // 30
+    forecast = forecasts[index]
+    actual = actuals[index] if actual_published else None
+    return {
+        "from": format_api_datetime(period_start),
+        "to": format_api_datetime(period_start + HALF_HOUR),
+        "intensity": {
+            "forecast": forecast,
+            "actual": actual,
+            "index": index_label(forecast if actual is None else actual, period_start.year),
+        },
+    }

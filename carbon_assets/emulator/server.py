@@ -1,5 +1,6 @@
 """The emulator's HTTP side: configuration and seeded faults, request statistics, the aiohttp
-server and the in-process runner (`start_emulator`). Nothing starts at import time.
+server (regional and national range endpoints) and the in-process runner (`start_emulator`).
+Nothing starts at import time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import struct
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, Self
 
@@ -28,6 +30,8 @@ from carbon_assets.emulator.data import (
     FUEL_INDEX,
     HALF_HOUR,
     INVALID_DATETIME_MESSAGE,
+    MAX_NATIONAL_RANGE_DAYS,
+    NATIONAL_RANGE_TOO_LONG_MESSAGE,
     SERVER_ERROR_MESSAGE,
     UTC,
     as_utc,
@@ -35,6 +39,7 @@ from carbon_assets.emulator.data import (
     floor_half_hour,
     format_api_datetime,
     index_label,
+    national_period_record,
     parse_api_datetime,
     perc_value,
     period_starts_in_range,
@@ -87,7 +92,8 @@ class EmulatorConfig:
     # (period start, regionid) pairs left out of their period.
     missing_region_periods: frozenset[tuple[dt.datetime, int]] = frozenset()
     # Dates whose values the API has revised since they were first published: served from
-    # another seed (per revision), as the real API revises values after a period ends.
+    # another seed (per revision), as the real API revises values after a period ends. Applies
+    # to the regional and the national values (forecast and actual).
     revised_dates: frozenset[dt.date] = frozenset()
     revision: int = 1
     # Dates (UTC) on which every period also carries a region the API does not have
@@ -96,6 +102,11 @@ class EmulatorConfig:
     # Extra records that start off the half-hour grid (e.g. 09:15), each with the values of
     # the half-hour it falls in; served when its end lies in the range, like any period.
     off_grid_periods: frozenset[dt.datetime] = frozenset()
+    # National actuals arrive late: a half hour's actual is null while its end is later than
+    # (the wall clock at the request - actual_delay_hours).
+    actual_delay_hours: float = 2.0
+    # Dates (UTC, of the period start) whose national actuals are all null whatever the clock.
+    pending_actual_dates: frozenset[dt.date] = frozenset()
 
     def __post_init__(self) -> None:
         # Normalise collections so callers may pass lists/sets and naive (UTC) datetimes.
@@ -110,6 +121,8 @@ class EmulatorConfig:
             frozenset((as_utc(m), int(r)) for m, r in self.missing_region_periods),
         )
         object.__setattr__(self, "unknown_region_dates", frozenset(self.unknown_region_dates))
+        object.__setattr__(self, "pending_actual_dates", frozenset(self.pending_actual_dates))
+        object.__setattr__(self, "actual_delay_hours", float(self.actual_delay_hours))
         object.__setattr__(
             self, "off_grid_periods", frozenset(as_utc(m) for m in self.off_grid_periods)
         )
@@ -125,6 +138,12 @@ class EmulatorConfig:
             raise ValueError("need 0 <= latency_min <= latency_max")
         if self.latency_scale < 0 or self.slow_seconds < 0 or self.retry_after_seconds < 0:
             raise ValueError("latency_scale, slow_seconds and retry_after_seconds must be >= 0")
+        if not self.actual_delay_hours >= 0:  # also rejects NaN
+            raise ValueError("actual_delay_hours must be >= 0")
+
+    def data_seed(self, day: dt.date) -> int:
+        """The seed of ``day``'s values: another one per revision when the date is revised."""
+        return self.seed + REVISION_SEED_STEP * self.revision * (day in self.revised_dates)
 
     def fault_rates(self) -> dict[str, float]:
         """Fault name -> probability, in the fixed order the draw uses."""
@@ -240,8 +259,7 @@ def build_range_body(config: EmulatorConfig, start: dt.datetime, end: dt.datetim
         if day in config.empty_dates:
             continue
         on_grid = floor_half_hour(period_start)
-        seed = config.seed + REVISION_SEED_STEP * config.revision * (day in config.revised_dates)
-        text = day_periods(seed, day)[on_grid.hour * 2 + on_grid.minute // 30]
+        text = day_periods(config.data_seed(day), day)[on_grid.hour * 2 + on_grid.minute // 30]
         if period_start in missing_regions:
             text = _without_regions(text, missing_regions[period_start])
         if day in config.unknown_region_dates:
@@ -253,6 +271,44 @@ def build_range_body(config: EmulatorConfig, start: dt.datetime, end: dt.datetim
             parts.append((period_start, _shifted_period_text(text, period_start.year)))
     parts.sort(key=lambda part: part[0])  # stable: a duplicate stays after its original
     return b'{"data":[' + b",".join(text for _, text in parts) + b"]}"
+
+
+def national_records(
+    config: EmulatorConfig,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime | None = None,
+) -> list[dict] | None:
+    """The national records ``GET /intensity/{start}/{end}`` serves at wall-clock ``now``.
+
+    Same range rule, year-boundary truncation, earliest period and empty_dates as the regional
+    endpoint (None, served as ``{"data":null}``, when the range ends before the earliest data).
+    Actuals are None for pending_actual_dates and for periods ending after
+    ``now - actual_delay_hours``; ``now`` defaults to the current time.
+    """
+    start, end = as_utc(start), as_utc(end)
+    if end < EARLIEST_PERIOD_START + HALF_HOUR:
+        return None
+    now = dt.datetime.now(UTC) if now is None else as_utc(now)
+    published_until = now - dt.timedelta(hours=config.actual_delay_hours)
+    records = []
+    for period_start in period_starts_in_range(start, end):
+        day = period_start.date()
+        if period_start < EARLIEST_PERIOD_START or day in config.empty_dates:
+            continue
+        published = (
+            day not in config.pending_actual_dates and period_start + HALF_HOUR <= published_until
+        )
+        records.append(national_period_record(period_start, config.data_seed(day), published))
+    return records
+
+
+def build_national_body(
+    config: EmulatorConfig, start: dt.datetime, end: dt.datetime, now: dt.datetime | None = None
+) -> bytes:
+    """The 200 body for a valid national range request (compact JSON)."""
+    records = national_records(config, start, end, now)
+    return json.dumps({"data": records}, separators=(",", ":")).encode()
 
 
 # ================================================================================================
@@ -274,15 +330,18 @@ class EmulatorStats:
             self._total = 0
             self._by_status: Counter[str] = Counter()
             self._by_path: Counter[str] = Counter()
+            self._by_endpoint: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
             self._peak_in_flight = self._in_flight
             self._latency_total = 0.0
             self._slow_total = 0.0
 
-    def enter(self, path: str) -> None:
+    def enter(self, path: str, endpoint: str) -> None:
+        """Count a request of ``path`` to ``endpoint`` ("regional" or "national")."""
         with self._lock:
             self._total += 1
             self._by_path[path] += 1
+            self._by_endpoint[endpoint] += 1
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
 
@@ -311,6 +370,7 @@ class EmulatorStats:
                 "requests_total": self._total,
                 "by_status": dict(sorted(self._by_status.items())),
                 "by_path": dict(sorted(self._by_path.items())),
+                "by_endpoint": dict(sorted(self._by_endpoint.items())),
                 "faults": dict(sorted(self._faults.items())),
                 "in_flight": self._in_flight,
                 "peak_in_flight": self._peak_in_flight,
@@ -339,8 +399,38 @@ _RELATIVE_WINDOWS = {
 }
 
 
-def _answer_range(config: EmulatorConfig, from_text: str, to_text: str) -> tuple[int, bytes]:
-    """Status and body of a fault-free ``/regional/intensity/{from}/{to}`` request."""
+@dataclasses.dataclass(frozen=True)
+class _RangeEndpoint:
+    """What differs between the regional and the national range endpoints."""
+
+    name: str  # the key in the stats' by_endpoint
+    max_days: int  # spans of this many days or more are rejected
+    too_long_message: str
+    build_body: Callable[[EmulatorConfig, dt.datetime, dt.datetime, dt.datetime], bytes]
+
+
+def _build_regional_body(
+    config: EmulatorConfig, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> bytes:
+    return build_range_body(config, start, end)  # regional values do not depend on the clock
+
+
+REGIONAL_ENDPOINT = _RangeEndpoint(
+    "regional", MAX_REGIONAL_RANGE_DAYS, RANGE_TOO_LONG_MESSAGE, _build_regional_body
+)
+NATIONAL_ENDPOINT = _RangeEndpoint(
+    "national", MAX_NATIONAL_RANGE_DAYS, NATIONAL_RANGE_TOO_LONG_MESSAGE, build_national_body
+)
+
+
+def _answer_range(
+    endpoint: _RangeEndpoint,
+    config: EmulatorConfig,
+    from_text: str,
+    to_text: str,
+    now: dt.datetime,
+) -> tuple[int, bytes]:
+    """Status and body of a fault-free ``{from}/{to}`` request to ``endpoint``."""
     start = parse_api_datetime(from_text)
     if to_text in _RELATIVE_WINDOWS and start is not None:
         before, after = _RELATIVE_WINDOWS[to_text]
@@ -354,10 +444,10 @@ def _answer_range(config: EmulatorConfig, from_text: str, to_text: str) -> tuple
         return 400, _error_body(400, INVALID_DATETIME_MESSAGE)
     if start >= end:
         return 400, _error_body(400, FROM_NOT_BEFORE_TO_MESSAGE)
-    if end - start >= dt.timedelta(days=MAX_REGIONAL_RANGE_DAYS):
-        return 400, _error_body(400, RANGE_TOO_LONG_MESSAGE)
+    if end - start >= dt.timedelta(days=endpoint.max_days):
+        return 400, _error_body(400, endpoint.too_long_message)
     try:
-        return 200, build_range_body(config, start, end)
+        return 200, endpoint.build_body(config, start, end, now)
     except OverflowError:  # a period would end after year 9999
         return 200, b'{"data":[]}'
 
@@ -376,9 +466,12 @@ def _reset_connection(request: web.Request) -> None:
     transport.abort()
 
 
-async def _handle_regional_range(request: web.Request) -> web.StreamResponse:
-    """``GET /regional/intensity/{from}/{to}``, with latency and faults."""
+async def _handle_range(request: web.Request, endpoint: _RangeEndpoint) -> web.StreamResponse:
+    """A ``{from}/{to}`` request to ``endpoint``, with latency and faults."""
     (config,) = request.app[CONFIG_KEY]
+    # The clock when the request arrives decides which actuals are published (read per request,
+    # so that tests can move it).
+    now = dt.datetime.now(UTC)
     stats = request.app[STATS_KEY]
     path = request.path
     path_counts = request.app[PATH_COUNTS_KEY]
@@ -386,7 +479,7 @@ async def _handle_regional_range(request: web.Request) -> web.StreamResponse:
     path_counts[path] += 1
     draw = draw_fault(config, path, nth_request)
 
-    stats.enter(path)
+    stats.enter(path, endpoint.name)
     # Stays "aborted" if the client goes away (aiohttp cancels the handler) or the write fails.
     outcome = "aborted"
     answer = None
@@ -396,9 +489,11 @@ async def _handle_regional_range(request: web.Request) -> web.StreamResponse:
         answer = asyncio.get_running_loop().run_in_executor(
             request.app[BODY_EXECUTOR_KEY],
             _answer_range,
+            endpoint,
             config,
             request.match_info["from"],
             request.match_info["to"],
+            now,
         )
     try:
         if draw.latency > 0:
@@ -442,6 +537,16 @@ async def _handle_regional_range(request: web.Request) -> web.StreamResponse:
         stats.leave(outcome)
 
 
+async def _handle_regional_range(request: web.Request) -> web.StreamResponse:
+    """``GET /regional/intensity/{from}/{to}``."""
+    return await _handle_range(request, REGIONAL_ENDPOINT)
+
+
+async def _handle_national_range(request: web.Request) -> web.StreamResponse:
+    """``GET /intensity/{from}/{to}``."""
+    return await _handle_range(request, NATIONAL_ENDPOINT)
+
+
 async def _handle_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATS_KEY].snapshot())
 
@@ -476,6 +581,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.on_cleanup.append(_shutdown_body_executor)
     app.on_response_prepare.append(_mark_as_emulator)
     app.router.add_get("/regional/intensity/{from}/{to}", _handle_regional_range)
+    app.router.add_get("/intensity/{from}/{to}", _handle_national_range)
     app.router.add_get("/_stats", _handle_stats)
     app.router.add_post("/_stats/reset", _handle_stats_reset)
     return app
@@ -547,11 +653,15 @@ class RunningEmulator:
         return self._app[STATS_KEY].snapshot()
 
     def reconfigure(self, **changes: Any) -> EmulatorConfig:
-        """Change the answers from now on (e.g. revised_dates, empty_dates), as the real API's
-        data changes between two runs; returns the new configuration."""
-        self.config = dataclasses.replace(self.config, **changes)
-        self._app[CONFIG_KEY][0] = self.config
-        return self.config
+        """Change the answers from now on (e.g. revised_dates, empty_dates, pending_actual_dates),
+        as the real API's data changes between two runs; returns the new configuration."""
+        return self.replace_config(dataclasses.replace(self.config, **changes))
+
+    def replace_config(self, config: EmulatorConfig) -> EmulatorConfig:
+        """Serve with ``config`` from the next request on; returns it."""
+        self.config = config
+        self._app[CONFIG_KEY][0] = config
+        return config
 
     def reset_stats(self) -> None:
         """Same as ``POST /_stats/reset``. Fault draws keep counting per path (not reset)."""
