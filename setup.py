@@ -6,7 +6,16 @@ setup(
     description="UK Carbon Intensity API to a PostgreSQL research warehouse, as Dagster assets",
     packages=find_packages(include=["carbon_assets", "carbon_assets.*"]),
     # The warehouse schema ships with the code, so an installed wheel applies the same SQL files.
-    package_data={"carbon_assets.warehouse": ["sql/*.sql", "sql/README.md"]},
+    package_data={
+        "carbon_assets.warehouse": ["sql/*.sql", "sql/README.md"],
+        # The dbt project of the analyst layer; its manifest is parsed into a cache, not here.
+        "carbon_assets.analytics": [
+            "dbt_project/*.yml",
+            "dbt_project/models/*",
+            "dbt_project/macros/*",
+            "dbt_project/tests/generic/*",
+        ],
+    },
     python_requires=">=3.11,<3.14",
     install_requires=[
         # dagster and its integration libraries are released in lock-step.

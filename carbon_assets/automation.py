@@ -1,12 +1,13 @@
 """Keeping the warehouse current with no one watching: the daily refresh and the automation sensor.
 
 Both are RUNNING by default (a fresh `make dev` keeps itself current); pause them in the UI
-under Automation. Each daily tick asks for two kinds of runs of all four assets:
+under Automation. Each daily tick asks for two kinds of runs of every layer, regional and
+national:
 - the settle window: the last CARBON_SETTLE_DAYS complete days, as one run, so revised values
   reach the warehouse (bronze fetches only the days not yet final, see bronze/refresh.py);
-- a heal run for each older day stored incomplete that is due for another try (growing
-  intervals, for CARBON_HEAL_DAYS), and for each older day stored invalid, at every tick and
-  however old (bronze/refresh.py).
+- a heal run for each older day stored incomplete, or (national) with actuals still pending,
+  that is due for another try (growing intervals, for CARBON_HEAL_DAYS), and for each older day
+  stored invalid, at every tick and however old (bronze/refresh.py).
 A failed step is tried again later (RETRY_POLICY), fetching only what is still missing. A run
 that goes on for MAX_RUN_HOURS is ended by run monitoring (dagster.yaml), so a stuck server
 cannot keep the API pool and the lake's lock from the next tick.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
+from carbon_assets.analytics import analytics_assets, analytics_automation_sensor, dbt_resource
 from carbon_assets.automation import automation_sensor, daily_refresh_job, daily_refresh_schedule
 from carbon_assets.bronze.assets import bronze_carbon_intensity, bronze_national_intensity
 from carbon_assets.bronze.checks import bronze_checks
@@ -50,6 +51,8 @@ ALL_ASSETS = [
     carbon_intensity_national_halfhourly,
     carbon_intensity_national_daily,
 ]
+# The dbt models: unpartitioned, built after the warehouse by their own sensor.
+ANALYTICS_ASSETS = list(analytics_assets)
 ALL_CHECKS = [
     bronze_checks,
     silver_checks,
@@ -80,15 +83,16 @@ def build_resources(
         "spark_parquet_io_manager": SparkParquetIOManager(lake=lake),
         "warehouse": warehouse,
         "warehouse_io_manager": PostgresWarehouseIOManager(warehouse=warehouse),
+        "dbt": dbt_resource(),
     }
 
 
 defs = Definitions(
-    assets=ALL_ASSETS,
+    assets=[*ALL_ASSETS, *ANALYTICS_ASSETS],
     asset_checks=ALL_CHECKS,
     jobs=[daily_refresh_job],
     schedules=[daily_refresh_schedule],
-    sensors=[automation_sensor],
+    sensors=[automation_sensor, analytics_automation_sensor],
     resources=build_resources(),
     # One process per run: Spark starts once and silver and gold share the session.
     executor=in_process_executor,

@@ -21,7 +21,12 @@ import pytest
 
 from bench.dagster_dev import free_port
 from carbon_assets import settings
-from carbon_assets.emulator import EmulatorConfig, regional_period_records, start_emulator
+from carbon_assets.emulator import (
+    EmulatorConfig,
+    national_records,
+    regional_period_records,
+    start_emulator,
+)
 from carbon_assets.lake_source import read_lake_source
 from carbon_assets.postgres.embedded import embedded_database_url
 from carbon_assets_tests.postgres_helpers import query
@@ -116,6 +121,29 @@ def warehouse_values(url: str, first: str, last: str) -> dict[tuple[int, dt.date
     return {(region, start.astimezone(dt.UTC)): tuple(rest) for region, start, *rest in rows}
 
 
+def national_api_values(seed: int) -> dict[dt.datetime, tuple]:
+    """The emulator's national records of the demo's month: {start: (forecast, actual, index)}."""
+    start = dt.datetime(2024, 1, 1, 0, 30, tzinfo=dt.UTC)
+    end = dt.datetime(2024, 2, 1, tzinfo=dt.UTC)
+    return {
+        dt.datetime.fromisoformat(r["from"]): (
+            r["intensity"]["forecast"],
+            r["intensity"]["actual"],
+            r["intensity"]["index"],
+        )
+        for r in national_records(EmulatorConfig(seed=seed), start, end)
+    }
+
+
+def national_warehouse_values(url: str) -> dict[dt.datetime, tuple]:
+    rows = query(
+        url,
+        "SELECT period_start, intensity_forecast, intensity_actual, intensity_index"
+        " FROM carbon_data.carbon_intensity_national_halfhourly",
+    )
+    return {start.astimezone(dt.UTC): tuple(rest) for start, *rest in rows}
+
+
 def test_make_demo_fills_its_own_stack_and_another_api_never_mixes_with_it(project):
     done = run_cli([CARBON_ASSETS, "demo"], project, clean_env())
     output = done.stdout + done.stderr
@@ -129,21 +157,26 @@ def test_make_demo_fills_its_own_stack_and_another_api_never_mixes_with_it(proje
     assert counts["silver rows"] == DAYS * HALF_HOURS * REGIONS
     assert counts["warehouse daily rows"] == counts["gold rows"] == DAYS * REGIONS
     assert counts["warehouse half-hour rows"] == DAYS * HALF_HOURS * REGIONS
+    assert counts["national half-hour rows"] == counts["national actuals"] == DAYS * HALF_HOURS
+    assert counts["national settled days"] == counts["national warehouse days"] == DAYS
+    assert "A dbt model, carbon_analytics.national_forecast_accuracy_monthly:" in done.stdout
     # A step per line (started and done), the checks' results, no event stream.
     assert "carbon_intensity_halfhourly done" in done.stdout
     (checks,) = [line for line in done.stdout.splitlines() if line.startswith("Asset checks:")]
     assert checks.endswith(" passed, 0 failed, 0 warnings") and checks != "Asset checks: 0 passed"
-    assert "DEBUG" not in done.stdout and len(done.stdout.splitlines()) < 80
+    assert "DEBUG" not in done.stdout and len(done.stdout.splitlines()) < 100
     # Its own stack, which it says it empties.
     assert "emptied at each start" in done.stdout
     demo_lake = project / "data" / "demo"
     log = demo_lake / "demo.log"
     assert str(log) in done.stdout and "STEP_SUCCESS" in log.read_text()
-    for chart in ("intensity_heatmap.png", "gb_fuel_mix.png"):
+    for chart in ("intensity_heatmap.png", "gb_fuel_mix.png", "national_forecast_vs_actual.png"):
         assert (demo_lake / "exports" / chart).read_bytes().startswith(b"\x89PNG")
     assert not (project / "data" / "bronze").exists()
     demo_warehouse = embedded_database_url(project / "data", "carbon_demo", driver=None)
     demo_files, demo_rows = lake_snapshot(demo_lake), warehouse_snapshot(demo_warehouse)
+    # The national table is the emulator's records, forecast and actual, half-hour for half-hour.
+    assert national_warehouse_values(demo_warehouse) == national_api_values(DEMO_SEED)
     # `dev --demo` opens the demo's stack, and says its schedule cannot fetch into it.
     header = dev_header(project, ["--demo"])
     assert f"Lake:           {demo_lake}" in header and "/carbon_demo?" in header
@@ -173,7 +206,7 @@ def test_make_demo_fills_its_own_stack_and_another_api_never_mixes_with_it(proje
         done = backfill(project, demo_env, *BACKFILL)
         served = other.stats()["requests_total"]
     assert done.returncode != 0
-    assert served == 1  # the backfill's one request; the refused run sent none
+    assert served == 2  # the backfill's two requests (regional, national); none by the refused run
     assert lake_snapshot(demo_lake) == demo_files
     assert warehouse_snapshot(demo_warehouse) == demo_rows
     refusal = f"The lake {demo_lake} holds data from "

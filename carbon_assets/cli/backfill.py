@@ -64,14 +64,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"backfill failed: {describe_error(error, *urls)}", file=sys.stderr)
         return 1
 
-    command = dg.launch_command(first, last)
+    commands = dg.backfill_commands(first, last)
     log_path = (args.log or data_dir / "logs" / f"backfill_{first}_{last}.log").resolve()
     for line in dg.environment_summary(env, database_url):
         print(line)
-    print(f"Running:        dg {' '.join(command[1:])}")
+    for command in commands:
+        print(f"Running:        dg {' '.join(command[1:])}")
     print(f"Full log:       {log_path}", flush=True)
     returncode, progress = dg.run_with_progress(
-        command, dg.dg_environment(env), log_path, cwd=dg.project_dir()
+        commands, dg.dg_environment(env), log_path, cwd=dg.project_dir()
     )
     if returncode != 0:
         dg.report_failure(returncode, progress, log_path)

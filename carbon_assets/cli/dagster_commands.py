@@ -56,10 +56,33 @@ def dg_environment(env: dict[str, str]) -> dict[str, str]:
     }
 
 
+# The daily-partitioned layers, regional and national; the analyst layer (dbt) follows them.
+DAILY_LAYERS = "group:carbon_intensity"
+ANALYTICS = "group:analytics"
+
+
 def launch_command(first: dt.date, last: dt.date) -> list[str]:
-    """Every asset for the days first..last, as one run (the assets' single-run backfill
-    policy), executed in the dg process itself."""
-    return [dg_executable(), "launch", "--assets", "*", "--partition-range", f"{first}...{last}"]
+    """Every daily-partitioned asset for the days first..last, as one run (the assets'
+    single-run backfill policy), executed in the dg process itself."""
+    return [
+        dg_executable(),
+        "launch",
+        "--assets",
+        DAILY_LAYERS,
+        "--partition-range",
+        f"{first}...{last}",
+    ]
+
+
+def analytics_command() -> list[str]:
+    """The dbt models (unpartitioned: they read whole tables), as one run: what the analytics
+    sensor would launch after the warehouse changed, at once."""
+    return [dg_executable(), "launch", "--assets", ANALYTICS]
+
+
+def backfill_commands(first: dt.date, last: dt.date) -> list[list[str]]:
+    """The runs of a backfill, in order: the daily layers for the range, then the models."""
+    return [launch_command(first, last), analytics_command()]
 
 
 def dev_command(host: str, port: int, project: Path | None = None) -> list[str]:
@@ -214,14 +237,30 @@ class RunProgress:
 
 
 def run_with_progress(
-    command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+    command: list[str] | list[list[str]],
+    env: dict[str, str],
+    log_path: Path,
+    cwd: Path | None = None,
 ) -> tuple[int, RunProgress]:
-    """Run `command` with its whole output going to `log_path`, printing one line per step as
-    it starts and ends; its exit code and what was seen."""
+    """Run `command` (or each of a list of commands, until one fails) with the whole output
+    going to `log_path`, printing one line per step as it starts and ends; the exit code and
+    what was seen."""
+    commands = command if command and isinstance(command[0], list) else [command]
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
     progress = RunProgress()
+    for each in commands:
+        returncode = _follow(each, env, log_path, cwd, progress)
+        if returncode != 0:
+            break
+    return returncode, progress
+
+
+def _follow(
+    command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None, progress: RunProgress
+) -> int:
     with (
-        log_path.open("w") as log,
+        log_path.open("a") as log,
         subprocess.Popen(
             command,
             env=env,
@@ -238,7 +277,7 @@ def run_with_progress(
                 print(shown, flush=True)
         if shown := progress.finish():
             print(shown, flush=True)
-    return process.returncode, progress
+    return process.returncode
 
 
 def failure_line(progress: RunProgress, log_path: Path) -> str:

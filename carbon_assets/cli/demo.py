@@ -1,13 +1,14 @@
-"""`carbon-assets demo`: January 2024 through every asset, fully offline.
+"""`carbon-assets demo`: January 2024 through every asset, regional and national, then the dbt
+models, fully offline.
 
 The demo has a stack of its own, apart from the real one (local_stack.py): the lake
 data/demo, the warehouse `carbon_demo` and the instance `dagster_demo` on the embedded
 PostgreSQL, DAGSTER_HOME .dagster_home/demo. It owns them and empties them each time it starts,
 so its synthetic data never mixes with real data; `carbon-assets dev --demo` opens them.
 
-Starts the API emulator, materializes every asset for the range in one run with `dg launch`
-(dagster_commands.py), then prints the asset checks' results, the rows per layer and a sample
-of the warehouse table.
+Starts the API emulator, materializes every daily asset for the range in one run with
+`dg launch`, then the dbt models in another (dagster_commands.py), then prints the asset checks'
+results, the rows per layer, a sample of the warehouse table and one model.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def warehouse_sample(database_url: str, first: dt.date, rows: int = 10) -> pd.Da
         return pd.read_sql(query, connection, params={"first": first, "rows": rows})
 
 
+def forecast_accuracy(database_url: str) -> pd.DataFrame:
+    """The analyst layer's monthly national forecast accuracy (a dbt model)."""
+    query = sqlalchemy.text(
+        "SELECT * FROM carbon_analytics.national_forecast_accuracy_monthly ORDER BY 1"
+    )
+    with sqlalchemy.create_engine(database_url).connect() as connection:
+        return pd.read_sql(query, connection)
+
+
 def warning_checks() -> set[str]:
     """The checks whose failure is a warning (severity WARN): the run's event lines do not say
     a check's severity, the checks' modules do."""
@@ -57,8 +67,14 @@ def warning_checks() -> set[str]:
         warnings.simplefilter("ignore")
         from carbon_assets.bronze.checks import BRONZE_DAYS_COMPLETE, BRONZE_RECORDS_ON_GRID
         from carbon_assets.silver.checks import WARNING_SILVER_CHECKS
+        from carbon_assets.warehouse.checks import NATIONAL_ACTUALS_SETTLED
 
-    return {BRONZE_DAYS_COMPLETE, BRONZE_RECORDS_ON_GRID, *WARNING_SILVER_CHECKS}
+    return {
+        BRONZE_DAYS_COMPLETE,
+        BRONZE_RECORDS_ON_GRID,
+        NATIONAL_ACTUALS_SETTLED,
+        *WARNING_SILVER_CHECKS,
+    }
 
 
 def checks_summary(progress: RunProgress, warnings: set[str]) -> list[str]:
@@ -143,12 +159,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"Warehouse:      {mask_url(database_url)}")
         instance = mask_url(env[local_stack.DAGSTER_POSTGRES_URL])
         print(f"Dagster home:   {env[local_stack.DAGSTER_HOME]} (instance on {instance})")
-        command = dg.launch_command(first, last)
+        commands = dg.backfill_commands(first, last)
         log_path = lake / "demo.log"
-        print(f"Running:        {' '.join([Path(command[0]).name, *command[1:]])}")
+        for command in commands:
+            print(f"Running:        {' '.join([Path(command[0]).name, *command[1:]])}")
         print(f"Full log:       {log_path}", flush=True)
         returncode, progress = run_with_progress(
-            command,
+            commands,
             dg.dg_environment(env),
             log_path,
             cwd=dg.project_dir(),
@@ -164,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {layer:<24} {count:>9,}")
     print(f"\nSample of carbon_data.carbon_intensity_daily on {first}:")
     print(warehouse_sample(database_url, first).to_string(index=False))
+    print("\nA dbt model, carbon_analytics.national_forecast_accuracy_monthly:")
+    print(forecast_accuracy(database_url).to_string(index=False))
     charts = write_charts(database_url, first, last, lake / "exports")
     print("\nCharts of the month: " + ", ".join(str(path) for path in charts))
     print(

@@ -1,0 +1,108 @@
+"""The dbt project shipped in this package, and its manifest, prepared once per content.
+
+`@dbt_assets` needs manifest.json when the definitions are imported, and a fresh clone or an
+installed wheel has none. So `prepare_manifest` runs `dbt parse` (offline, no database, no
+anonymous statistics) into a per-user cache folder named after a hash of the project's files
+and of the dbt versions: a changed model gets a new folder, an unchanged one is parsed once.
+The folder is outside the package, which may be read-only when installed. Several processes
+import the definitions at once (webserver, daemon, run workers): a file lock lets one parse
+while the others wait, and the result is renamed into place whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "models", "tests", "macros")
+PARSE_TIMEOUT_SECONDS = 300
+
+
+def dbt_executable() -> str:
+    """The dbt of this interpreter's environment (PATH may not include an unactivated venv)."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
+def project_hash() -> str:
+    """A hash of the project's files and of the dbt packages that read them."""
+    digest = hashlib.sha256()
+    for package in ("dbt-core", "dbt-postgres", "dagster-dbt"):
+        digest.update(f"{package}={version(package)}\n".encode())
+    for name in PROJECT_FILES:
+        root = PROJECT_DIR / name
+        for path in sorted([root] if root.is_file() else root.rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(PROJECT_DIR)).encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    """Per-user: $XDG_CACHE_HOME or ~/.cache, else a private folder of ours in the temp dir."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    root = Path(base) / "carbon-assets" / "dbt"
+    with contextlib.suppress(OSError):
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    # Never a folder another user could have made for us in a shared temp dir.
+    root = Path(tempfile.gettempdir()) / f"carbon-assets-dbt-{os.geteuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(root)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"{root} is not private to this user: remove it")
+    return root
+
+
+def dbt_env(target_path: Path) -> dict[str, str]:
+    """The environment of a dbt command: offline, its logs with its artifacts."""
+    return {
+        **os.environ,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_TARGET_PATH": str(target_path),
+        "DBT_LOG_PATH": str(target_path),
+    }
+
+
+def prepare_manifest() -> Path:
+    """The folder holding manifest.json for this project's content, parsed if missing."""
+    root = cache_root()
+    target = root / project_hash()
+    if (target / "manifest.json").exists():
+        return target
+    with open(root / "parse.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        if (target / "manifest.json").exists():
+            return target  # another process parsed it while we waited
+        partial = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+        try:
+            subprocess.run(
+                [
+                    dbt_executable(), "parse", "--quiet",
+                    "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+                    "--target-path", str(partial),
+                ],
+                cwd=partial,
+                env=dbt_env(partial),
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=PARSE_TIMEOUT_SECONDS,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            output = (error.stdout or "") + (error.stderr or "")
+            raise RuntimeError(f"dbt parse of {PROJECT_DIR} failed:\n{output[-4000:]}") from None
+        os.rename(partial, target)
+    return target
