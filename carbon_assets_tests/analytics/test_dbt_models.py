@@ -199,7 +199,7 @@ def test_descriptions_columns_checks_and_lineage_reach_dagster():
     for key in models.keys:
         spec = models.specs_by_key[key]
         assert spec.description and spec.group_name == "analytics", key
-        columns = spec.metadata["dagster/column_schema"].schema.columns
+        columns = spec.metadata["dagster/column_schema"].columns
         assert columns and all(column.description for column in columns), key
     deps = {dep.path[-1] for spec in models.specs for dep in (d.asset_key for d in spec.deps)}
     assert deps >= {
