@@ -43,7 +43,7 @@ def national_rows(url: str) -> dict[str, tuple]:
         " WHERE date_recorded = %s ORDER BY period_start",
         (DAY,),
     )
-    return {start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"): rest for start, *rest in rows}
+    return {start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"): tuple(rest) for start, *rest in rows}
 
 
 def api_rows(config: EmulatorConfig) -> dict[str, tuple]:

@@ -52,7 +52,7 @@ REGIONAL = Endpoint(
     Period,
     f"the API rejects regional ranges of {MAX_REGIONAL_RANGE_DAYS} days or more",
 )
-# Live probes accept national ranges of up to 30 days (API_CONTRACT.md, section 6); the
+# Live probes accept national ranges of up to 30 days (docs/api-contract.md, section 6); the
 # documented limit is the one kept.
 NATIONAL = Endpoint(
     "national", "/intensity", 14, NationalPeriod, "the API's docs limit national ranges to 14 days"
