@@ -39,18 +39,22 @@ from carbon_assets.warehouse.checks import (
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager
 from carbon_assets.warehouse.resource import WarehouseDatabase
 
-ALL_ASSETS = [
+REGIONAL_ASSETS = [
     bronze_carbon_intensity,
     silver_carbon_intensity,
     gold_carbon_intensity_daily,
     carbon_intensity_daily,
     carbon_intensity_halfhourly,
+]
+NATIONAL_ASSETS = [
     bronze_national_intensity,
     silver_national_intensity,
     gold_national_daily,
     carbon_intensity_national_halfhourly,
     carbon_intensity_national_daily,
 ]
+# The daily-partitioned layers, in one backfill and one daily schedule.
+ALL_ASSETS = [*REGIONAL_ASSETS, *NATIONAL_ASSETS]
 # The dbt models: unpartitioned, built after the warehouse by their own sensor.
 ANALYTICS_ASSETS = list(analytics_assets)
 ALL_CHECKS = [

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from dagster import (
     AssetCheckExecutionContext,
     AssetExecutionContext,
+    AutomationCondition,
+    BackfillPolicy,
     DailyPartitionsDefinition,
     InputContext,
     OutputContext,
@@ -21,6 +23,15 @@ from dagster import (
 FIRST_FULL_DAY = dt.date(2018, 5, 11)
 
 daily_partitions = DailyPartitionsDefinition(start_date=FIRST_FULL_DAY.isoformat(), timezone="UTC")
+
+# What every daily asset's decorator shares: its days, one run per backfill, its group.
+DAILY_ASSET = {
+    "partitions_def": daily_partitions,
+    "backfill_policy": BackfillPolicy.single_run(),
+    "group_name": "carbon_intensity",
+}
+# The layers below bronze follow it: when a day's bronze is fetched again, they are rebuilt.
+DERIVED_DAILY_ASSET = {**DAILY_ASSET, "automation_condition": AutomationCondition.eager()}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from collections import Counter
 
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     Config,
     Failure,
     MetadataValue,
@@ -43,7 +42,7 @@ from carbon_assets.lake_source import (
     check_lake_source,
     record_lake_source,
 )
-from carbon_assets.partitions import daily_partitions, day_range, partition_range_problem
+from carbon_assets.partitions import DAILY_ASSET, day_range, partition_range_problem
 
 # Runs the daemon launches (schedules, UI backfills) queue for this pool (limit 1 in
 # dagster.yaml); runs launched any other way (the CLI, the Python API) queue on the lake's
@@ -94,12 +93,10 @@ class _Progress:
 
 
 BRONZE_ASSET = {
-    "partitions_def": daily_partitions,
-    "backfill_policy": BackfillPolicy.single_run(),
+    **DAILY_ASSET,
     "pool": API_POOL,
     "io_manager_key": "bronze_io_manager",
     "kinds": {"python", "json"},
-    "group_name": "carbon_intensity",
 }
 
 

@@ -3,14 +3,14 @@ from silver's day files."""
 
 from collections.abc import Sequence
 
-from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
+from dagster import AssetExecutionContext, asset
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
 from carbon_assets.columns import arrow_table_schema
 from carbon_assets.gold.national import NATIONAL_GOLD_SCHEMA, national_daily_rows_of_file
 from carbon_assets.gold.rows import GOLD_SCHEMA, gold_rows_of_file
-from carbon_assets.partitions import daily_partitions
+from carbon_assets.partitions import DERIVED_DAILY_ASSET
 from carbon_assets.spark import DaysFromFiles, spark_session
 
 
@@ -25,10 +25,7 @@ def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DaysFromF
 
 
 @asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
-    automation_condition=AutomationCondition.eager(),
+    **DERIVED_DAILY_ASSET,
     io_manager_key="spark_parquet_io_manager",
     metadata={
         "lake_folder": "gold",
@@ -39,7 +36,6 @@ def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DaysFromF
         ),
     },
     kinds={"pyspark", "parquet", "csv"},
-    group_name="carbon_intensity",
 )
 def gold_carbon_intensity_daily(
     context: AssetExecutionContext,
@@ -61,9 +57,7 @@ def gold_carbon_intensity_daily(
 
 
 @asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    automation_condition=AutomationCondition.eager(),
+    **DERIVED_DAILY_ASSET,
     io_manager_key="spark_parquet_io_manager",
     metadata={
         "lake_folder": "gold_national",
@@ -73,7 +67,6 @@ def gold_carbon_intensity_daily(
         "counted_columns": {"days_with_actual": "actual_avg"},
     },
     kinds={"pyspark", "parquet"},
-    group_name="carbon_intensity",
 )
 def gold_national_daily(
     context: AssetExecutionContext,

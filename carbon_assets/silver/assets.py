@@ -3,12 +3,12 @@ national half-hour."""
 
 from collections.abc import Sequence
 
-from dagster import AssetExecutionContext, AutomationCondition, BackfillPolicy, asset
+from dagster import AssetExecutionContext, asset
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
 from carbon_assets.columns import arrow_table_schema
-from carbon_assets.partitions import daily_partitions
+from carbon_assets.partitions import DERIVED_DAILY_ASSET
 from carbon_assets.silver.national import NATIONAL_SILVER_SCHEMA, national_rows_of_file
 from carbon_assets.silver.rows import SILVER_SCHEMA, silver_rows_of_file
 from carbon_assets.spark import DaysFromFiles, spark_session
@@ -26,10 +26,7 @@ def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFil
 
 
 @asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    # Follows bronze: when the latest day's bronze is re-fetched, this layer is rebuilt.
-    automation_condition=AutomationCondition.eager(),
+    **DERIVED_DAILY_ASSET,
     io_manager_key="spark_parquet_io_manager",
     metadata={
         "lake_folder": "silver",
@@ -46,7 +43,6 @@ def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFil
         "counted_columns": {"conflicting_duplicates": "conflicting_versions"},
     },
     kinds={"pyspark", "parquet"},
-    group_name="carbon_intensity",
 )
 def silver_carbon_intensity(
     context: AssetExecutionContext,
@@ -71,9 +67,7 @@ def silver_carbon_intensity(
 
 
 @asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    automation_condition=AutomationCondition.eager(),
+    **DERIVED_DAILY_ASSET,
     io_manager_key="spark_parquet_io_manager",
     metadata={
         "lake_folder": "silver_national",
@@ -86,7 +80,6 @@ def silver_carbon_intensity(
         "counted_columns": {"half_hours_with_actual": "intensity_actual"},
     },
     kinds={"pyspark", "parquet"},
-    group_name="carbon_intensity",
 )
 def silver_national_intensity(
     context: AssetExecutionContext,

@@ -10,8 +10,6 @@ import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     AssetObservation,
-    AutomationCondition,
-    BackfillPolicy,
     FreshnessPolicy,
     MetadataValue,
     asset,
@@ -23,7 +21,7 @@ from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.lake import LakeResource
 from carbon_assets.lake_files import read_day_file
 from carbon_assets.lake_source import read_lake_source
-from carbon_assets.partitions import daily_partitions
+from carbon_assets.partitions import DERIVED_DAILY_ASSET
 from carbon_assets.warehouse.charts import (
     as_markdown_image,
     gb_fuel_mix,
@@ -45,15 +43,11 @@ FRESH_FOR = dt.timedelta(hours=6)
 DAYS_PER_CHUNK = 31
 SILVER_TO_HALF_HOURLY = {"timestamp": "period_start"}
 SILVER_COLUMN_OF = {table: silver for silver, table in SILVER_TO_HALF_HOURLY.items()}
-# What both tables' assets share: daily partitions loaded as one run, following bronze (when
-# the latest day's bronze is re-fetched, they are rebuilt), through the warehouse IO manager.
+# What the warehouse assets share: the daily layers' arguments, and the warehouse IO manager.
 WAREHOUSE_ASSET = {
-    "partitions_def": daily_partitions,
-    "backfill_policy": BackfillPolicy.single_run(),
-    "automation_condition": AutomationCondition.eager(),
+    **DERIVED_DAILY_ASSET,
     "io_manager_key": "warehouse_io_manager",
     "kinds": {"postgres"},
-    "group_name": "carbon_intensity",
 }
 PREVIEW_COLUMNS = ["regionid", "shortname", "intensity_avg", "index_mode", "fuel_gas", "fuel_wind"]
 
