@@ -21,7 +21,13 @@ from dagster import (
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from carbon_assets.analytics.project import PROJECT_DIR, dbt_executable, prepare_manifest
+from carbon_assets.analytics.project import (
+    BUILDS_KEPT,
+    PROJECT_DIR,
+    dbt_executable,
+    prepare_manifest,
+    prune_builds,
+)
 from carbon_assets.postgres.secrets import parse_database_url
 from carbon_assets.warehouse.resource import WarehouseDatabase
 
@@ -96,6 +102,7 @@ def analytics_models(
     """The researchers' tables in schema carbon_analytics, built by `dbt build` from the
     warehouse tables, with each model's dbt tests as its asset checks."""
     warehouse.engine()  # starts the embedded server if it is the one, and applies the schema
+    prune_builds(TARGET_DIR, keep=BUILDS_KEPT - 1)  # room for this one
     with warehouse_environment(warehouse.url()):
         invocation = dbt.cli(["build"], context=context)
     yield from invocation.stream()

@@ -19,18 +19,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from importlib.metadata import version
+from importlib.metadata import distribution, version
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "models", "tests", "macros")
 PARSE_TIMEOUT_SECONDS = 300
+BUILDS_KEPT = 3
 
 
 def dbt_executable() -> str:
-    """The dbt of this interpreter's environment (PATH may not include an unactivated venv)."""
+    """The `dbt` script installed with the dbt-core this interpreter imports: PATH may not
+    include an unactivated venv, and dbt-core may come from another environment's packages."""
     beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
+    if beside.exists():
+        return str(beside)
+    for file in distribution("dbt-core").files or ():
+        if file.name == "dbt" and file.parent.name == "bin" and Path(file.locate()).exists():
+            return str(Path(file.locate()).resolve())
+    return shutil.which("dbt") or "dbt"
 
 
 def project_hash() -> str:
@@ -62,6 +69,19 @@ def cache_root() -> Path:
     if info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise RuntimeError(f"{root} is not private to this user: remove it")
     return root
+
+
+def prune_builds(target: Path, keep: int = BUILDS_KEPT) -> None:
+    """Remove all but the newest `keep` build folders dagster-dbt made under `target` (one per
+    `dbt build`, a few MB each, with the logs and run results worth reading after a failure):
+    the models are rebuilt after every warehouse change, so they would pile up for ever."""
+    builds = sorted(
+        (path for path in target.iterdir() if path.is_dir()),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    for path in builds[keep:]:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def dbt_env(target_path: Path) -> dict[str, str]:

@@ -3,12 +3,16 @@ schema applied, rows inserted with SQL, then the dbt assets materialized through
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy.pool import NullPool
 
 from carbon_assets.analytics import analytics_assets, build_analytics
+from carbon_assets.analytics.assets import TARGET_DIR
+from carbon_assets.analytics.project import BUILDS_KEPT, prune_builds
 from carbon_assets.warehouse.migrations import apply_schema
 from carbon_assets.warehouse.resource import WarehouseDatabase, sqlalchemy_url
 from carbon_assets_tests.postgres_helpers import query
@@ -137,6 +141,18 @@ def test_models_build_on_the_embedded_server_over_its_socket(embedded_database_u
     )
     assert result.success
     assert all(evaluation.passed for evaluation in result.get_asset_check_evaluations())
+    # Each build leaves its own folder of artifacts in the cache; only the newest few stay.
+    builds = [path for path in TARGET_DIR.iterdir() if path.is_dir()]
+    assert 1 <= len(builds) <= BUILDS_KEPT, builds
+
+
+def test_only_the_newest_build_folders_are_kept(tmp_path):
+    for age, name in enumerate(["newest", "newer", "older", "oldest"]):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
+    (tmp_path / "manifest.json").write_text("{}")  # the parse's files are not builds
+    prune_builds(tmp_path, keep=2)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["manifest.json", "newer", "newest"]
 
 
 def test_the_models_follow_the_warehouse_automatically():
