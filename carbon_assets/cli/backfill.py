@@ -1,9 +1,11 @@
-"""`carbon-assets backfill FIRST LAST`: every asset for the days FIRST..LAST, as one run.
+"""`carbon-assets backfill FIRST LAST`: every daily asset for the days FIRST..LAST, as one
+run, then the dbt models.
 
 The same environment as `make dev` (local_stack: DAGSTER_HOME, Dagster's instance on the
 embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the run shows in the UI. Runs
 
-    dg launch --assets '*' --partition-range FIRST...LAST
+    dg launch --assets group:carbon_intensity --partition-range FIRST...LAST
+    dg launch --assets group:analytics
 
 in the project folder, prints a line per step (the whole log goes to a file) and ends with
 the days and rows each layer holds for the range and how the checks went.

@@ -24,15 +24,16 @@ from pathlib import Path
 
 WORKSPACE_FILE = "workspace.yaml"
 
-# Notices about Dagster's own maturity labels, printed on every load of the definitions, that
-# nobody running this project can act on: BackfillPolicy (one run per backfill, on every asset)
-# is beta; dagster itself passes the beta `include_sources` of AssetSelection.all when it
-# parses the selection `*`; dg's YAML check instantiates a preview scaffolder this project does
-# not use. In Python's -W syntax (a message prefix, nothing imported), so only these are hidden,
-# in dg and in every process it starts.
+# Notices about Dagster's own maturity labels, printed on every load of the definitions, that nobody
+# running this project can act on: BackfillPolicy (one run per backfill, on every asset) is beta;
+# dagster itself passes the beta `include_sources` of AssetSelection.all and .groups when it parses
+# the selections `*` and `group:...`; dg's YAML check instantiates a preview scaffolder this project
+# does not use. In Python's -W syntax (a message prefix, nothing imported), so only these are
+# hidden, in dg and in every process it starts.
 QUIET_WARNINGS = (
     "ignore:Parameter `backfill_policy` of function `asset` is currently in beta",
     "ignore:Parameter `include_sources` of function `AssetSelection.all` is currently in beta",
+    "ignore:Parameter `include_sources` of function `AssetSelection.groups` is currently in beta",
     "ignore:Class `SparkDeclarativePipelineScaffolder` is currently in preview",
 )
 
