@@ -50,6 +50,7 @@ from carbon_assets.silver.checks import (
 )
 from carbon_assets.warehouse.resource import dispose_engines
 from carbon_assets_tests.faults.common import (
+    NATIONAL_CHAIN,
     REPO,
     FaultRecord,
     assert_lake_whole,
@@ -177,11 +178,17 @@ def test_malformed_json_loses_the_days_naming_the_cause_and_keeps_what_is_stored
         )
     assert not result.success
     failures = step_failures(result)
-    assert list(failures) == ["bronze_carbon_intensity"]
-    message = failures["bronze_carbon_intensity"]
-    assert "5 day(s) could not be fetched; no day was stored" in message
-    for day in DayRange.from_keys(BASE_FIRST, NEW_DAY_2).days():
-        assert f"{day.isoformat()}: malformed" in message, message
+    # The national answers are cut too: both bronze assets fail, each naming the days it asked
+    # for (the national one only the new days: refetch was asked of the regional one).
+    assert set(failures) == {"bronze_carbon_intensity", "bronze_national_intensity"}
+    for asset, first, count in (
+        ("bronze_carbon_intensity", BASE_FIRST, 5),
+        ("bronze_national_intensity", NEW_DAY, 2),
+    ):
+        message = failures[asset]
+        assert f"{count} day(s) could not be fetched; no day was stored" in message
+        for day in DayRange.from_keys(first, NEW_DAY_2).days():
+            assert f"{day.isoformat()}: malformed" in message, message
     assert stored.bronze_unchanged(), "a failed re-fetch must leave the stored files as they were"
     assert stored.layer_unchanged("silver") and stored.layer_unchanged("gold")
     assert materialized_assets(result) == set()
@@ -322,7 +329,11 @@ def test_an_unknown_region_is_refused_by_a_blocking_check_and_never_reaches_the_
     assert check.description == f"Regions the API does not have: {NEW_DAY}: 19 (Atlantis)"
     # Blocking: the run stops before gold, for every day of the range.
     assert not result.success
-    assert materialized_assets(result) == {"bronze_carbon_intensity", "silver_carbon_intensity"}
+    assert materialized_assets(result) == {
+        "bronze_carbon_intensity",
+        "silver_carbon_intensity",
+        *NATIONAL_CHAIN,
+    }
     assert stored.layer_unchanged("gold")
     assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
     assert set(silver_rows(stored.data_dir, NEW_DAY)["regionid"]) == set(range(1, 20))  # kept
@@ -446,7 +457,7 @@ def test_a_wrong_type_in_bronze_fails_silver_naming_the_file_and_keeps_everythin
     )
     assert stored.layer_unchanged("silver") and stored.layer_unchanged("gold")
     assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
-    assert materialized_assets(result) == {"bronze_carbon_intensity"}
+    assert materialized_assets(result) == {"bronze_carbon_intensity", *NATIONAL_CHAIN}
     BAD_INPUT_MATRIX.append(
         FaultRecord(
             "a wrong type in a bronze file",
@@ -476,7 +487,11 @@ def test_a_negative_intensity_fails_the_silver_check_naming_the_date(how_much, s
     assert check.metadata["failing_rows"].value == (1 if how_much == "one half-hour" else 48)
     # The check blocks: bad silver never reaches gold or the warehouse.
     assert not result.success
-    assert materialized_assets(result) == {"bronze_carbon_intensity", "silver_carbon_intensity"}
+    assert materialized_assets(result) == {
+        "bronze_carbon_intensity",
+        "silver_carbon_intensity",
+        *NATIONAL_CHAIN,
+    }
     assert stored.layer_unchanged("gold")
     assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
     outcome = (
@@ -506,7 +521,11 @@ def test_an_unknown_fuel_blocks_gold_and_the_warehouse(stored):
     check = found[SILVER_NO_UNKNOWN_FUELS]
     assert not check.passed and failing_dates(check) == [BAD_DAY]
     assert not result.success
-    assert materialized_assets(result) == {"bronze_carbon_intensity", "silver_carbon_intensity"}
+    assert materialized_assets(result) == {
+        "bronze_carbon_intensity",
+        "silver_carbon_intensity",
+        *NATIONAL_CHAIN,
+    }
     assert stored.layer_unchanged("gold")
     assert_same_dump(warehouse_dump(stored.url), stored.baseline.dump)
     silver = silver_rows(stored.data_dir, BAD_DAY)

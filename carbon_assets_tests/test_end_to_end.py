@@ -118,17 +118,23 @@ def test_three_days_end_to_end_then_rerun_changes_nothing(tmp_path, emulator, sp
     first = materialize_range(resources, FIRST, LAST, raise_on_error=True)
     assert first.success
     assert load_metadata(first)["inserted"] == 3 * 18
-    # What a researcher sees in the UI: one observation of the last day with that day's rows
-    # and two charts of the range.
-    (observation,) = [
-        event.asset_observation_data.asset_observation
+    # What a researcher sees in the UI: one observation of the last day on each daily table,
+    # the regional one with that day's rows and two charts of the range, the national one with
+    # the range's forecast against its actual.
+    observations = {
+        event.asset_key.to_user_string(): event.asset_observation_data.asset_observation
         for event in first.all_events
         if event.event_type_value == "ASSET_OBSERVATION"
-    ]
-    assert observation.partition == LAST
-    pictures = {key: value.value for key, value in observation.metadata.items()}
+    }
+    assert len(observations) == 2
+    assert {o.partition for o in observations.values()} == {LAST}
+    pictures = {
+        key: value.value for key, value in observations["carbon_intensity_daily"].metadata.items()
+    }
     assert pictures["latest_day"] == LAST and pictures["preview"].count("\n") == 18 + 1
-    for chart in ("intensity_heatmap", "gb_fuel_mix"):
+    national = observations["carbon_intensity_national_daily"].metadata
+    pictures |= {key: value.value for key, value in national.items()}
+    for chart in ("intensity_heatmap", "gb_fuel_mix", "forecast_vs_actual"):
         encoded = pictures[chart].split("base64,", 1)[1].rstrip(")")
         assert base64.b64decode(encoded).startswith(b"\x89PNG"), chart
 

@@ -2,7 +2,7 @@
 
 `dg dev` (webserver, daemon, code server) runs as a subprocess on a free port, with the
 instance on a fresh database of the embedded PostgreSQL and the repository's dagster.yaml and
-workspace.yaml. A 3-day backfill of all five assets (one run: BackfillPolicy.single_run) goes
+workspace.yaml. A 3-day backfill of the ten daily assets (one run: BackfillPolicy.single_run) goes
 through GraphQL against the API emulator; then Chromium (Debian's `chromium`, installed by
 scripts/install-browser.sh) opens the asset graph, each asset's partitions view and the checks
 views, and the test asserts what a person would look for there. Screenshots and the
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from carbon_assets.definitions import ALL_CHECKS
+from carbon_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from carbon_assets_tests.postgres_helpers import drop_database
 from carbon_assets_tests.ui.dagster_dev import REPO_ROOT, DagsterDev
 
@@ -43,13 +43,8 @@ CHROMIUM_ARGS = [
 SHOTS_DIR = REPO_ROOT / "test-output" / "ui"  # git-ignored; for a person to look at
 
 GROUP = "carbon_intensity"
-ASSET_KEYS = [
-    "bronze_carbon_intensity",
-    "silver_carbon_intensity",
-    "gold_carbon_intensity_daily",
-    "carbon_intensity_daily",
-    "carbon_intensity_halfhourly",
-]
+# The daily layers, regional and national: the group a researcher backfills.
+ASSET_KEYS = [key.to_user_string() for asset in ALL_ASSETS for key in asset.keys]
 PARTITIONS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 # Every check the definitions declare, by asset: all of them must show as passed.
 CHECKS: dict[str, list[str]] = {}
@@ -57,7 +52,9 @@ for _checks in ALL_CHECKS:
     for _spec in _checks.check_specs:
         CHECKS.setdefault(_spec.asset_key.to_user_string(), []).append(_spec.name)
 
-STARTUP_TIMEOUT = 120  # s until the webserver answers with the five assets
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+
+STARTUP_TIMEOUT = 120  # s until the webserver answers with the daily assets
 BACKFILL_TIMEOUT = 300  # s for the backfill (its daemon ticks every 30 s) and its one run
 UI_TIMEOUT = 30_000  # ms for anything to show up in the browser
 
@@ -123,11 +120,16 @@ class Backfilled:
     def base_url(self) -> str:
         return self.dev.base_url
 
+    def group_lineage_path(self, group: str) -> str:
+        """The lineage of one group, expanded (the global lineage shows groups collapsed)."""
+        (location,) = self.dev.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+        return f"/locations/__repository__@{location['name']}/asset-groups/{group}"
+
 
 @pytest.fixture(scope="module")
 def dagster_ui(chromium_path, emulator, embedded_dir, output_dir):
     """`dg dev` (as `carbon-assets dev` runs it) on a free port after a successful 3-day
-    backfill of all five assets.
+    backfill of the ten daily assets.
 
     Depends on chromium_path so that a machine without a browser skips before the slow part.
     Its DAGSTER_HOME and lake live in a temp dir of their own, not under pytest's basetemp,
@@ -226,10 +228,11 @@ def open_page(page, dagster_ui: Backfilled, path: str) -> None:
 def test_asset_graph_shows_the_assets_and_passing_checks(page, dagster_ui, output_dir):
     from playwright.sync_api import expect
 
-    open_page(page, dagster_ui, f"/asset-groups/{GROUP}")
+    open_page(page, dagster_ui, dagster_ui.group_lineage_path(GROUP))
     nodes = page.locator('[class*="AssetNode_assetNodeBox"]')
     for key in ASSET_KEYS:
-        node = nodes.filter(has=page.get_by_text(key, exact=True))
+        # By its links: the node shortens a long name in the middle ("carbon_int…_halfhourly").
+        node = nodes.filter(has=page.locator(f'a[href*="/assets/{key}?"]')).first
         expect(node, f"graph node of {key}").to_be_visible()
         # "Latest event  a minute ago": a time only an asset with a materialization has.
         expect(node, f"{key} materialized").to_contain_text(re.compile(r"Latest event.{0,40}ago"))
