@@ -75,7 +75,12 @@ def event_log(dagster_url: str) -> tuple[str, list[tuple[str, str | None, float,
     """The run's id, its events (type, step key, epoch seconds, stored JSON length), and per
     asset step the metadata entries of its first materialization event with their sizes."""
     with psycopg2.connect(plain_url(dagster_url)) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT run_id FROM runs ORDER BY create_timestamp DESC LIMIT 1")
+        # The backfill's run of the daily layers (the dbt models run after it, unpartitioned).
+        cursor.execute(
+            "SELECT r.run_id FROM runs r JOIN run_tags t ON t.run_id = r.run_id"
+            " WHERE t.key = 'dagster/asset_partition_range_start'"
+            " ORDER BY r.create_timestamp DESC LIMIT 1"
+        )
         (run_id,) = cursor.fetchone()
         cursor.execute(
             "SELECT dagster_event_type, step_key, "

@@ -1,11 +1,11 @@
-"""One Dagster run of all four assets and their checks over a day range, in this process.
+"""One Dagster run of the daily assets and their checks over a day range, in this process.
 
     python -m bench.dagster_run --first 2022-01-01 --last 2024-12-31 --data-dir D \
         --api-base-url URL --database-url URL --out summary.json
 
-The run is what `dagster asset materialize --select * --partition-range` does, but in-process
-on an ephemeral instance so that its event log can be read back: the summary holds, per step,
-the timestamps of its events (start, input loaded, output, first materialization, output
+The run is what `dagster asset materialize --select group:carbon_intensity --partition-range` does,
+but in-process on an ephemeral instance so that its event log can be read back: the summary holds,
+per step, the timestamps of its events (start, input loaded, output, first materialization, output
 handled, end), the metadata of each asset's materialization and each check's result.
 """
 

@@ -2,7 +2,7 @@
 or the local-disk backfill of two checkouts of the code, run alternately.
 
     python -m bench.object_store --years 3 --api slow [--rounds 2] [--out r.json]
-    python -m bench.object_store --years 1 --api fast --before DIR [--code-dir DIR] [--out r.json]
+    python -m bench.object_store --years 1 --api fast --before DIR [--code-dir DIR] [--rerun]
 
 Each run is `.venv/bin/carbon-assets backfill FIRST LAST` started in the code's folder (the
 project folder unless --code-dir names another checkout), measured from outside by
@@ -23,6 +23,8 @@ machine may be shared), and the summary the command prints (days and rows per la
   resolves there before it starts.
 
 Runs alternate (local, s3, local, s3...) so that a noisy machine weighs on both sides alike.
+With --rerun, each backfill is followed by the same command on the same stores (nothing new to
+fetch): its wall time, steps and requests are the run's "rerun".
 """
 
 from __future__ import annotations
@@ -67,6 +69,14 @@ STEPS = {
     "silver": ("silver_carbon_intensity",),
     "gold": ("gold_carbon_intensity_daily",),
     "loads": ("carbon_intensity_halfhourly", "carbon_intensity_daily"),
+    # The national series' five steps (none before it was added).
+    "national": (
+        "bronze_national_intensity",
+        "silver_national_intensity",
+        "gold_national_daily",
+        "carbon_intensity_national_halfhourly",
+        "carbon_intensity_national_daily",
+    ),
 }
 # Lines of the command's summary: "  silver rows        945,216".
 SUMMARY_LINE = r"^  ([a-z -]+?)\s{2,}([0-9,]+)"
@@ -110,7 +120,8 @@ def resolved_package(code_dir: Path) -> Path:
 
 
 def step_groups(step_seconds: dict[str, float]) -> dict[str, float | None]:
-    """bronze, silver, gold, loads (both warehouse tables) and checks (every check step)."""
+    """bronze, silver, gold, loads (both warehouse tables), national (its five steps) and
+    checks (every check step)."""
     grouped: dict[str, float | None] = {}
     for name, steps in STEPS.items():
         found = [step_seconds.get(step) for step in steps]
@@ -134,10 +145,18 @@ def load_average() -> list[float]:
 
 
 def one_backfill(
-    first: str, last: str, api: str, lake: str, code_dir: Path, work_dir: Path, label: str
+    first: str,
+    last: str,
+    api: str,
+    lake: str,
+    code_dir: Path,
+    work_dir: Path,
+    label: str,
+    rerun: bool = False,
 ) -> dict:
     """One first backfill of first..last through `carbon-assets backfill` run in `code_dir`,
-    the lake "local" (in the data folder) or "s3" (on a fresh moto server)."""
+    the lake "local" (in the data folder) or "s3" (on a fresh moto server); with `rerun`, the
+    same command once more on the same lake, warehouse and instance, measured alike."""
     home, data_dir = work_dir / "dagster_home", work_dir / "data"
     logs = LOGS_DIR / "object_store"
     command = [str(Path(sys.executable).parent / "carbon-assets"), "backfill", first, last]
@@ -165,6 +184,7 @@ def one_backfill(
             if name.startswith(CLEARED_PREFIXES) or name == "PYTHONPATH":
                 del os.environ[name]
         os.environ.update(variables)  # run_measured passes this process's environment on
+        again = None
         try:
             # bench_env puts the project folder first on PYTHONPATH: here, the code's folder.
             with mock.patch.object(processes, "PROJECT_DIR", code_dir):
@@ -172,6 +192,21 @@ def one_backfill(
                 measured = run_measured(
                     command, logs / f"cli_{label}.log", code_dir, TIMEOUT_SECONDS
                 )
+                if rerun and measured.returncode == 0:
+                    requests_before = emulator.stats().get("requests_total")
+                    again_at = time.time()
+                    repeated = run_measured(
+                        command, logs / f"cli_{label}_rerun.log", code_dir, TIMEOUT_SECONDS
+                    )
+                    if repeated.returncode != 0:
+                        raise RuntimeError(f"the re-run failed:\n{log_tail(repeated.log)}")
+                    _, again_events, _ = event_log(dagster_url)
+                    again_result = analyse(again_events, again_at, repeated.wall_seconds)
+                    again = {
+                        "wall_seconds": again_result["wall_seconds"],
+                        "steps_seconds": step_groups(again_result["step_seconds"]),
+                        "api_requests": emulator.stats().get("requests_total") - requests_before,
+                    }
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -207,6 +242,7 @@ def one_backfill(
         "cpu_seconds_python": measured.cpu_seconds_python,
         "cpu_seconds_jvm": measured.cpu_seconds_jvm,
         "summary": summary_rows(measured.log),
+        "rerun": again,
         "bucket": objects,
         "data_dir_files": local_files(data_dir),
         "run_id": run_id,
@@ -244,6 +280,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--before", type=Path, help="compare local-disk runs of this checkout with --code-dir's"
     )
+    parser.add_argument(
+        "--rerun", action="store_true", help="then run the same backfill again, measured alike"
+    )
     args = parser.parse_args(argv)
     first, last = chosen_range(args)
     code_dir = args.code_dir.resolve()
@@ -259,11 +298,13 @@ def main(argv: list[str] | None = None) -> None:
         for side, lake, folder in sides:
             label = f"{side}_{first}_{last}_{round_number}"
             with tempfile.TemporaryDirectory(prefix="carbon-object-store-bench-") as work:
-                run = one_backfill(first, last, args.api, lake, folder, Path(work), label)
+                run = one_backfill(
+                    first, last, args.api, lake, folder, Path(work), label, args.rerun
+                )
             run["side"] = side
             print(
                 f"{label}: {run['wall_seconds']} s, steps {run['steps_seconds']}, "
-                f"load {run['load_average_before']}",
+                f"load {run['load_average_before']}, re-run {run['rerun']}",
                 file=sys.stderr,
                 flush=True,
             )
