@@ -17,7 +17,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from importlib.metadata import distribution, version
 from pathlib import Path
@@ -31,12 +30,11 @@ BUILDS_KEPT = 3
 def dbt_executable() -> str:
     """The `dbt` script installed with the dbt-core this interpreter imports: PATH may not
     include an unactivated venv, and dbt-core may come from another environment's packages."""
-    beside = Path(sys.executable).parent / "dbt"
-    if beside.exists():
-        return str(beside)
     for file in distribution("dbt-core").files or ():
-        if file.name == "dbt" and file.parent.name == "bin" and Path(file.locate()).exists():
-            return str(Path(file.locate()).resolve())
+        if file.name == "dbt" and file.parent.name == "bin":
+            script = Path(file.locate()).resolve()
+            if script.exists():
+                return str(script)
     return shutil.which("dbt") or "dbt"
 
 
