@@ -575,13 +575,14 @@ def test_api_down_for_a_whole_run_fails_naming_the_cause_writes_nothing_and_a_la
         expected_cause = "5xx: HTTP 500: Requested resource not found."
     assert not failed.success
     failures = step_failures(failed)
-    assert list(failures) == ["bronze_carbon_intensity"], failures
-    message = failures["bronze_carbon_intensity"]
-    assert f"{DAYS} day(s) could not be fetched" in message
-    for day in DayRange.from_keys(FIRST, LAST).days():
-        assert f"{day.isoformat()}: {expected_cause}" in message, message
+    # The national endpoint is down too: both bronze assets fail, each naming every day.
+    assert set(failures) == {"bronze_carbon_intensity", "bronze_national_intensity"}, failures
+    for message in failures.values():
+        assert f"{DAYS} day(s) could not be fetched" in message
+        for day in DayRange.from_keys(FIRST, LAST).days():
+            assert f"{day.isoformat()}: {expected_cause}" in message, message
     if requests is not None:
-        assert requests == 2, "one 7-day request, tried max_attempts=2 times"
+        assert requests == 4, "one 7-day request per endpoint, each tried max_attempts=2 times"
     assert not list(data_dir.rglob("*.json.gz")) and not leftovers(data_dir)
     assert not (data_dir / "silver").exists() and not (data_dir / "gold").exists()
     assert materialized_assets(failed) == set()
