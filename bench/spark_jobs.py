@@ -103,11 +103,11 @@ def average_original(silver: DataFrame) -> DataFrame:
 # --- the two jobs: each returns its timings -----------------------------------------------
 
 
-def run_ours(spark: SparkSession, paths: list[str], out: Path, days: DayRange) -> dict:
+def run_ours(spark: SparkSession, paths: dict[str, str], out: Path, days: DayRange) -> dict:
     started = time.perf_counter()
     write_days_like_the_io_manager(silver_from_bronze(spark, paths), out / "silver", days)
     silver_done = time.perf_counter()
-    silver_day_files = list(day_files(out / "silver").values())
+    silver_day_files = day_files(out / "silver")
     write_days_like_the_io_manager(gold_from_silver(spark, silver_day_files), out / "gold", days)
     return {
         "silver_seconds": silver_done - started,
@@ -115,9 +115,9 @@ def run_ours(spark: SparkSession, paths: list[str], out: Path, days: DayRange) -
     }
 
 
-def run_original(spark: SparkSession, paths: list[str], out: Path, days: DayRange) -> dict:
+def run_original(spark: SparkSession, paths: dict[str, str], out: Path, days: DayRange) -> dict:
     started = time.perf_counter()
-    exploded = explode_original(spark.read.option("multiLine", True).json(paths))
+    exploded = explode_original(spark.read.option("multiLine", True).json(list(paths.values())))
     write_by_day(pivot_original(exploded), out / "silver")
     silver_done = time.perf_counter()
     write_by_day(average_original(spark.read.parquet(str(out / "silver"))), out / "gold")
@@ -134,11 +134,11 @@ def run_original(spark: SparkSession, paths: list[str], out: Path, days: DayRang
 JOBS = {"ours": run_ours, "original": run_original}
 
 
-def bronze_paths(bronze_dir: Path, first: str, last: str) -> list[str]:
+def bronze_paths(bronze_dir: Path, first: str, last: str) -> dict[str, str]:
+    """{date: bronze day file} of the stored days first..last."""
     store = BronzeStore(bronze_dir)
-    return [
-        str(store.path(day)) for day in DayRange.from_keys(first, last).days() if store.exists(day)
-    ]
+    days = DayRange.from_keys(first, last).days()
+    return {day.isoformat(): str(store.path(day)) for day in days if store.exists(day)}
 
 
 def run_in_fresh_process(

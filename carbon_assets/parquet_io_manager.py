@@ -91,9 +91,17 @@ class SparkParquetIOManager(ConfigurableIOManager):
             context.log.warning(
                 f"{len(without_rows)} day(s) of the range have no rows: {without_rows[:20]}"
             )
+        unchanged = summaries.column("staged").null_count
+        if unchanged:
+            context.log.info(
+                f"{unchanged} of {len(written)} day(s) left as they were: built from the same "
+                "input by the same code"
+            )
         metadata = {
             "dagster/row_count": pc.sum(summaries.column("rows")).as_py() or 0,
             "days_with_rows": len(written),
+            "days_rebuilt": len(written) - unchanged,
+            "days_unchanged": unchanged,
             "days_without_rows": MetadataValue.json(without_rows),
             "path": MetadataValue.path(folder.url),
         }

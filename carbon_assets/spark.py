@@ -20,6 +20,7 @@ on a machine shared with other users a secret belongs in a file: spark.authentic
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -42,11 +43,15 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from carbon_assets.lake_files import (
     PARTITION_COLUMN,
+    BuiltFrom,
+    code_version,
     day_summary_schema,
+    input_digests,
     publish_day_files,
     remove_day,
     rows_batches,
     stage_day_batches,
+    unchanged_days,
 )
 from carbon_assets.partitions import DayRange
 from carbon_assets.settings import (
@@ -181,8 +186,10 @@ def map_files_in_python(
     paths: Sequence[str],
     per_batch: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
     schema: pa.Schema,
+    digests: Sequence[str] | None = None,
 ) -> DataFrame:
-    """The rows `per_batch` makes from the files at `paths`, in Spark's Python workers.
+    """The rows `per_batch` makes from the files at `paths` (with each file's SHA-256 beside
+    its path, column input_sha256, when `digests` are given), in Spark's Python workers.
 
     Spark hands the paths (local paths or object-store URLs) to its workers in Arrow batches
     (mapInArrow), so the work spreads over the cores or the cluster's executors; each worker
@@ -197,7 +204,11 @@ def map_files_in_python(
     spark_schema = from_arrow_schema(schema)
     if not paths:
         return spark.createDataFrame([], spark_schema)
-    files = spark.createDataFrame([(path,) for path in paths], "path string")
+    if digests is None:
+        files = spark.createDataFrame([(path,) for path in paths], "path string")
+    else:
+        rows = list(zip(paths, digests, strict=True))
+        files = spark.createDataFrame(rows, "path string, input_sha256 string")
     return files.mapInArrow(per_batch, spark_schema)
 
 
@@ -209,13 +220,33 @@ class DaysFromFiles:
 
     `rows_of_file` must be a module-level function of a module the workers can import (it is
     pickled by name), taking a path and returning an Arrow table of `schema` whose rows all
-    have the same date_recorded.
+    have the same date_recorded. Made `of_days` (each file's day known), a write leaves alone
+    the days whose file was built from the same input by the same code.
     """
 
     spark: SparkSession
     paths: tuple[str, ...]
     rows_of_file: Callable[[str], pa.Table]
     schema: pa.Schema
+    input_days: tuple[dt.date, ...] | None = None
+
+    @classmethod
+    def of_days(
+        cls,
+        spark: SparkSession,
+        files: Mapping[str, str],
+        rows_of_file: Callable[[str], pa.Table],
+        schema: pa.Schema,
+    ) -> DaysFromFiles:
+        """From {ISO date: input file}, each file making the rows of its own date."""
+        days = sorted(files)
+        return cls(
+            spark,
+            tuple(files[day] for day in days),
+            rows_of_file,
+            schema,
+            tuple(dt.date.fromisoformat(day) for day in days),
+        )
 
     def rows(self) -> DataFrame:
         """All the rows, as a Spark DataFrame (tests, benchmarks, a look by hand)."""
@@ -229,8 +260,9 @@ class DaysFromFiles:
         days: DayRange | None = None,
     ) -> pa.Table:
         """Each file's day written as its Parquet file in `folder`, and the days of `days`
-        that got no rows removed; returns one summary row per day written (date_recorded,
-        staged, rows, non_null_<column> for each of `counted_columns`).
+        that got no rows removed; returns one summary row per day with rows (date_recorded,
+        staged, rows, non_null_<column> for each of `counted_columns`), `staged` None for a
+        day left as it was.
 
         The worker that computes a day stages its new file in a staging area of `folder`
         (lake_files.stage_day_batches) and sends back only its summary, so the driver holds
@@ -238,8 +270,27 @@ class DaysFromFiles:
         day's file: a failure leaves every day as it was (and no staged file), a kill leaves
         each day whole, old or new. Rows outside `days` are not written. The workers reach
         `folder` through its Storage: the same path on a shared disk, or the object store.
+
+        With `input_days`, each new file's footer records its input's SHA-256 and the code's
+        version (lake_files.BuiltFrom); a day whose file records the same is not computed
+        again, and Spark is not asked at all when no day changed.
         """
         folder = storage_at(folder)
+        schema = day_summary_schema(counted_columns)
+        paths, digests, version, kept = list(self.paths), None, None, []
+        if self.input_days is not None:
+            version = code_version(self.rows_of_file, self.schema)
+            by_day = input_digests(dict(zip(self.input_days, self.paths, strict=True)))
+            in_range = [d for d in self.input_days if days is None or d in days]
+            wanted = {day: BuiltFrom(by_day[day], version) for day in in_range}
+            kept = unchanged_days(folder, wanted, counted_columns)
+            left_alone = {summary[PARTITION_COLUMN] for summary in kept}
+            todo = [i for i, day in enumerate(self.input_days) if day not in left_alone]
+            paths = [self.paths[i] for i in todo]
+            digests = [by_day[self.input_days[i]] for i in todo]
+        kept_table = pa.Table.from_pylist(kept, schema=schema)
+        if not paths and days is None:
+            return kept_table
         area = folder.staging_area()
         stager = partial(
             stage_day_batches,
@@ -247,23 +298,30 @@ class DaysFromFiles:
             rows_of_file=self.rows_of_file,
             counted_columns=tuple(counted_columns),
             days=(days.first, days.last) if days is not None else None,
+            code_version=version,
         )
-        schema = day_summary_schema(counted_columns)
         try:
-            try:
-                staged = map_files_in_python(self.spark, self.paths, stager, schema).toArrow()
-            except BaseException:
-                # The failed job's other tasks may still be running: let them end before the
-                # area goes, so none stages a file after it.
-                wait_for_tasks(self.spark)
-                raise
+            if paths:
+                try:
+                    staged = map_files_in_python(
+                        self.spark, paths, stager, schema, digests
+                    ).toArrow()
+                except BaseException:
+                    # The failed job's other tasks may still be running: let them end before
+                    # the area goes, so none stages a file after it.
+                    wait_for_tasks(self.spark)
+                    raise
+                staged = staged.cast(schema)
+            else:
+                staged = schema.empty_table()
             written = staged.column(PARTITION_COLUMN).to_pylist()
             publish_day_files(folder, dict(zip(written, staged["staged"].to_pylist())))
-            for day in set(days.days() if days is not None else ()) - set(written):
+            with_rows = set(written) | {summary[PARTITION_COLUMN] for summary in kept}
+            for day in set(days.days() if days is not None else ()) - with_rows:
                 remove_day(folder, day)
         finally:
             area.discard()
-        return staged
+        return pa.concat_tables([staged, kept_table]).sort_by(PARTITION_COLUMN)
 
 
 def wait_for_tasks(spark: SparkSession, timeout_seconds: float = 30.0) -> None:

@@ -86,6 +86,11 @@ def write_days(tmp_path: Path, periods: list[dict], fetched_at: str = FETCHED_AT
     return paths
 
 
+def dated(bronze_paths: list[str]) -> dict[str, str]:
+    """{date: bronze day file} of the paths write_days returns (as bronze's IO manager gives)."""
+    return {Path(path).name.removesuffix(".json.gz"): path for path in bronze_paths}
+
+
 # --- gold rows ---------------------------------------------------------------------------
 
 # One generator of gold rows for the warehouse tests and the load benchmark; it lives with the

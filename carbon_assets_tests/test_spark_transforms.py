@@ -19,7 +19,7 @@ from carbon_assets.silver.assets import silver_from_bronze
 from carbon_assets.silver.checks import SILVER_NO_UNKNOWN_FUELS, silver_problems
 from carbon_assets.silver.rows import SILVER_COLUMNS
 from carbon_assets.vocabulary import FUEL_COLUMNS, FUELS, INDEX_LABELS
-from carbon_assets_tests.helpers import real_periods, source, write_days
+from carbon_assets_tests.helpers import dated, real_periods, source, write_days
 
 pytestmark = pytest.mark.spark
 
@@ -29,7 +29,7 @@ VALUE_COLUMNS = [c for c in GOLD_COLUMNS if c != "fetched_at"]
 
 
 def silver_of(spark, paths) -> pd.DataFrame:
-    return silver_from_bronze(spark, paths).rows().toPandas()
+    return silver_from_bronze(spark, dated(paths)).rows().toPandas()
 
 
 def pandas_gold(periods: list[dict]) -> pd.DataFrame:
@@ -77,15 +77,15 @@ def pandas_gold(periods: list[dict]) -> pd.DataFrame:
 def gold_of(spark, tmp_path: Path, bronze_paths: list[str]) -> pd.DataFrame:
     """Silver from bronze, stored as the IO manager stores it, then gold from its day files."""
     folder = tmp_path / "silver"
-    silver_from_bronze(spark, bronze_paths).write(folder)
-    gold = gold_from_silver(spark, list(day_files(folder).values())).rows().toPandas()
+    silver_from_bronze(spark, dated(bronze_paths)).write(folder)
+    gold = gold_from_silver(spark, day_files(folder)).rows().toPandas()
     return gold.sort_values(["date_recorded", "regionid"], ignore_index=True)
 
 
 def test_real_2019_response_gives_864_silver_rows_and_gold_to_the_cent(spark, tmp_path):
     periods = real_periods()
     paths = write_days(tmp_path, periods)
-    silver = silver_from_bronze(spark, paths).rows().toPandas()
+    silver = silver_from_bronze(spark, dated(paths)).rows().toPandas()
     assert len(silver) == 48 * 18 == 864
     assert list(silver.columns) == list(SILVER_COLUMNS)
     assert not silver.duplicated(["regionid", "timestamp"]).any()
@@ -164,5 +164,5 @@ def test_a_corrupt_bronze_file_stops_silver_with_its_name(spark, tmp_path):
     paths = write_days(tmp_path, real_periods()[:2])
     Path(paths[0]).write_bytes(b"not gzip at all")
     with pytest.raises(Exception) as raised:
-        silver_from_bronze(spark, paths).rows().count()
+        silver_from_bronze(spark, dated(paths)).rows().count()
     assert "2019-08-25" in str(raised.value)

@@ -1,7 +1,7 @@
 """Gold: daily aggregates per region and UTC date, and national ones per date, computed by Spark
 from silver's day files."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 from dagster import AssetExecutionContext, asset
 from dagster_pyspark import LazyPySparkResource
@@ -14,14 +14,14 @@ from carbon_assets.partitions import DERIVED_DAILY_ASSET
 from carbon_assets.spark import DaysFromFiles, spark_session
 
 
-def gold_from_silver(spark: SparkSession, day_files: Sequence[str]) -> DaysFromFiles:
-    """Gold rows from silver day files (see gold.rows.daily_rows), one file per date, computed
+def gold_from_silver(spark: SparkSession, day_files: Mapping[str, str]) -> DaysFromFiles:
+    """Gold rows from silver day files ({date: file}; see gold.rows.daily_rows), computed
     (and written, by the IO manager) in Spark's Python workers.
 
     A day's aggregates need only its own rows, so each worker aggregates whole files and
     nothing is shuffled.
     """
-    return DaysFromFiles(spark, tuple(day_files), gold_rows_of_file, GOLD_SCHEMA)
+    return DaysFromFiles.of_days(spark, day_files, gold_rows_of_file, GOLD_SCHEMA)
 
 
 @asset(
@@ -51,9 +51,8 @@ def gold_carbon_intensity_daily(
     is the latest fetch behind them. Stored as
     Parquet partitioned by date_recorded, with a CSV export of the whole table for analysts.
     """
-    day_files = [silver_carbon_intensity[day] for day in sorted(silver_carbon_intensity)]
-    context.log.info(f"Aggregating {len(day_files)} silver day files with Spark")
-    return gold_from_silver(spark_session(pyspark), day_files)
+    context.log.info(f"Aggregating {len(silver_carbon_intensity)} silver day files with Spark")
+    return gold_from_silver(spark_session(pyspark), silver_carbon_intensity)
 
 
 @asset(
@@ -81,8 +80,8 @@ def gold_national_daily(
     forecasts too high); half_hours and actual_half_hours count them; index_mode is the most
     frequent label. Parquet partitioned by date_recorded.
     """
-    day_files = [silver_national_intensity[day] for day in sorted(silver_national_intensity)]
-    context.log.info(f"Aggregating {len(day_files)} national silver day files with Spark")
-    return DaysFromFiles(
-        spark_session(pyspark), tuple(day_files), national_daily_rows_of_file, NATIONAL_GOLD_SCHEMA
+    files = silver_national_intensity
+    context.log.info(f"Aggregating {len(files)} national silver day files with Spark")
+    return DaysFromFiles.of_days(
+        spark_session(pyspark), files, national_daily_rows_of_file, NATIONAL_GOLD_SCHEMA
     )

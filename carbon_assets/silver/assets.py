@@ -1,7 +1,7 @@
 """Silver: one typed row per (region, half-hour), flattened from bronze by Spark; and one per
 national half-hour."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 from dagster import AssetExecutionContext, asset
 from dagster_pyspark import LazyPySparkResource
@@ -14,15 +14,15 @@ from carbon_assets.silver.rows import SILVER_SCHEMA, silver_rows_of_file
 from carbon_assets.spark import DaysFromFiles, spark_session
 
 
-def silver_from_bronze(spark: SparkSession, paths: Sequence[str]) -> DaysFromFiles:
-    """Silver rows from the bronze day files at `paths` (see silver.rows.silver_rows), one day
-    per file, computed (and written, by the IO manager) in Spark's Python workers.
+def silver_from_bronze(spark: SparkSession, day_files: Mapping[str, str]) -> DaysFromFiles:
+    """Silver rows from the bronze day files ({date: file}; see silver.rows.silver_rows),
+    computed (and written, by the IO manager) in Spark's Python workers.
 
     Each file holds every version of its day's half-hours, so workers flatten and deduplicate
     whole files and nothing is shuffled. This plan beat Spark's own JSON reader with a map
     lookup per fuel and a window to deduplicate by half (docs/performance.md).
     """
-    return DaysFromFiles(spark, tuple(paths), silver_rows_of_file, SILVER_SCHEMA)
+    return DaysFromFiles.of_days(spark, day_files, silver_rows_of_file, SILVER_SCHEMA)
 
 
 @asset(
@@ -60,10 +60,8 @@ def silver_carbon_intensity(
     conflicting_duplicates counts the rows whose copies disagreed. Stored as Parquet partitioned by
     date_recorded; re-materializing a range replaces exactly those days.
     """
-    spark = spark_session(pyspark)
-    paths = [bronze_carbon_intensity[key] for key in sorted(bronze_carbon_intensity)]
-    context.log.info(f"Flattening {len(paths)} bronze day files with Spark")
-    return silver_from_bronze(spark, paths)
+    context.log.info(f"Flattening {len(bronze_carbon_intensity)} bronze day files with Spark")
+    return silver_from_bronze(spark_session(pyspark), bronze_carbon_intensity)
 
 
 @asset(
@@ -94,8 +92,8 @@ def silver_national_intensity(
     Parquet partitioned by date_recorded, one file per day, built in Spark's Python workers
     like regional silver.
     """
-    paths = [bronze_national_intensity[key] for key in sorted(bronze_national_intensity)]
-    context.log.info(f"Flattening {len(paths)} national bronze day files with Spark")
-    return DaysFromFiles(
-        spark_session(pyspark), tuple(paths), national_rows_of_file, NATIONAL_SILVER_SCHEMA
+    files = bronze_national_intensity
+    context.log.info(f"Flattening {len(files)} national bronze day files with Spark")
+    return DaysFromFiles.of_days(
+        spark_session(pyspark), files, national_rows_of_file, NATIONAL_SILVER_SCHEMA
     )
