@@ -2,6 +2,7 @@
 the regions and for the national series."""
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -19,7 +20,7 @@ from carbon_assets.columns import sql_table_schema
 from carbon_assets.gold.national import NATIONAL_GOLD_COLUMNS
 from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.lake import LakeResource
-from carbon_assets.lake_files import read_day_file
+from carbon_assets.lake_files import input_digests, read_day_file
 from carbon_assets.lake_source import read_lake_source
 from carbon_assets.partitions import DERIVED_DAILY_ASSET
 from carbon_assets.warehouse.charts import (
@@ -101,7 +102,22 @@ def carbon_intensity_daily(
             AssetObservation(asset_key=context.asset_key, partition=latest, metadata=pictures(rows))
         )
         context.add_output_metadata({"pictures": MetadataValue.text(f"observation of {latest}")})
-    return SourcedRows(rows, lake_fetch_source(context, lake))
+    return SourcedRows(rows, lake_fetch_source(context, lake), digests_of_days(rows))
+
+
+def digests_of_days(rows: pd.DataFrame) -> dict[dt.date, str]:
+    """A digest of each day's rows (columns, values and types): what the day was loaded from."""
+    digests = {}
+    for day, day_rows in rows.groupby("date_recorded", sort=False):
+        digest = hashlib.sha256(",".join(map(str, day_rows.dtypes.items())).encode())
+        digest.update(pd.util.hash_pandas_object(day_rows, index=False).to_numpy().tobytes())
+        digests[pd.Timestamp(day).date()] = digest.hexdigest()
+    return digests
+
+
+def digests_of_files(day_files: Mapping[str, str]) -> dict[dt.date, str]:
+    """The SHA-256 of each day's lake file ({date: file})."""
+    return input_digests({dt.date.fromisoformat(day): path for day, path in day_files.items()})
 
 
 def pictures(daily: pd.DataFrame) -> dict[str, MetadataValue]:
@@ -167,7 +183,11 @@ def carbon_intensity_halfhourly(
     context.log.info(
         f"Loading {len(silver_carbon_intensity):,} silver days into {HALF_HOURLY.qualified}"
     )
-    return SourcedRows(SilverDays(silver_carbon_intensity), lake_fetch_source(context, lake))
+    return SourcedRows(
+        SilverDays(silver_carbon_intensity),
+        lake_fetch_source(context, lake),
+        digests_of_files(silver_carbon_intensity),
+    )
 
 
 @asset(
@@ -195,7 +215,8 @@ def carbon_intensity_national_halfhourly(
         f"{NATIONAL_HALF_HOURLY.qualified}"
     )
     rows = SilverDays(silver_national_intensity, NATIONAL_HALF_HOURLY)
-    return SourcedRows(rows, lake_fetch_source(context, lake))
+    digests = digests_of_files(silver_national_intensity)
+    return SourcedRows(rows, lake_fetch_source(context, lake), digests)
 
 
 @asset(
@@ -232,4 +253,4 @@ def carbon_intensity_national_daily(
                 },
             )
         )
-    return SourcedRows(rows, lake_fetch_source(context, lake))
+    return SourcedRows(rows, lake_fetch_source(context, lake), digests_of_days(rows))

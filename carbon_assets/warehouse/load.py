@@ -17,8 +17,9 @@ load, so two loads of a new source do not wait for each other's transaction).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ from carbon_assets.warehouse.tables import (
 )
 
 UNKNOWN_API = "unknown"
+LOADED_DAYS = f"{SCHEMA}.loaded_days"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class SourcedRows:
 
     rows: pd.DataFrame | Iterable[pd.DataFrame]
     source: FetchSource
+    # A digest per day of what the day's rows were made from (its lake file): a load whose
+    # every day was last loaded from the same is skipped (load_range).
+    day_digests: Mapping[dt.date, str] | None = None
 
 
 def fetch_source_id(engine: sqlalchemy.Engine, source: FetchSource) -> int:
@@ -102,6 +107,7 @@ class LoadCounts:
     inserted: int
     deleted: int  # rows of the range whose key the input no longer has
     rows_in_table: int  # rows of the range in the table after the load
+    left_alone: bool = False  # every day was as last loaded: nothing read, nothing written
 
 
 def prepare_rows(df: pd.DataFrame, table: WarehouseTable) -> pd.DataFrame:
@@ -226,10 +232,16 @@ def load_range(
     chunks: Iterable[pd.DataFrame],
     days: DayRange,
     source: FetchSource | None = None,
+    day_digests: Mapping[dt.date, str] | None = None,
 ) -> LoadCounts:
     """Replace the rows of `days` in `table` with those of `chunks` (DataFrames of whole days,
     in day order, each prepared and checked here), stamped with `source` (NULL when None),
-    counting what changed, in one transaction."""
+    counting what changed, in one transaction.
+
+    With `day_digests` (what each day's rows were made from), the load is recorded per day in
+    carbon_data.loaded_days, in the same transaction; a load whose every day was last loaded
+    from the same input and still holds the rows that load left reads no chunk and changes
+    nothing. A load without digests forgets the range's records."""
     source_id = fetch_source_id(engine, source) if source is not None else None
     target = _qualified(table)
     day_column = sql.Identifier(table.day_column)
@@ -238,6 +250,10 @@ def load_range(
         # Concurrent loads of this table queue up here, so the counts below stay exact.
         # SHARE ROW EXCLUSIVE conflicts with writers (and itself) but not with readers.
         cursor.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+        if day_digests is not None:
+            stored = _rows_if_unchanged(cursor, table, days, day_digests)
+            if stored is not None:
+                return LoadCounts(stored, 0, stored, 0, 0, 0, 0, stored, left_alone=True)
         cursor.execute(
             sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} BETWEEN %s AND %s)").format(
                 target, day_column
@@ -271,13 +287,9 @@ def load_range(
                 ).format(target, day_column),
                 (sorted(prepared.regions),),
             )
-        cursor.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE {} BETWEEN %s AND %s").format(
-                target, day_column
-            ),
-            (days.first, days.last),
-        )
-        (rows_in_table,) = cursor.fetchone()
+        per_day = _rows_per_day(cursor, table, days)
+        _record_loaded_days(cursor, table, days, day_digests or {}, per_day)
+        rows_in_table = sum(per_day.values())
 
     return LoadCounts(
         rows_in_range=prepared.rows,
@@ -289,6 +301,63 @@ def load_range(
         deleted=deleted,
         rows_in_table=rows_in_table,
     )
+
+
+def _rows_per_day(cursor, table: WarehouseTable, days: DayRange) -> dict[dt.date, int]:
+    cursor.execute(
+        sql.SQL("SELECT {0}, count(*) FROM {1} WHERE {0} BETWEEN %s AND %s GROUP BY 1").format(
+            sql.Identifier(table.day_column), _qualified(table)
+        ),
+        (days.first, days.last),
+    )
+    return dict(cursor.fetchall())
+
+
+def _rows_if_unchanged(
+    cursor, table: WarehouseTable, days: DayRange, digests: Mapping[dt.date, str]
+) -> int | None:
+    """The rows of `days` in `table` if every day was last loaded from its digest's input and
+    still holds the rows that load left (a day without input holds none); else None."""
+    cursor.execute(
+        f"SELECT date_recorded, input_sha256, row_count FROM {LOADED_DAYS}"
+        " WHERE table_name = %s AND date_recorded BETWEEN %s AND %s",
+        (table.name, days.first, days.last),
+    )
+    recorded = {day: (digest, rows) for day, digest, rows in cursor.fetchall()}
+    per_day = _rows_per_day(cursor, table, days)
+    for day in days.days():
+        if day in digests:
+            if recorded.get(day) != (digests[day], per_day.get(day, 0)):
+                return None
+        elif per_day.get(day, 0):
+            return None
+    return sum(per_day.values())
+
+
+def _record_loaded_days(
+    cursor,
+    table: WarehouseTable,
+    days: DayRange,
+    digests: Mapping[dt.date, str],
+    per_day: Mapping[dt.date, int],
+) -> None:
+    """The range's records replaced by this load's: one per day of `digests` in the range."""
+    cursor.execute(
+        f"DELETE FROM {LOADED_DAYS} WHERE table_name = %s AND date_recorded BETWEEN %s AND %s",
+        (table.name, days.first, days.last),
+    )
+    loaded = sorted(day for day in digests if day in days)
+    if loaded:
+        cursor.execute(
+            f"INSERT INTO {LOADED_DAYS} (table_name, date_recorded, input_sha256, row_count)"
+            " SELECT %s, unnest(%s::date[]), unnest(%s::text[]), unnest(%s::integer[])",
+            (
+                table.name,
+                loaded,
+                [digests[day] for day in loaded],
+                [per_day.get(day, 0) for day in loaded],
+            ),
+        )
 
 
 class PreparedChunks:

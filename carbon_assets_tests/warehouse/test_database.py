@@ -169,7 +169,7 @@ def test_sql_files_never_drop_anything() -> None:
 
 def test_apply_schema_creates_the_tables_and_records_the_version(database: str) -> None:
     engine = create_warehouse_engine(database)
-    assert apply_schema(engine) == ["001", "002", "003", "004"]
+    assert apply_schema(engine) == ["001", "002", "003", "004", "005"]
     tables = query(
         database,
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'carbon_data'"
@@ -182,9 +182,10 @@ def test_apply_schema_creates_the_tables_and_records_the_version(database: str) 
         ("carbon_intensity_national_halfhourly",),
         ("dim_region",),
         ("fetch_source",),
+        ("loaded_days",),
         ("schema_migrations",),
     ]
-    assert set(applied_migrations(engine)) == {"001", "002", "003", "004"}
+    assert set(applied_migrations(engine)) == {"001", "002", "003", "004", "005"}
     columns = query(
         database,
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
@@ -273,7 +274,7 @@ def test_applying_the_ddl_again_changes_nothing_and_keeps_rows(database: str) ->
             connection.connection.cursor().execute(path.read_text())
 
     assert catalog_snapshot(database) == before
-    assert before["rows"] == [(1, 1, 4)]  # a region, a daily row, four applied files
+    assert before["rows"] == [(1, 1, 5)]  # a region, a daily row, five applied files
 
 
 def test_two_processes_applying_at_once_apply_each_file_once(database: str) -> None:
@@ -304,12 +305,14 @@ def test_two_processes_applying_at_once_apply_each_file_once(database: str) -> N
         "002",
         "003",
         "004",
+        "005",
     ]
     assert query(database, "SELECT version FROM carbon_data.schema_migrations ORDER BY 1") == [
         ("001",),
         ("002",),
         ("003",),
         ("004",),
+        ("005",),
     ]
 
 

@@ -37,8 +37,15 @@ from carbon_assets.gold.rows import GOLD_COLUMNS
 from carbon_assets.partitions import DayRange
 from carbon_assets.postgres.embedded import embedded_server, stop_embedded_server
 from carbon_assets.vocabulary import FUEL_COLUMNS
+from carbon_assets.warehouse.assets import digests_of_days
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
-from carbon_assets.warehouse.load import csv_buffer, iso_text, load_range
+from carbon_assets.warehouse.load import (
+    FetchSource,
+    SourcedRows,
+    csv_buffer,
+    iso_text,
+    load_range,
+)
 from carbon_assets.warehouse.resource import (
     WarehouseDatabase,
     create_warehouse_engine,
@@ -176,6 +183,38 @@ def test_first_load_inserts_all_and_a_rerun_changes_nothing(warehouse) -> None:
 
     assert counts(store(manager, rows, "2024-01-01", "2024-01-31")) == (0, 558, 0, 0)
     assert table_rows(url) == before  # not even updated_at moved
+
+
+def sourced(rows: pd.DataFrame) -> SourcedRows:
+    """Rows as the daily asset returns them: with their source and each day's digest."""
+    return SourcedRows(rows, FetchSource("http://127.0.0.1:1", True), digests_of_days(rows))
+
+
+def test_a_load_whose_every_day_is_as_last_loaded_leaves_the_table_alone(warehouse) -> None:
+    url, manager = warehouse
+    rows = synthetic_gold_rows("2024-01-01", 31)
+    assert store(manager, sourced(rows), "2024-01-01", "2024-01-31")["inserted"] == 558
+    recorded = query(url, "SELECT count(*), sum(row_count) FROM carbon_data.loaded_days")
+    assert recorded == [(31, 558)]
+    before = table_rows(url)
+
+    again = store(manager, sourced(rows), "2024-01-01", "2024-01-31")
+    assert again["days_unchanged"] == 31 and again["dagster/row_count"] == 558
+    assert counts(again) == (0, 558, 0, 0) and table_rows(url) == before
+
+    # A changed day, a day's rows deleted by hand, a load without digests: loaded again.
+    changed = rows.copy()
+    changed.loc[3, "intensity_avg"] += 1
+    assert store(manager, sourced(changed), "2024-01-01", "2024-01-31")["updated"] == 1
+    with create_warehouse_engine(url).begin() as connection:
+        connection.exec_driver_sql(
+            "DELETE FROM carbon_data.carbon_intensity_daily WHERE regionid = 5"
+        )
+    assert store(manager, sourced(changed), "2024-01-01", "2024-01-31")["inserted"] == 31
+    assert store(manager, changed, "2024-01-01", "2024-01-31")["days_unchanged"] == 0
+    assert query(url, "SELECT count(*) FROM carbon_data.loaded_days") == [(0,)]
+    assert store(manager, sourced(changed), "2024-01-01", "2024-01-31")["days_unchanged"] == 0
+    assert store(manager, sourced(changed), "2024-01-01", "2024-01-31")["days_unchanged"] == 31
 
 
 def test_changed_values_update_exactly_those_rows(warehouse) -> None:
