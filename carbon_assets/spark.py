@@ -224,16 +224,22 @@ class DaysFromFiles:
     the days whose file was built from the same input by the same code.
     """
 
-    spark: SparkSession
+    session: SparkSession | Callable[[], SparkSession]
     paths: tuple[str, ...]
     rows_of_file: Callable[[str], pa.Table]
     schema: pa.Schema
     input_days: tuple[dt.date, ...] | None = None
 
+    @property
+    def spark(self) -> SparkSession:
+        """The session, asked for only when there is something to compute (a step whose days
+        are all unchanged does not wait for Spark to start)."""
+        return self.session() if callable(self.session) else self.session
+
     @classmethod
     def of_days(
         cls,
-        spark: SparkSession,
+        session: SparkSession | Callable[[], SparkSession],
         files: Mapping[str, str],
         rows_of_file: Callable[[str], pa.Table],
         schema: pa.Schema,
@@ -241,7 +247,7 @@ class DaysFromFiles:
         """From {ISO date: input file}, each file making the rows of its own date."""
         days = sorted(files)
         return cls(
-            spark,
+            session,
             tuple(files[day] for day in days),
             rows_of_file,
             schema,

@@ -77,6 +77,29 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
     assert rows["gold rows"] == rows["warehouse daily rows"] == f"{3 * 18:,}"
     assert re.search(r"checks\s+(\d+)  \(\1 passed, 0 did not pass\)", result.stdout), screen
 
+    # Again, with nothing new: every layer says so, and the models are not built again.
+    lake_files = {p: p.stat().st_mtime_ns for p in data_dir.rglob("*.parquet")}
+    again = subprocess.run(
+        [sys.executable, "-m", "carbon_assets.cli", "backfill", FIRST, LAST],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    screen = again.stdout + again.stderr
+    assert again.returncode == 0, screen + log.read_text()
+    assert "not run: dg launch --assets group:analytics: the models are current" in screen
+    assert log.read_text().count(" - RUN_START - ") == 1
+    assert log.read_text().count("3 of 3 day(s) left as they were") == 4  # silver, gold (x2)
+    assert log.read_text().count("was loaded from this same input: left as it is") == 4
+    assert {p: p.stat().st_mtime_ns for p in data_dir.rglob("*.parquet")} == lake_files
+    summary = dict(re.findall(r"^  ([a-z -]+?)\s{2,}([0-9,]+)", again.stdout, re.MULTILINE))
+    counted = [name for name in rows if name.strip() and name != "checks"]  # not step lines
+    assert {name: summary.get(name) for name in counted} == {name: rows[name] for name in counted}
+    assert "silver_carbon_intensity done in" in screen
+
 
 def test_a_range_that_is_not_one_is_refused_in_one_line(capsys):
     from carbon_assets import cli

@@ -21,6 +21,7 @@ from dagster import (
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from carbon_assets.analytics.builds import database_now, record_build
 from carbon_assets.analytics.project import (
     BUILDS_KEPT,
     PROJECT_DIR,
@@ -101,11 +102,14 @@ def analytics_models(
 ):
     """The researchers' tables in schema carbon_analytics, built by `dbt build` from the
     warehouse tables, with each model's dbt tests as its asset checks."""
-    warehouse.engine()  # starts the embedded server if it is the one, and applies the schema
+    engine = warehouse.engine()  # starts the embedded server if need be, applies the schema
+    started_at = database_now(engine)
     prune_builds(TARGET_DIR, keep=BUILDS_KEPT - 1)  # room for this one
     with warehouse_environment(warehouse.url()):
         invocation = dbt.cli(["build"], context=context)
     yield from invocation.stream()
+    if not context.is_subset:  # a failed build raised above: recorded only when whole
+        record_build(engine, started_at)
 
 
 analytics_assets = [analytics_models]

@@ -8,7 +8,9 @@ embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the run shows in the
     dg launch --assets group:analytics
 
 in the project folder, prints a line per step (the whole log goes to a file) and ends with
-the days and rows each layer holds for the range and how the checks went.
+the days and rows each layer holds for the range and how the checks went. The models' run is
+left out when every load of the first left its table alone and the models were built whole
+since the last load that changed one (analytics/builds.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="file for the run's whole output (default: {data dir}/logs/backfill_FIRST_LAST.log)",
+    )
+
+
+def models_skipped(command: list[str], database_url: str) -> str | None:
+    """Why the models' run need not run (no table changed since they were last built whole),
+    or None: run it (also when the warehouse cannot say)."""
+    from carbon_assets.analytics.builds import models_current
+    from carbon_assets.cli.dagster_commands import analytics_command
+    from carbon_assets.warehouse.resource import create_warehouse_engine
+
+    if command != analytics_command():
+        return None
+    try:
+        current = models_current(create_warehouse_engine(database_url))
+    except Exception:  # noqa: BLE001 - the warehouse cannot say: build them
+        return None
+    return (
+        "the models are current (no warehouse day loaded since their last build)"
+        if current
+        else None
     )
 
 
@@ -74,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"Running:        dg {' '.join(command[1:])}")
     print(f"Full log:       {log_path}", flush=True)
     returncode, progress = dg.run_with_progress(
-        commands, dg.dg_environment(env), log_path, cwd=dg.project_dir()
+        commands,
+        dg.dg_environment(env),
+        log_path,
+        cwd=dg.project_dir(),
+        skip=lambda command: models_skipped(command, database_url),
     )
     if returncode != 0:
         dg.report_failure(returncode, progress, log_path)

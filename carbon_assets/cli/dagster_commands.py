@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,12 +229,12 @@ class RunProgress:
         line = f"{step} failed" + (f": {cause}" if cause else "")
         if self.failure is None or (cause and self.failure == f"{step} failed"):
             self.failure = line
-        return f"  {self._elapsed()}  {line}"
+        return f"  {self.elapsed()}  {line}"
 
     def _joined(self, shown: str | None, line: str) -> str:
-        return "\n".join([*([shown] if shown else []), f"  {self._elapsed()}  {line}"])
+        return "\n".join([*([shown] if shown else []), f"  {self.elapsed()}  {line}"])
 
-    def _elapsed(self) -> str:
+    def elapsed(self) -> str:
         return f"{time.monotonic() - self.started:6.1f}s"
 
 
@@ -242,15 +243,21 @@ def run_with_progress(
     env: dict[str, str],
     log_path: Path,
     cwd: Path | None = None,
+    skip: Callable[[list[str]], str | None] | None = None,
 ) -> tuple[int, RunProgress]:
     """Run `command` (or each of a list of commands, until one fails) with the whole output
     going to `log_path`, printing one line per step as it starts and ends; the exit code and
-    what was seen."""
+    what was seen. A command for which `skip` (asked just before it would start) gives a
+    reason is not run: the reason is printed instead."""
     commands = command if command and isinstance(command[0], list) else [command]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
     progress = RunProgress()
+    returncode = 0
     for each in commands:
+        if skip is not None and (reason := skip(each)):
+            print(f"  {progress.elapsed()}  not run: dg {' '.join(each[1:])}: {reason}")
+            continue
         returncode = _follow(each, env, log_path, cwd, progress)
         if returncode != 0:
             break

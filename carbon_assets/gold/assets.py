@@ -1,7 +1,8 @@
 """Gold: daily aggregates per region and UTC date, and national ones per date, computed by Spark
 from silver's day files."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 from dagster import AssetExecutionContext, asset
 from dagster_pyspark import LazyPySparkResource
@@ -14,7 +15,9 @@ from carbon_assets.partitions import DERIVED_DAILY_ASSET
 from carbon_assets.spark import DaysFromFiles, spark_session
 
 
-def gold_from_silver(spark: SparkSession, day_files: Mapping[str, str]) -> DaysFromFiles:
+def gold_from_silver(
+    spark: SparkSession | Callable[[], SparkSession], day_files: Mapping[str, str]
+) -> DaysFromFiles:
     """Gold rows from silver day files ({date: file}; see gold.rows.daily_rows), computed
     (and written, by the IO manager) in Spark's Python workers.
 
@@ -52,7 +55,7 @@ def gold_carbon_intensity_daily(
     Parquet partitioned by date_recorded, with a CSV export of the whole table for analysts.
     """
     context.log.info(f"Aggregating {len(silver_carbon_intensity)} silver day files with Spark")
-    return gold_from_silver(spark_session(pyspark), silver_carbon_intensity)
+    return gold_from_silver(partial(spark_session, pyspark), silver_carbon_intensity)
 
 
 @asset(
@@ -83,5 +86,5 @@ def gold_national_daily(
     files = silver_national_intensity
     context.log.info(f"Aggregating {len(files)} national silver day files with Spark")
     return DaysFromFiles.of_days(
-        spark_session(pyspark), files, national_daily_rows_of_file, NATIONAL_GOLD_SCHEMA
+        partial(spark_session, pyspark), files, national_daily_rows_of_file, NATIONAL_GOLD_SCHEMA
     )

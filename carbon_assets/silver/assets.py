@@ -1,7 +1,8 @@
 """Silver: one typed row per (region, half-hour), flattened from bronze by Spark; and one per
 national half-hour."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 from dagster import AssetExecutionContext, asset
 from dagster_pyspark import LazyPySparkResource
@@ -14,7 +15,9 @@ from carbon_assets.silver.rows import SILVER_SCHEMA, silver_rows_of_file
 from carbon_assets.spark import DaysFromFiles, spark_session
 
 
-def silver_from_bronze(spark: SparkSession, day_files: Mapping[str, str]) -> DaysFromFiles:
+def silver_from_bronze(
+    spark: SparkSession | Callable[[], SparkSession], day_files: Mapping[str, str]
+) -> DaysFromFiles:
     """Silver rows from the bronze day files ({date: file}; see silver.rows.silver_rows),
     computed (and written, by the IO manager) in Spark's Python workers.
 
@@ -61,7 +64,7 @@ def silver_carbon_intensity(
     date_recorded; re-materializing a range replaces exactly those days.
     """
     context.log.info(f"Flattening {len(bronze_carbon_intensity)} bronze day files with Spark")
-    return silver_from_bronze(spark_session(pyspark), bronze_carbon_intensity)
+    return silver_from_bronze(partial(spark_session, pyspark), bronze_carbon_intensity)
 
 
 @asset(
@@ -95,5 +98,5 @@ def silver_national_intensity(
     files = bronze_national_intensity
     context.log.info(f"Flattening {len(files)} national bronze day files with Spark")
     return DaysFromFiles.of_days(
-        spark_session(pyspark), files, national_rows_of_file, NATIONAL_SILVER_SCHEMA
+        partial(spark_session, pyspark), files, national_rows_of_file, NATIONAL_SILVER_SCHEMA
     )

@@ -42,6 +42,7 @@ from carbon_assets.warehouse.tables import (
 
 UNKNOWN_API = "unknown"
 LOADED_DAYS = f"{SCHEMA}.loaded_days"
+NO_ROWS = "no rows"  # what loaded_days records for a day the load found empty
 
 
 @dataclass(frozen=True)
@@ -341,20 +342,24 @@ def _record_loaded_days(
     digests: Mapping[dt.date, str],
     per_day: Mapping[dt.date, int],
 ) -> None:
-    """The range's records replaced by this load's: one per day of `digests` in the range."""
+    """The range's records replaced by this load's, one per day (none without digests: the
+    load does not say what it was made of). clock_timestamp(): what the load's readers can
+    see from now on, not when its transaction began."""
     cursor.execute(
         f"DELETE FROM {LOADED_DAYS} WHERE table_name = %s AND date_recorded BETWEEN %s AND %s",
         (table.name, days.first, days.last),
     )
-    loaded = sorted(day for day in digests if day in days)
-    if loaded:
+    if digests:
+        loaded = days.days()
         cursor.execute(
-            f"INSERT INTO {LOADED_DAYS} (table_name, date_recorded, input_sha256, row_count)"
-            " SELECT %s, unnest(%s::date[]), unnest(%s::text[]), unnest(%s::integer[])",
+            f"INSERT INTO {LOADED_DAYS}"
+            " (table_name, date_recorded, input_sha256, row_count, loaded_at)"
+            " SELECT %s, unnest(%s::date[]), unnest(%s::text[]), unnest(%s::integer[]),"
+            " clock_timestamp()",
             (
                 table.name,
                 loaded,
-                [digests[day] for day in loaded],
+                [digests.get(day, NO_ROWS) for day in loaded],
                 [per_day.get(day, 0) for day in loaded],
             ),
         )

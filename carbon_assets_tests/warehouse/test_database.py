@@ -176,6 +176,7 @@ def test_apply_schema_creates_the_tables_and_records_the_version(database: str) 
         " ORDER BY 1",
     )
     assert tables == [
+        ("analytics_builds",),
         ("carbon_intensity_daily",),
         ("carbon_intensity_halfhourly",),
         ("carbon_intensity_national_daily",),

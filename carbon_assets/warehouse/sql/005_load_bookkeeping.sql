@@ -1,5 +1,6 @@
 -- 005: what each day of each fact table was last loaded from, so a load whose every day is
--- the same as last time leaves the table alone.
+-- the same as last time leaves the table alone; and when the dbt models were last built
+-- whole, so a backfill that changed no table does not build them again.
 --
 -- Same rules as 001: applied once inside a transaction by the migration runner, idempotent on
 -- its own, nothing dropped or rewritten. Written by the load in the transaction that writes
@@ -18,6 +19,16 @@ COMMENT ON TABLE carbon_data.loaded_days IS
     'Bookkeeping of the loads: per fact table and day, what the day''s rows were loaded from. A load whose days all match (same input, same row count in the table) changes nothing.';
 COMMENT ON COLUMN carbon_data.loaded_days.table_name IS 'The fact table, e.g. carbon_intensity_daily.';
 COMMENT ON COLUMN carbon_data.loaded_days.date_recorded IS 'The UTC day.';
-COMMENT ON COLUMN carbon_data.loaded_days.input_sha256 IS 'SHA-256 of the lake day file the day was loaded from and of the API it was fetched from.';
+COMMENT ON COLUMN carbon_data.loaded_days.input_sha256 IS 'SHA-256 of what the day was loaded from (its lake rows) and of the API they were fetched from; "no rows" for a day the load found empty.';
 COMMENT ON COLUMN carbon_data.loaded_days.row_count IS 'Rows of the day in the table right after that load.';
 COMMENT ON COLUMN carbon_data.loaded_days.loaded_at IS 'When the day was last loaded.';
+
+CREATE TABLE IF NOT EXISTS carbon_data.analytics_builds (
+    started_at  TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE carbon_data.analytics_builds IS
+    'Bookkeeping of the analyst layer: each `dbt build` of every model that succeeded.';
+COMMENT ON COLUMN carbon_data.analytics_builds.started_at IS 'When the build started: it read the tables as loaded by then.';
+COMMENT ON COLUMN carbon_data.analytics_builds.finished_at IS 'When the build ended.';
