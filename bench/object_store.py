@@ -24,7 +24,9 @@ machine may be shared), and the summary the command prints (days and rows per la
 
 Runs alternate (local, s3, local, s3...) so that a noisy machine weighs on both sides alike.
 With --rerun, each backfill is followed by the same command on the same stores (nothing new to
-fetch): its wall time, steps and requests are the run's "rerun".
+fetch): its wall time, steps and requests are the run's "rerun". --local-only runs the local-disk
+side alone (with --before, the --code-dir side): `make bench` measures the re-run of six months
+with nothing new so.
 """
 
 from __future__ import annotations
@@ -285,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rerun", action="store_true", help="then run the same backfill again, measured alike"
     )
+    parser.add_argument(
+        "--local-only", action="store_true", help="only the lake on local disk (no comparison)"
+    )
     args = parser.parse_args(argv)
     first, last = chosen_range(args)
     code_dir = args.code_dir.resolve()
@@ -292,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
         sides = [("before", "local", args.before.resolve()), ("after", "local", code_dir)]
     else:
         sides = [("local", "local", code_dir), ("s3", "s3", code_dir)]
+    if args.local_only:
+        sides = sides[-1:] if args.before else sides[:1]
     for _, _, folder in sides:
         if (package := resolved_package(folder)) != folder / "carbon_assets":
             raise RuntimeError(f"carbon_assets of {folder} resolves to {package}")
@@ -317,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         "last": last,
         "api": args.api,
         "machine": {"nproc": os.cpu_count(), "platform": sys.platform},
-        "comparison": compare(runs, "side", numerator, denominator),
+        "comparison": None if args.local_only else compare(runs, "side", numerator, denominator),
         "runs": runs,
     }
     write_result(result, args.out)

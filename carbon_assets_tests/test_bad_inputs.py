@@ -547,7 +547,11 @@ def test_an_unknown_fuel_blocks_gold_and_the_warehouse(stored):
 # --- the machine -------------------------------------------------------------------------
 
 
-def test_a_full_disk_under_silver_fails_naming_the_file_and_keeps_every_stored_day(stored):
+def test_a_full_disk_under_silver_fails_naming_the_file_and_keeps_every_stored_day(
+    stored, monkeypatch
+):
+    # New code, so every day is written again (unchanged days would be left alone).
+    monkeypatch.setattr("carbon_assets.spark.code_version", lambda *_: "new code")
     silver = stored.data_dir / "silver"
     kept = {path.relative_to(silver): path.read_bytes() for path in silver.rglob("*.parquet")}
     room = sum(pages(len(content)) for content in kept.values()) + 8 * 1024  # < one day file
