@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from carbon_assets.bronze.store import API_LOCK_FILE, ApiLockError, ApiLockTimeout, BronzeStore
+from carbon_assets.bronze.store import API_LOCK_FILE, BronzeStore, LockError, LockTimeout
 
 
 def mode(path: Path) -> int:
@@ -49,7 +49,7 @@ def test_a_symlink_is_never_followed(tmp_path):
     target.write_text("not a lock")
     before = mode(target)
     (store.root / API_LOCK_FILE).symlink_to(target)
-    refused = pytest.raises(ApiLockError, match=f"{store.root / API_LOCK_FILE}.*remove it")
+    refused = pytest.raises(LockError, match=f"{store.root / API_LOCK_FILE}.*remove it")
     with refused, store.api_lock():
         pass
     assert target.read_text() == "not a lock" and mode(target) == before
@@ -63,7 +63,7 @@ def test_a_lock_file_of_another_user_is_refused(tmp_path):
     lock = store.root / API_LOCK_FILE
     lock.touch(mode=0o600)
     os.chown(lock, 65534, 65534)
-    with pytest.raises(ApiLockError, match="belongs to uid 65534"), store.api_lock():
+    with pytest.raises(LockError, match="belongs to uid 65534"), store.api_lock():
         pass
 
 
@@ -122,7 +122,7 @@ def test_a_wait_names_the_holder_and_ends(tmp_path):
         assert taken.wait(10)
         waits: list[str] = []
         waiting = store.api_lock(on_wait=waits.append, timeout_seconds=0.5)
-        with pytest.raises(ApiLockTimeout) as raised, waiting:
+        with pytest.raises(LockTimeout) as raised, waiting:
             pytest.fail("took a lock that another holder had")
     finally:
         release.set()
@@ -154,7 +154,7 @@ def test_a_holder_that_recorded_nothing_is_named_from_the_kernels_locks(tmp_path
             try:
                 with store.api_lock(on_wait=waits.append, timeout_seconds=0.2):
                     time.sleep(0.05)
-            except ApiLockTimeout as error:
+            except LockTimeout as error:
                 message = str(error)
                 break
         else:

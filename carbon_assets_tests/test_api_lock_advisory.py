@@ -1,5 +1,6 @@
 """The lake's API lock as a PostgreSQL advisory lock: waiters name the holder and take their
-turn, a wait ends, lakes do not block each other, a killed holder frees it, no password shows.
+turn, a wait ends, lakes do not block each other, a killed holder frees it, no password shows;
+and the models' build lock beside it.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from carbon_assets.api_lock import (
+from carbon_assets.locks import (
     APPLICATION_PREFIX,
-    ApiLockError,
-    ApiLockTimeout,
+    LockError,
+    LockTimeout,
     advisory_api_lock,
     api_lock_key,
+    models_build_key,
+    models_build_lock,
 )
 from carbon_assets_tests.postgres_helpers import query, role_with_password
 
@@ -103,7 +106,7 @@ def test_a_wait_ends_with_one_line_naming_the_holder(service_database_url):
     with held(url):
         started = time.monotonic()
         waiting = advisory_api_lock(url, LAKE, "run waiter", 0.5, poll_seconds=0.1)
-        with pytest.raises(ApiLockTimeout) as raised, waiting:
+        with pytest.raises(LockTimeout) as raised, waiting:
             pytest.fail("took a lock that another session held")
         waited = time.monotonic() - started
     assert isinstance(raised.value, TimeoutError) and 0.5 <= waited < 5
@@ -116,6 +119,26 @@ def test_a_wait_ends_with_one_line_naming_the_holder(service_database_url):
         pass
 
 
+def test_two_dbt_builds_take_turns_and_never_block_the_api(service_database_url):
+    """The models' build lock is a key of its own: held, it leaves every lake's API lock free,
+    and a second build waits for it, then fails naming the first (two `dbt build`s at once
+    fail with "relation ... already exists")."""
+    url = service_database_url
+    assert models_build_key() not in (api_lock_key(LAKE), api_lock_key("lake"))
+    with models_build_lock(url, "dbt build of run first", 5):
+        with advisory_api_lock(url, LAKE, "run fetching", 0, on_wait=pytest.fail):
+            pass
+        waits: list[str] = []
+        second = models_build_lock(url, "dbt build of run second", 0.3, on_wait=waits.append)
+        with pytest.raises(LockTimeout) as raised, second:
+            pytest.fail("two builds held the models' build lock at once")
+    (message,) = waits
+    assert message.startswith("Waiting for the models' build lock (PostgreSQL advisory lock ")
+    assert "held by dbt build of run first (PostgreSQL pid " in str(raised.value)
+    with models_build_lock(url, "dbt build of run third", 0, on_wait=pytest.fail):
+        pass
+
+
 def test_a_holder_that_is_not_a_run_is_named_for_what_it_is(service_database_url):
     url = service_database_url
     other = psycopg2.connect(url.replace("postgresql+psycopg2", "postgresql"))
@@ -125,7 +148,7 @@ def test_a_holder_that_is_not_a_run_is_named_for_what_it_is(service_database_url
             cursor.execute("SET application_name = 'a psql session'")
             cursor.execute("SELECT pg_advisory_lock(%s)", (api_lock_key(LAKE),))
         named = r"not a carbon-assets run \(application_name 'a psql session', PostgreSQL pid \d"
-        with pytest.raises(ApiLockTimeout, match=named), advisory_api_lock(url, LAKE, "w", 0):
+        with pytest.raises(LockTimeout, match=named), advisory_api_lock(url, LAKE, "w", 0):
             pass
     finally:
         other.close()
@@ -137,7 +160,7 @@ def test_two_lakes_do_not_block_each_other(service_database_url):
         with advisory_api_lock(url, "s3://bucket/other", "run b", 0, on_wait=pytest.fail):
             pass
         # The same lake however written, even from the same process: a session each.
-        with pytest.raises(ApiLockTimeout), advisory_api_lock(url, LAKE + "/", "run c", 0):
+        with pytest.raises(LockTimeout), advisory_api_lock(url, LAKE + "/", "run c", 0):
             pass
 
 
@@ -146,7 +169,7 @@ def test_a_holder_killed_with_sigkill_frees_the_lock(service_database_url):
     script = textwrap.dedent(
         f"""
         import time
-        from carbon_assets.api_lock import advisory_api_lock
+        from carbon_assets.locks import advisory_api_lock
         with advisory_api_lock({url!r}, {LAKE!r}, "run doomed", timeout_seconds=5):
             print("held", flush=True)
             time.sleep(60)
@@ -157,7 +180,7 @@ def test_a_holder_killed_with_sigkill_frees_the_lock(service_database_url):
     )
     try:
         assert process.stdout.readline() == "held\n"
-        busy = pytest.raises(ApiLockTimeout, match="held by run doomed")
+        busy = pytest.raises(LockTimeout, match="held by run doomed")
         with busy, advisory_api_lock(url, LAKE, "run waiter", 0):
             pass
         os.kill(process.pid, signal.SIGKILL)
@@ -175,12 +198,12 @@ def test_no_message_shows_the_password():
     with role_with_password() as (url, password):
         waits: list[str] = []
         waiting = advisory_api_lock(url, LAKE, "run waiter", 0.2, 0.1, on_wait=waits.append)
-        with held(url), pytest.raises(ApiLockTimeout) as raised, waiting:
+        with held(url), pytest.raises(LockTimeout) as raised, waiting:
             pass
         unreachable = url.replace("127.0.0.1:5432", "127.0.0.1:1")
-        with pytest.raises(ApiLockError) as failed, advisory_api_lock(unreachable, LAKE, "w", 0):
+        with pytest.raises(LockError) as failed, advisory_api_lock(unreachable, LAKE, "w", 0):
             pass
-    assert not isinstance(failed.value, ApiLockTimeout)
+    assert not isinstance(failed.value, LockTimeout)
     messages = [*waits, str(raised.value), str(failed.value)]
     assert len(messages) == 3 and not any(password in message for message in messages)
     assert str(failed.value).startswith("Cannot take the lake's API lock (s3://bucket/lake: ")

@@ -29,10 +29,13 @@ from carbon_assets.analytics.project import (
     prepare_manifest,
     prune_builds,
 )
+from carbon_assets.locks import models_build_lock
 from carbon_assets.postgres.secrets import parse_database_url
 from carbon_assets.warehouse.resource import WarehouseDatabase
 
 GROUP = "analytics"
+# How long a build waits for another's to end (builds take seconds to minutes) before failing.
+BUILD_LOCK_TIMEOUT_SECONDS = 3600.0
 # eager() without its "no dependency missing" clause: the warehouse assets are daily
 # partitioned, and an unpartitioned model depends on all their partitions, so one day never
 # loaded would block the models for ever. The source tables exist (empty) once migrated.
@@ -103,13 +106,20 @@ def analytics_models(
     """The researchers' tables in schema carbon_analytics, built by `dbt build` from the
     warehouse tables, with each model's dbt tests as its asset checks."""
     engine = warehouse.engine()  # starts the embedded server if need be, applies the schema
-    started_at = database_now(engine)
-    prune_builds(TARGET_DIR, keep=BUILDS_KEPT - 1)  # room for this one
-    with warehouse_environment(warehouse.url()):
-        invocation = dbt.cli(["build"], context=context)
-    yield from invocation.stream()
-    if not context.is_subset:  # a failed build raised above: recorded only when whole
-        record_build(engine, started_at)
+    # Runs on other machines build the same tables: one build at a time, the next after it.
+    with models_build_lock(
+        warehouse.url(),
+        holder=f"dbt build of run {context.run_id}",
+        timeout_seconds=BUILD_LOCK_TIMEOUT_SECONDS,
+        on_wait=context.log.info,
+    ):
+        started_at = database_now(engine)
+        prune_builds(TARGET_DIR, keep=BUILDS_KEPT - 1)  # room for this one
+        with warehouse_environment(warehouse.url()):
+            invocation = dbt.cli(["build"], context=context)
+        yield from invocation.stream()
+        if not context.is_subset:  # a failed build raised above: recorded only when whole
+            record_build(engine, started_at)
 
 
 analytics_assets = [analytics_models]

@@ -15,7 +15,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from carbon_assets.api_lock import ApiLockError, ApiLockTimeout, LockDatabase, advisory_api_lock
 from carbon_assets.bronze.client import ApiRequestRejected, CarbonIntensityApi, FetchStats
 from carbon_assets.bronze.day_assembly import FetchIncomplete, whole_days
 from carbon_assets.bronze.day_files import (
@@ -42,6 +41,7 @@ from carbon_assets.lake_source import (
     check_lake_source,
     record_lake_source,
 )
+from carbon_assets.locks import LockDatabase, LockError, LockTimeout, advisory_api_lock
 from carbon_assets.partitions import DAILY_ASSET, day_range, partition_range_problem
 
 # Runs the daemon launches (schedules, UI backfills) queue for this pool (limit 1 in
@@ -175,11 +175,11 @@ def fetch_days(
     with contextlib.ExitStack() as locked:
         try:
             locked.enter_context(api_lock(context, lake, warehouse))
-        except ApiLockError as error:
+        except LockError as error:
             raise Failure(
                 description=f"Nothing fetched: {error}",
                 # a holder may end before the next try; a lock file that is wrong stays wrong
-                allow_retries=isinstance(error, ApiLockTimeout),
+                allow_retries=isinstance(error, LockTimeout),
             ) from None
         _check_source(lake, carbon_api.url)
         for leftover in store.folder.remove_leftovers():

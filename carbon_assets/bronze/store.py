@@ -26,10 +26,10 @@ from pathlib import Path
 
 import msgspec
 
-from carbon_assets.api_lock import ApiLockError, ApiLockTimeout
 from carbon_assets.bronze import day_files
 from carbon_assets.bronze.day_files import DayDocument, DayHead
 from carbon_assets.bronze.records import AnyPeriod, Period
+from carbon_assets.locks import LockError, LockTimeout
 from carbon_assets.storage import Storage, storage_at
 
 API_LOCK_FILE = ".api.lock"
@@ -238,11 +238,11 @@ class BronzeStore:
         An flock, so it holds across every process on this machine that writes this lake (the
         CLI, the Python API, runs the daemon launched) and is released if the holder dies. A
         lake in an object store has no file to lock: bronze takes a PostgreSQL advisory lock
-        there instead (api_lock.py). The
+        there instead (locks.py). The
         lock file is the owner's alone (0600): flock needs only a descriptor, so a file others
         can open is a lock others can hold. The holder writes who it is (pid, host, since and
         `holder`, e.g. a run id) into the file, so a run that waits can say whom it waits
-        for; after `timeout_seconds` it fails (ApiLockTimeout) naming the holder.
+        for; after `timeout_seconds` it fails (LockTimeout) naming the holder.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / API_LOCK_FILE
@@ -289,16 +289,16 @@ def _open_lock_file(path: Path) -> int:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as error:
-        raise ApiLockError(
+        raise LockError(
             f"Cannot open the lake's API lock {path}: {error.strerror or error} (a symlink or a "
             "file of another user?): remove it and re-run"
         ) from error
     info = os.fstat(fd)
     try:
         if not stat.S_ISREG(info.st_mode):
-            raise ApiLockError(f"The lake's API lock {path} is not a regular file: remove it")
+            raise LockError(f"The lake's API lock {path} is not a regular file: remove it")
         if info.st_uid != os.geteuid():
-            raise ApiLockError(
+            raise LockError(
                 f"The lake's API lock {path} belongs to uid {info.st_uid}, not to this user "
                 f"(uid {os.geteuid()}): another user could hold it; remove it and re-run"
             )
@@ -325,7 +325,7 @@ def _wait_for_lock(fd: int, path: Path, timeout_seconds: float) -> None:
     while not _try_lock(fd):
         left = deadline - time.monotonic()
         if left <= 0:
-            raise ApiLockTimeout(
+            raise LockTimeout(
                 f"Gave up after {timeout_seconds:g} s waiting for the lake's API lock "
                 f"({path}), held by {_holder(fd, path)}: let that run end (or stop it), "
                 "then re-run"

@@ -1,14 +1,15 @@
-"""The lake's API lock as a PostgreSQL advisory lock, for a lake that no two machines share a
-disk for (an object store): overlapping runs take turns on the API wherever they run, because
-every run worker reaches the warehouse database.
+"""The locks that let runs on many machines take turns, as PostgreSQL advisory locks in the
+warehouse (every run worker reaches it): the lake's API lock, for a lake that no two machines
+share a disk for (an object store), and the models' build lock, so two `dbt build`s never
+replace the same tables at once.
 
-The lock is a session-level advisory lock held by a connection of its own (never one from a
+Each lock is a session-level advisory lock held by a connection of its own (never one from a
 pool that could hand it to someone else), in autocommit, so no transaction stays open while
-bronze fetches for minutes. Its key is `api_lock_key(lake_url)`: two lakes in one database do
-not block each other. The holder names itself in the session's application_name, which is
-how a waiter names whom it waits for (pg_locks joined to pg_stat_activity).
+bronze fetches for minutes. The API lock's key is `api_lock_key(lake_url)`: two lakes in one
+database do not block each other. The holder names itself in the session's application_name,
+which is how a waiter names whom it waits for (pg_locks joined to pg_stat_activity).
 
-The lock ends with the session: released when the block ends, and freed by PostgreSQL when the
+A lock ends with its session: released when the block ends, and freed by PostgreSQL when the
 holding process dies (a kill -9 closes its socket and ends the session), so no holder that is
 gone can keep it. A holder whose machine vanishes is dropped after the TCP keepalives fail
 (KEEPALIVES), not after the operating system's two hours. Conversely, a holder whose session
@@ -17,7 +18,7 @@ run may then fetch at the same time, which costs the API's patience, not data (d
 written whole). It needs a direct session: a pooler in transaction mode (PgBouncer's default)
 cannot hold a session lock.
 
-No Dagster: the CLI, bronze and the tests use it alike.
+No Dagster: the CLI, bronze, the models and the tests use it alike.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ APPLICATION_PREFIX = "carbon-assets lock: "
 APPLICATION_NAME_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer names
 # Mixed into the key, so the lock cannot be the key another application chose for its own.
 KEY_NAMESPACE = b"carbon-assets api lock\n"
+# The models' build lock: one key per warehouse database.
+MODELS_BUILD_KEY_NAME = b"carbon-assets dbt build\n"
 # Server-side TCP keepalives of the holding session (seconds, count): a holder whose machine
 # vanished without closing its socket is dropped, and its lock freed, after about a minute.
 KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
@@ -62,13 +65,13 @@ class LockDatabase(Protocol):
     def url(self) -> str: ...
 
 
-class ApiLockError(RuntimeError):
-    """The lake's API lock cannot be taken; the message says why and what to do, and never
-    holds the database URL's password."""
+class LockError(RuntimeError):
+    """A lock cannot be taken; the message says why and what to do, and never holds the
+    database URL's password."""
 
 
-class ApiLockTimeout(ApiLockError, TimeoutError):
-    """Another session held the API lock for longer than the wait allowed; names it."""
+class LockTimeout(LockError, TimeoutError):
+    """Another holder kept the lock for longer than the wait allowed; names it."""
 
 
 def normalized_lake_url(lake_url: str) -> str:
@@ -105,7 +108,12 @@ def application_name(holder: str) -> str:
     return text[:APPLICATION_NAME_BYTES]
 
 
-@contextlib.contextmanager
+def models_build_key() -> int:
+    """The advisory lock key of the models' build lock (a bigint, stable like api_lock_key)."""
+    digest = hashlib.sha256(MODELS_BUILD_KEY_NAME).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def advisory_api_lock(
     database_url: str,
     lake_url: str,
@@ -113,19 +121,50 @@ def advisory_api_lock(
     timeout_seconds: float,
     poll_seconds: float = 1.0,
     on_wait: Callable[[str], None] | None = None,
-) -> Iterator[None]:
+) -> contextlib.AbstractContextManager[None]:
     """Hold the lake's API lock for the block: one run at a time decides what to fetch and
     fetches it, on any machine that reaches the database at `database_url`.
 
     `holder` names this holder to waiters (e.g. "run <run id>"; empty: this pid and host).
     While another session holds the lock, tries again every `poll_seconds`, calls `on_wait`
-    once with a message naming the holder, and after `timeout_seconds` raises ApiLockTimeout
-    naming it. ApiLockError when the database cannot be reached. Messages name the lake, never
+    once with a message naming the holder, and after `timeout_seconds` raises LockTimeout
+    naming it. LockError when the database cannot be reached. Messages name the lake, never
     the database URL.
     """
-    lake = mask_secrets(lake_url)
     key = api_lock_key(lake_url)
-    what = f"the lake's API lock ({lake}: PostgreSQL advisory lock {key} in the warehouse)"
+    what = (
+        f"the lake's API lock ({mask_secrets(lake_url)}: PostgreSQL advisory lock {key} in "
+        "the warehouse)"
+    )
+    return advisory_lock(database_url, key, what, holder, timeout_seconds, poll_seconds, on_wait)
+
+
+def models_build_lock(
+    database_url: str,
+    holder: str,
+    timeout_seconds: float,
+    on_wait: Callable[[str], None] | None = None,
+) -> contextlib.AbstractContextManager[None]:
+    """Hold the models' build lock for the block: one `dbt build` at a time replaces the
+    tables of carbon_analytics (two at once fail with "relation ... already exists"). Waits and
+    fails like advisory_api_lock."""
+    key = models_build_key()
+    what = f"the models' build lock (PostgreSQL advisory lock {key} in the warehouse)"
+    return advisory_lock(database_url, key, what, holder, timeout_seconds, on_wait=on_wait)
+
+
+@contextlib.contextmanager
+def advisory_lock(
+    database_url: str,
+    key: int,
+    what: str,
+    holder: str,
+    timeout_seconds: float,
+    poll_seconds: float = 1.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold the session-level advisory lock `key` (described to people as `what`) for the
+    block, waiting for it as advisory_api_lock says."""
     holder = holder.strip() or f"pid {os.getpid()} on {socket.gethostname()}"
     engine = connection = None
     try:
@@ -139,7 +178,7 @@ def advisory_api_lock(
             _start_session(connection, application_name(holder))
             _acquire(connection, key, what, timeout_seconds, poll_seconds, on_wait)
         except (sqlalchemy.exc.SQLAlchemyError, DatabaseUrlError) as error:
-            raise ApiLockError(
+            raise LockError(
                 f"Cannot take {what}: {describe_error(error, database_url)}; check "
                 "CARBON_DATABASE_URL, then re-run"
             ) from None
@@ -199,7 +238,7 @@ def _acquire(
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise ApiLockTimeout(
+            raise LockTimeout(
                 f"Gave up after {timeout_seconds:g} s waiting for {what}, held by "
                 f"{_holder(connection, key)}: let that run end (or stop it), then re-run"
             )
