@@ -35,7 +35,7 @@ def test_a_layer_imports_nothing_downstream_of_it(layer):
 
 def test_the_shared_modules_import_no_layer():
     """The top-level modules every layer uses (storage, lake files, settings) stand alone."""
-    for name in ("storage", "lake_files", "lake", "settings", "partitions", "api_lock"):
+    for name in ("storage", "lake_files", "lake", "settings", "partitions", "locks"):
         for module in imported_modules(PACKAGE / f"{name}.py"):
             parts = module.split(".")
             assert not (parts[0] == "carbon_assets" and len(parts) > 1 and parts[1] in LAYERS), (
