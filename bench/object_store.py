@@ -3,6 +3,7 @@ or the local-disk backfill of two checkouts of the code, run alternately.
 
     python -m bench.object_store --years 3 --api slow [--rounds 2] [--out r.json]
     python -m bench.object_store --years 1 --api fast --before DIR [--code-dir DIR] [--rerun]
+    python -m bench.object_store --years 0.5 --api fast --local-only --rerun --increment
 
 Each run is `.venv/bin/carbon-assets backfill FIRST LAST` started in the code's folder (the
 project folder unless --code-dir names another checkout), measured from outside by
@@ -24,9 +25,10 @@ machine may be shared), and the summary the command prints (days and rows per la
 
 Runs alternate (local, s3, local, s3...) so that a noisy machine weighs on both sides alike.
 With --rerun, each backfill is followed by the same command on the same stores (nothing new to
-fetch): its wall time, steps and requests are the run's "rerun". --local-only runs the local-disk
-side alone (with --before, the --code-dir side): `make bench` measures the re-run of six months
-with nothing new so.
+fetch): its wall time, steps and requests are the run's "rerun"; with --increment, then by the
+backfill of the day after the range alone (the one-day increment), the run's "increment".
+--local-only runs the local-disk side alone (with --before, the --code-dir side): `make bench`
+measures the re-run of six months with nothing new, and the day after, so.
 """
 
 from __future__ import annotations
@@ -154,11 +156,13 @@ def one_backfill(
     code_dir: Path,
     work_dir: Path,
     label: str,
-    rerun: bool = False,
+    follow_ups: dict[str, tuple[str, str]] | None = None,
 ) -> dict:
     """One first backfill of first..last through `carbon-assets backfill` run in `code_dir`,
-    the lake "local" (in the data folder) or "s3" (on a fresh moto server); with `rerun`, the
-    same command once more on the same lake, warehouse and instance, measured alike."""
+    the lake "local" (in the data folder) or "s3" (on a fresh moto server); then each of
+    `follow_ups` (name: first and last day) in order, the same command on the same lake,
+    warehouse and instance, measured alike."""
+    follow_ups = follow_ups or {}
     home, data_dir = work_dir / "dagster_home", work_dir / "data"
     logs = LOGS_DIR / "object_store"
     command = [str(Path(sys.executable).parent / "carbon-assets"), "backfill", first, last]
@@ -186,7 +190,8 @@ def one_backfill(
             if name.startswith(CLEARED_PREFIXES) or name == "PYTHONPATH":
                 del os.environ[name]
         os.environ.update(variables)  # run_measured passes this process's environment on
-        again = first_run = None
+        later: dict[str, dict] = {}
+        first_run = None
         try:
             # bench_env puts the project folder first on PYTHONPATH: here, the code's folder.
             with mock.patch.object(processes, "PROJECT_DIR", code_dir):
@@ -194,23 +199,14 @@ def one_backfill(
                 measured = run_measured(
                     command, logs / f"cli_{label}.log", code_dir, TIMEOUT_SECONDS
                 )
-                if rerun and measured.returncode == 0:
-                    # The first run's events, before the re-run's become the latest.
+                if measured.returncode == 0:
+                    # The first run's events, before a later run's become the latest.
                     first_run = event_log(dagster_url)
-                    requests_before = emulator.stats().get("requests_total")
-                    again_at = time.time()
-                    repeated = run_measured(
-                        command, logs / f"cli_{label}_rerun.log", code_dir, TIMEOUT_SECONDS
-                    )
-                    if repeated.returncode != 0:
-                        raise RuntimeError(f"the re-run failed:\n{log_tail(repeated.log)}")
-                    _, again_events, _ = event_log(dagster_url)
-                    again_result = analyse(again_events, again_at, repeated.wall_seconds)
-                    again = {
-                        "wall_seconds": again_result["wall_seconds"],
-                        "steps_seconds": step_groups(again_result["step_seconds"]),
-                        "api_requests": emulator.stats().get("requests_total") - requests_before,
-                    }
+                    for name, (start, end) in follow_ups.items():
+                        later[name] = follow_up(
+                            name, [*command[:2], start, end], emulator, dagster_url, code_dir,
+                            logs / f"cli_{label}_{name}.log",
+                        )  # fmt: skip
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -236,7 +232,8 @@ def one_backfill(
         "load_average_after": load_average(),
         "wall_seconds": result["wall_seconds"],
         "steps_seconds": step_groups(result["step_seconds"]),
-        "api_requests": api_stats.get("requests_total") - (again["api_requests"] if again else 0),
+        "api_requests": api_stats.get("requests_total")
+        - sum(run["api_requests"] for run in later.values()),
         "api_by_status": api_stats.get("by_status"),
         "peak_rss_python_bytes": measured.peak_rss_python_bytes,
         "peak_rss_jvm_bytes": measured.peak_rss_jvm_bytes,
@@ -246,11 +243,38 @@ def one_backfill(
         "cpu_seconds_python": measured.cpu_seconds_python,
         "cpu_seconds_jvm": measured.cpu_seconds_jvm,
         "summary": summary_rows(measured.log),
-        "rerun": again,
+        **{name: later.get(name) for name in follow_ups},
         "bucket": objects,
         "data_dir_files": local_files(data_dir),
         "run_id": run_id,
         "analysis": result,
+    }
+
+
+def follow_up(
+    name: str,
+    command: list[str],
+    emulator: EmulatorProcess,
+    dagster_url: str,
+    code_dir: Path,
+    log: Path,
+) -> dict:
+    """`command` run once more on the stores of a first backfill: its wall time, steps and
+    requests."""
+    requests_before = emulator.stats().get("requests_total")
+    started_at = time.time()
+    measured = run_measured(command, log, code_dir, TIMEOUT_SECONDS)
+    if measured.returncode != 0:
+        raise RuntimeError(f"the {name} failed:\n{log_tail(measured.log)}")
+    _, events, _ = event_log(dagster_url)
+    result = analyse(events, started_at, measured.wall_seconds)
+    return {
+        "days": command[-2:],
+        "wall_seconds": result["wall_seconds"],
+        "before_run_start_seconds": result["before_run_start_seconds"],
+        "steps_seconds": step_groups(result["step_seconds"]),
+        "api_requests": emulator.stats().get("requests_total") - requests_before,
+        "summary": summary_rows(measured.log),
     }
 
 
@@ -288,10 +312,19 @@ def main(argv: list[str] | None = None) -> None:
         "--rerun", action="store_true", help="then run the same backfill again, measured alike"
     )
     parser.add_argument(
+        "--increment",
+        action="store_true",
+        help="then back fill the day after the range alone (the one-day increment), measured alike",
+    )
+    parser.add_argument(
         "--local-only", action="store_true", help="only the lake on local disk (no comparison)"
     )
     args = parser.parse_args(argv)
     first, last = chosen_range(args)
+    follow_ups = {"rerun": (first, last)} if args.rerun else {}
+    if args.increment:
+        day_after = str(dt.date.fromisoformat(last) + dt.timedelta(days=1))
+        follow_ups["increment"] = (day_after, day_after)
     code_dir = args.code_dir.resolve()
     if args.before:
         sides = [("before", "local", args.before.resolve()), ("after", "local", code_dir)]
@@ -308,12 +341,13 @@ def main(argv: list[str] | None = None) -> None:
             label = f"{side}_{first}_{last}_{round_number}"
             with tempfile.TemporaryDirectory(prefix="carbon-object-store-bench-") as work:
                 run = one_backfill(
-                    first, last, args.api, lake, folder, Path(work), label, args.rerun
+                    first, last, args.api, lake, folder, Path(work), label, follow_ups
                 )
             run["side"] = side
             print(
                 f"{label}: {run['wall_seconds']} s, steps {run['steps_seconds']}, "
-                f"load {run['load_average_before']}, re-run {run['rerun']}",
+                f"load {run['load_average_before']}, "
+                + ", ".join(f"{name} {run[name]}" for name in follow_ups),
                 file=sys.stderr,
                 flush=True,
             )
