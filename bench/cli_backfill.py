@@ -37,14 +37,11 @@ from pathlib import Path
 
 import psycopg2
 
-from bench.emulator_process import EmulatorProcess, EmulatorSettings
+from bench.emulator_process import FAST_API, EmulatorProcess, EmulatorSettings
 from bench.processes import PROJECT_DIR, log_tail, run_measured
 from bench.scratch_db import scratch_database
 from carbon_assets.partitions import FIRST_FULL_DAY
 
-FAST_API = EmulatorSettings(
-    latency_min=0.02, latency_max=0.1, rate_500=0.0, rate_429=0.0, empty_dates=()
-)
 TIMEOUT_SECONDS = 60 * 60
 LOGS_DIR = Path(__file__).resolve().parent / "results" / "logs"
 # The event log's names for RUN_START, RUN_SUCCESS and RUN_FAILURE.

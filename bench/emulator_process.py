@@ -23,6 +23,8 @@ class EmulatorSettings:
 
     latency_min: float = 0.2
     latency_max: float = 2.0
+    # Bigger ranges answer more slowly, as the real API's do (the case study's profile).
+    latency_per_day: float = 0.05
     rate_500: float = 0.03
     rate_429: float = 0.01
     retry_after_seconds: float = 1.0
@@ -33,12 +35,25 @@ class EmulatorSettings:
         args = [
             "--port", "0", "--seed", str(self.seed),
             "--latency-min", str(self.latency_min), "--latency-max", str(self.latency_max),
+            "--latency-per-day", str(self.latency_per_day),
             "--rate-500", str(self.rate_500), "--rate-429", str(self.rate_429),
             "--retry-after-seconds", str(self.retry_after_seconds),
         ]  # fmt: skip
         for day in self.empty_dates:
             args += ["--empty-date", dt.date.fromisoformat(day).isoformat()]
         return args
+
+
+# The API profiles of the CLI benchmarks: "fast" (no faults) and "slow" (the benchmark's API).
+FAST_API = EmulatorSettings(
+    latency_min=0.02,
+    latency_max=0.1,
+    latency_per_day=0.0,
+    rate_500=0.0,
+    rate_429=0.0,
+    empty_dates=(),
+)
+APIS = {"fast": FAST_API, "slow": EmulatorSettings()}
 
 
 @dataclass

@@ -58,10 +58,9 @@ from bench.cli_backfill import (
     plain_url,
     write_result,
 )
-from bench.emulator_process import EmulatorProcess
+from bench.emulator_process import APIS, EmulatorProcess
 from bench.processes import PROJECT_DIR, PeakRssSampler, log_tail, run_measured
 from bench.scratch_db import scratch_database
-from bench.side_by_side import APIS
 from carbon_assets_tests.s3_server import S3Server, start_s3_server
 
 BUCKET = "lake"  # and a random suffix

@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42, help="seed for data, latency and faults")
     parser.add_argument("--latency-min", type=float, default=0.2, help="seconds (default 0.2)")
     parser.add_argument("--latency-max", type=float, default=2.0, help="seconds (default 2.0)")
+    parser.add_argument(
+        "--latency-per-day", type=float, default=0.0, metavar="SECONDS",
+        help="more latency per day a request asks for (default 0)",
+    )  # fmt: skip
     parser.add_argument("--latency-scale", type=float, default=1.0, help="multiplies the latency")
     for fault in ("500", "429", "503", "slow", "reset", "truncated", "empty"):
         parser.add_argument(
@@ -102,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         seed=args.seed,
         latency_min=args.latency_min,
         latency_max=args.latency_max,
+        latency_per_day=args.latency_per_day,
         latency_scale=args.latency_scale,
         rate_500=args.rate_500,
         rate_429=args.rate_429,

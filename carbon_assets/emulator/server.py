@@ -67,9 +67,12 @@ class EmulatorConfig:
     """
 
     seed: int = 42
-    # Latency before every answer: uniform in [latency_min, latency_max] times latency_scale.
+    # Latency before every answer: uniform in [latency_min, latency_max], plus
+    # latency_per_day for each day the request asks for (the real API answers bigger ranges
+    # more slowly), all times latency_scale.
     latency_min: float = 0.0
     latency_max: float = 0.0
+    latency_per_day: float = 0.0
     latency_scale: float = 1.0
     rate_500: float = 0.0
     rate_429: float = 0.0
@@ -136,8 +139,10 @@ class EmulatorConfig:
             raise ValueError("the fault rates add up to more than 1")
         if not 0.0 <= self.latency_min <= self.latency_max:
             raise ValueError("need 0 <= latency_min <= latency_max")
-        if self.latency_scale < 0 or self.slow_seconds < 0 or self.retry_after_seconds < 0:
-            raise ValueError("latency_scale, slow_seconds and retry_after_seconds must be >= 0")
+        if min(self.latency_per_day, self.latency_scale, self.slow_seconds) < 0:
+            raise ValueError("latency_per_day, latency_scale and slow_seconds must be >= 0")
+        if self.retry_after_seconds < 0:
+            raise ValueError("retry_after_seconds must be >= 0")
         if not self.actual_delay_hours >= 0:  # also rejects NaN
             raise ValueError("actual_delay_hours must be >= 0")
 
@@ -423,6 +428,27 @@ NATIONAL_ENDPOINT = _RangeEndpoint(
 )
 
 
+def _asked_window(from_text: str, to_text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The window a ``{from}/{to}`` request asks for; None where a bound does not parse."""
+    start = parse_api_datetime(from_text)
+    if to_text in _RELATIVE_WINDOWS and start is not None:
+        before, after = _RELATIVE_WINDOWS[to_text]
+        try:
+            return start + before, start + after
+        except OverflowError:  # within a day of year 1 or 9999
+            return None, None
+    return start, parse_api_datetime(to_text)
+
+
+def _range_latency(config: EmulatorConfig, from_text: str, to_text: str) -> float:
+    """The latency a request adds for the days it asks for (none for a window that is not one)."""
+    start, end = _asked_window(from_text, to_text)
+    if config.latency_per_day == 0 or start is None or end is None or start >= end:
+        return 0.0
+    days = (end - start) / dt.timedelta(days=1)
+    return config.latency_per_day * days * config.latency_scale
+
+
 def _answer_range(
     endpoint: _RangeEndpoint,
     config: EmulatorConfig,
@@ -431,15 +457,7 @@ def _answer_range(
     now: dt.datetime,
 ) -> tuple[int, bytes]:
     """Status and body of a fault-free ``{from}/{to}`` request to ``endpoint``."""
-    start = parse_api_datetime(from_text)
-    if to_text in _RELATIVE_WINDOWS and start is not None:
-        before, after = _RELATIVE_WINDOWS[to_text]
-        try:
-            start, end = start + before, start + after
-        except OverflowError:  # within a day of year 1 or 9999
-            start = end = None
-    else:
-        end = parse_api_datetime(to_text)
+    start, end = _asked_window(from_text, to_text)
     if start is None or end is None:
         return 400, _error_body(400, INVALID_DATETIME_MESSAGE)
     if start >= end:
@@ -478,6 +496,9 @@ async def _handle_range(request: web.Request, endpoint: _RangeEndpoint) -> web.S
     nth_request = path_counts[path]
     path_counts[path] += 1
     draw = draw_fault(config, path, nth_request)
+    latency = draw.latency + _range_latency(
+        config, request.match_info["from"], request.match_info["to"]
+    )
 
     stats.enter(path, endpoint.name)
     # Stays "aborted" if the client goes away (aiohttp cancels the handler) or the write fails.
@@ -496,9 +517,9 @@ async def _handle_range(request: web.Request, endpoint: _RangeEndpoint) -> web.S
             now,
         )
     try:
-        if draw.latency > 0:
-            stats.add_latency(draw.latency)
-            await asyncio.sleep(draw.latency)
+        if latency > 0:
+            stats.add_latency(latency)
+            await asyncio.sleep(latency)
         if draw.fault is not None:
             stats.add_fault(draw.fault)
         if draw.fault == "reset":
