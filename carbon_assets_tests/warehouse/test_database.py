@@ -450,3 +450,27 @@ def test_a_data_dir_too_long_for_a_unix_socket_still_gets_a_working_url() -> Non
         shutil.rmtree(base, ignore_errors=True)
         if socket_dir is not None:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def test_the_models_are_current_only_when_built_from_the_same_models_after_the_last_load(
+    service_database: str,
+) -> None:
+    from carbon_assets.analytics.builds import database_now, models_current, record_build
+
+    engine = create_warehouse_engine(service_database)
+    apply_schema(engine)
+    assert not models_current(engine, "v1")  # never built, never loaded
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO carbon_data.loaded_days (table_name, date_recorded, input_sha256,"
+            " row_count) VALUES ('carbon_intensity_daily', '2024-01-01', 'x', 18)"
+        )
+    assert not models_current(engine, "v1")  # loaded, never built
+    record_build(engine, database_now(engine), "v1")
+    assert models_current(engine, "v1")
+    assert not models_current(engine, "v2")  # a model changed since
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE carbon_data.loaded_days SET loaded_at = now()")
+    assert not models_current(engine, "v1")  # a day loaded since
+    record_build(engine, database_now(engine), "v2")
+    assert models_current(engine, "v2") and not models_current(engine, "v1")

@@ -1,6 +1,7 @@
 -- 005: what each day of each fact table was last loaded from, so a load whose every day is
 -- the same as last time leaves the table alone; and when the dbt models were last built
--- whole, so a backfill that changed no table does not build them again.
+-- whole and from which models, so a backfill that changed no table and no model does not
+-- build them again.
 --
 -- Same rules as 001: applied once inside a transaction by the migration runner, idempotent on
 -- its own, nothing dropped or rewritten. Written by the load in the transaction that writes
@@ -24,11 +25,13 @@ COMMENT ON COLUMN carbon_data.loaded_days.row_count IS 'Rows of the day in the t
 COMMENT ON COLUMN carbon_data.loaded_days.loaded_at IS 'When the day was last loaded.';
 
 CREATE TABLE IF NOT EXISTS carbon_data.analytics_builds (
-    started_at  TIMESTAMPTZ NOT NULL,
-    finished_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    started_at     TIMESTAMPTZ NOT NULL,
+    finished_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    models_version TEXT NOT NULL
 );
 
 COMMENT ON TABLE carbon_data.analytics_builds IS
     'Bookkeeping of the analyst layer: each `dbt build` of every model that succeeded.';
 COMMENT ON COLUMN carbon_data.analytics_builds.started_at IS 'When the build started: it read the tables as loaded by then.';
 COMMENT ON COLUMN carbon_data.analytics_builds.finished_at IS 'When the build ended.';
+COMMENT ON COLUMN carbon_data.analytics_builds.models_version IS 'A hash of the dbt project''s files and of the dbt versions that built it: a changed model is built again.';
