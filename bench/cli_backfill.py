@@ -249,10 +249,11 @@ def add_range_arguments(parser: argparse.ArgumentParser, years: str) -> None:
 
 
 def chosen_range(args: argparse.Namespace) -> tuple[str, str]:
-    """--first/--last as given, the rest from --years up to yesterday (UTC)."""
+    """--first/--last as given, the rest from --years up to --last or yesterday (UTC)."""
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    default_first, default_last = range_of(args.years, yesterday)
-    return args.first or default_first, args.last or default_last
+    last = dt.date.fromisoformat(args.last) if args.last else yesterday
+    default_first, default_last = range_of(args.years, last)
+    return args.first or default_first, default_last
 
 
 def write_result(result: dict, out: Path | None) -> None:

@@ -3,7 +3,7 @@ or the local-disk backfill of two checkouts of the code, run alternately.
 
     python -m bench.object_store --years 3 --api slow [--rounds 2] [--out r.json]
     python -m bench.object_store --years 1 --api fast --before DIR [--code-dir DIR] [--rerun]
-    python -m bench.object_store --years 0.5 --api fast --local-only --rerun --increment
+    python -m bench.object_store --years 0.5 --api fast --local-only --rerun --increment --daily
 
 Each run is `.venv/bin/carbon-assets backfill FIRST LAST` started in the code's folder (the
 project folder unless --code-dir names another checkout), measured from outside by
@@ -26,9 +26,14 @@ machine may be shared), and the summary the command prints (days and rows per la
 Runs alternate (local, s3, local, s3...) so that a noisy machine weighs on both sides alike.
 With --rerun, each backfill is followed by the same command on the same stores (nothing new to
 fetch): its wall time, steps and requests are the run's "rerun"; with --increment, then by the
-backfill of the day after the range alone (the one-day increment), the run's "increment".
+backfill of the day after the range alone (the one-day increment), the run's "increment";
+with --daily, then by the run the daily schedule asks for (the daily_refresh job over the
+last day of the range and the two after it, one of them new), launched at once with `dg
+launch`, the run's "daily".
 --local-only runs the local-disk side alone (with --before, the --code-dir side): `make bench`
-measures the re-run of six months with nothing new, and the day after, so.
+measures the re-run of six months with nothing new, and the day after, so. With --rerun or
+--increment the range ends, unless --last says otherwise, before the days the daily schedule
+still refetches (CARBON_SETTLE_DAYS), so that the re-run has nothing new to fetch.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -61,6 +67,7 @@ from bench.cli_backfill import (
 from bench.emulator_process import APIS, EmulatorProcess
 from bench.processes import PROJECT_DIR, PeakRssSampler, log_tail, run_measured
 from bench.scratch_db import scratch_database
+from carbon_assets.settings import DEFAULT_SETTLE_DAYS
 from carbon_assets_tests.s3_server import S3Server, start_s3_server
 
 BUCKET = "lake"  # and a random suffix
@@ -158,16 +165,16 @@ def one_backfill(
     code_dir: Path,
     work_dir: Path,
     label: str,
-    follow_ups: dict[str, tuple[str, str]] | None = None,
+    follow_ups: dict[str, list[str]] | None = None,
 ) -> dict:
     """One first backfill of first..last through `carbon-assets backfill` run in `code_dir`,
     the lake "local" (in the data folder) or "s3" (on a fresh moto server); then each of
-    `follow_ups` (name: first and last day) in order, the same command on the same lake,
-    warehouse and instance, measured alike."""
+    `follow_ups` (name: command) in order on the same lake, warehouse and instance, measured
+    alike."""
     follow_ups = follow_ups or {}
     home, data_dir = work_dir / "dagster_home", work_dir / "data"
     logs = LOGS_DIR / "object_store"
-    command = [str(Path(sys.executable).parent / "carbon-assets"), "backfill", first, last]
+    command = backfill_command(first, last)
     load_before = load_average()
     with contextlib.ExitStack() as stack:
         emulator = stack.enter_context(EmulatorProcess(APIS[api], logs / f"emulator_{label}.log"))
@@ -177,6 +184,8 @@ def one_backfill(
             "DAGSTER_HOME": str(home), "DAGSTER_POSTGRES_URL": plain_url(dagster_url),
             "CARBON_DATABASE_URL": warehouse_url, "CARBON_DATA_DIR": str(data_dir),
             "CARBON_API_BASE_URL": emulator.base_url,
+            # What the CLI sets when unset, for the follow-ups that run dg directly too.
+            "DAGSTER_EVENT_BATCH_SIZE": "100",
         }  # fmt: skip
         moto_sampler = server = bucket = None
         if (
@@ -204,9 +213,9 @@ def one_backfill(
                 if measured.returncode == 0:
                     # The first run's events, before a later run's become the latest.
                     first_run = event_log(dagster_url)
-                    for name, (start, end) in follow_ups.items():
+                    for name, later_command in follow_ups.items():
                         later[name] = follow_up(
-                            name, [*command[:2], start, end], emulator, dagster_url, code_dir,
+                            name, later_command, emulator, dagster_url, code_dir,
                             logs / f"cli_{label}_{name}.log",
                         )  # fmt: skip
         finally:
@@ -253,6 +262,18 @@ def one_backfill(
     }
 
 
+def backfill_command(first: str, last: str) -> list[str]:
+    """The README's `carbon-assets backfill FIRST LAST`."""
+    return [str(Path(sys.executable).parent / "carbon-assets"), "backfill", first, last]
+
+
+def daily_refresh_command(first: str, last: str) -> list[str]:
+    """The run the daily schedule asks for (the daily_refresh job over the settle window),
+    launched at once by `dg launch` rather than by the daemon's next tick."""
+    dg = str(Path(sys.executable).parent / "dg")
+    return [dg, "launch", "--job", "daily_refresh", "--partition-range", f"{first}...{last}"]
+
+
 def follow_up(
     name: str,
     command: list[str],
@@ -271,7 +292,7 @@ def follow_up(
     _, events, _ = event_log(dagster_url)
     result = analyse(events, started_at, measured.wall_seconds)
     return {
-        "days": command[-2:],
+        "command": shlex.join([Path(command[0]).name, *command[1:]]),
         "wall_seconds": result["wall_seconds"],
         "before_run_start_seconds": result["before_run_start_seconds"],
         "steps_seconds": step_groups(result["step_seconds"]),
@@ -319,14 +340,28 @@ def main(argv: list[str] | None = None) -> None:
         help="then back fill the day after the range alone (the one-day increment), measured alike",
     )
     parser.add_argument(
+        "--daily",
+        action="store_true",
+        help="then the daily schedule's run over the next settle window, measured alike",
+    )
+    parser.add_argument(
         "--local-only", action="store_true", help="only the lake on local disk (no comparison)"
     )
     args = parser.parse_args(argv)
+    if (args.rerun or args.increment or args.daily) and not args.last:
+        # Days the daily schedule no longer refetches, the day after included: a re-run then
+        # has nothing new to fetch, and the increment fetches one day of its own.
+        today = dt.datetime.now(dt.UTC).date()
+        args.last = str(today - dt.timedelta(days=DEFAULT_SETTLE_DAYS + 2))
     first, last = chosen_range(args)
-    follow_ups = {"rerun": (first, last)} if args.rerun else {}
+    follow_ups = {"rerun": backfill_command(first, last)} if args.rerun else {}
+    day_after = dt.date.fromisoformat(last) + dt.timedelta(days=1)
     if args.increment:
-        day_after = str(dt.date.fromisoformat(last) + dt.timedelta(days=1))
-        follow_ups["increment"] = (day_after, day_after)
+        follow_ups["increment"] = backfill_command(str(day_after), str(day_after))
+    if args.daily:
+        # A tick's settle window: the last day of the range, the day after (fetched by
+        # --increment, if given) and one more, new.
+        follow_ups["daily"] = daily_refresh_command(last, str(day_after + dt.timedelta(days=1)))
     code_dir = args.code_dir.resolve()
     if args.before:
         sides = [("before", "local", args.before.resolve()), ("after", "local", code_dir)]
