@@ -87,9 +87,6 @@ STEPS = {
         "carbon_intensity_national_halfhourly",
         "carbon_intensity_national_daily",
     ),
-    # The dbt models, in the backfill's run since they carry a single-run policy (before
-    # that, a second run after the first: its time was part of after_run_end_seconds).
-    "models": ("analytics_models",),
 }
 # Lines of the command's summary: "  silver rows        945,216".
 SUMMARY_LINE = r"^  ([a-z -]+?)\s{2,}([0-9,]+)"
@@ -133,8 +130,8 @@ def resolved_package(code_dir: Path) -> Path:
 
 
 def step_groups(step_seconds: dict[str, float]) -> dict[str, float | None]:
-    """bronze, silver, gold, loads (both warehouse tables), national (its five steps), models
-    (the dbt build, when in the run) and checks (every check step)."""
+    """bronze, silver, gold, loads (both warehouse tables), national (its five steps) and
+    checks (every check step)."""
     grouped: dict[str, float | None] = {}
     for name, steps in STEPS.items():
         found = [step_seconds.get(step) for step in steps]

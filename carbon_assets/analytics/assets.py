@@ -16,13 +16,12 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
-    BackfillPolicy,
     DefaultSensorStatus,
     materialize,
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from carbon_assets.analytics.builds import database_now, models_current, record_build
+from carbon_assets.analytics.builds import database_now, record_build
 from carbon_assets.analytics.project import (
     BUILDS_KEPT,
     PROJECT_DIR,
@@ -101,28 +100,13 @@ def warehouse_environment(database_url: str) -> Iterator[None]:
     manifest=TARGET_DIR / "manifest.json",
     project=dbt_project,
     dagster_dbt_translator=AnalyticsTranslator(),
-    # Unpartitioned, but a single-run policy lets one `dg launch --partition-range` run the
-    # daily layers' days and then the models (the CLI's backfill): dg asks it of every asset.
-    backfill_policy=BackfillPolicy.single_run(),
 )
 def analytics_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseDatabase
 ):
     """The researchers' tables in schema carbon_analytics, built by `dbt build` from the
-    warehouse tables, with each model's dbt tests as its asset checks.
-
-    In a run of a range of days (`carbon-assets backfill`: the daily layers, then the models)
-    the models are left alone when they are current: built whole, from the same models, since
-    the last load that changed a table. A run of the models alone always builds them."""
+    warehouse tables, with each model's dbt tests as its asset checks."""
     engine = warehouse.engine()  # starts the embedded server if need be, applies the schema
-    version = project_hash()
-    in_a_backfill = context.has_partition_key_range and not context.is_subset
-    if in_a_backfill and models_current(engine, version):
-        context.log.info(
-            "The models are current (no warehouse day loaded and no model changed since "
-            "their last build): left as they are"
-        )
-        return
     # Runs on other machines build the same tables: one build at a time, the next after it.
     with models_build_lock(
         warehouse.url(),
@@ -136,7 +120,7 @@ def analytics_models(
             invocation = dbt.cli(["build"], context=context)
         yield from invocation.stream()
         if not context.is_subset:  # a failed build raised above: recorded only when whole
-            record_build(engine, started_at, version)
+            record_build(engine, started_at, project_hash())
 
 
 analytics_assets = [analytics_models]

@@ -1,15 +1,16 @@
-"""`carbon-assets backfill FIRST LAST`: every daily asset for the days FIRST..LAST, then the dbt
-models, as one run.
+"""`carbon-assets backfill FIRST LAST`: every daily asset for the days FIRST..LAST, as one
+run, then the dbt models.
 
 The same environment as `make dev` (local_stack: DAGSTER_HOME, Dagster's instance on the
 embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the run shows in the UI. Runs
 
-    dg launch --assets "group:carbon_intensity or group:analytics" --partition-range FIRST...LAST
+    dg launch --assets group:carbon_intensity --partition-range FIRST...LAST
+    dg launch --assets group:analytics
 
 in the project folder, prints a line per step (the whole log goes to a file) and ends with
-the days and rows each layer holds for the range and how the checks went. The models are left
-as they are when every load left its table alone and the models were built whole, from the
-same models, since the last load that changed one (analytics/assets.py).
+the days and rows each layer holds for the range and how the checks went. The models' run is
+left out when every load of the first left its table alone and the models were built whole,
+from the same models, since the last load that changed one (analytics/builds.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def models_skipped(command: list[str], database_url: str) -> str | None:
+    """Why the models' run need not run (no table and no model changed since they were last
+    built whole), or None: run it (also when the warehouse cannot say)."""
+    from carbon_assets.analytics.builds import models_current
+    from carbon_assets.analytics.project import project_hash
+    from carbon_assets.cli.dagster_commands import analytics_command
+    from carbon_assets.warehouse.resource import create_warehouse_engine
+
+    if command != analytics_command():
+        return None
+    try:
+        current = models_current(create_warehouse_engine(database_url), project_hash())
+    except Exception:  # noqa: BLE001 - the warehouse cannot say: build them
+        return None
+    return (
+        "the models are current (no warehouse day loaded and no model changed since their"
+        " last build)"
+        if current
+        else None
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Launch the run, follow it, then print the summary; the run's exit code."""
     from carbon_assets.cli import dagster_commands as dg
@@ -67,14 +90,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"backfill failed: {describe_error(error, *urls)}", file=sys.stderr)
         return 1
 
-    command = dg.launch_command(first, last)
+    commands = dg.backfill_commands(first, last)
     log_path = (args.log or data_dir / "logs" / f"backfill_{first}_{last}.log").resolve()
     for line in dg.environment_summary(env, database_url):
         print(line)
-    print(f"Running:        {dg.shown_command(command)}")
+    for command in commands:
+        print(f"Running:        dg {' '.join(command[1:])}")
     print(f"Full log:       {log_path}", flush=True)
     returncode, progress = dg.run_with_progress(
-        command, dg.dg_environment(env), log_path, cwd=dg.project_dir()
+        commands,
+        dg.dg_environment(env),
+        log_path,
+        cwd=dg.project_dir(),
+        skip=lambda command: models_skipped(command, database_url),
     )
     if returncode != 0:
         dg.report_failure(returncode, progress, log_path)

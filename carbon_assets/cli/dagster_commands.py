@@ -16,10 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,21 +64,27 @@ ANALYTICS = "group:analytics"
 
 
 def launch_command(first: dt.date, last: dt.date) -> list[str]:
-    """Every daily-partitioned asset for the days first..last, then the dbt models, as one run
-    (their single-run backfill policies), executed in the dg process itself."""
+    """Every daily-partitioned asset for the days first..last, as one run (the assets'
+    single-run backfill policy), executed in the dg process itself."""
     return [
         dg_executable(),
         "launch",
         "--assets",
-        f"{DAILY_LAYERS} or {ANALYTICS}",
+        DAILY_LAYERS,
         "--partition-range",
         f"{first}...{last}",
     ]
 
 
-def shown_command(command: list[str]) -> str:
-    """`command` as a shell would take it, without the path of dg: what the CLI prints."""
-    return shlex.join([Path(command[0]).name, *command[1:]])
+def analytics_command() -> list[str]:
+    """The dbt models (unpartitioned: they read whole tables), as one run: what the analytics
+    sensor would launch after the warehouse changed, at once."""
+    return [dg_executable(), "launch", "--assets", ANALYTICS]
+
+
+def backfill_commands(first: dt.date, last: dt.date) -> list[list[str]]:
+    """The runs of a backfill, in order: the daily layers for the range, then the models."""
+    return [launch_command(first, last), analytics_command()]
 
 
 def dev_command(host: str, port: int, project: Path | None = None) -> list[str]:
@@ -233,14 +239,29 @@ class RunProgress:
 
 
 def run_with_progress(
-    command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+    command: list[str] | list[list[str]],
+    env: dict[str, str],
+    log_path: Path,
+    cwd: Path | None = None,
+    skip: Callable[[list[str]], str | None] | None = None,
 ) -> tuple[int, RunProgress]:
-    """Run `command` with the whole output going to `log_path`, printing one line per step as
-    it starts and ends; the exit code and what was seen."""
+    """Run `command` (or each of a list of commands, until one fails) with the whole output
+    going to `log_path`, printing one line per step as it starts and ends; the exit code and
+    what was seen. A command for which `skip` (asked just before it would start) gives a
+    reason is not run: the reason is printed instead."""
+    commands = command if command and isinstance(command[0], list) else [command]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
     progress = RunProgress()
-    return _follow(command, env, log_path, cwd, progress), progress
+    returncode = 0
+    for each in commands:
+        if skip is not None and (reason := skip(each)):
+            print(f"  {progress.elapsed()}  not run: dg {' '.join(each[1:])}: {reason}")
+            continue
+        returncode = _follow(each, env, log_path, cwd, progress)
+        if returncode != 0:
+            break
+    return returncode, progress
 
 
 def _follow(

@@ -159,12 +159,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"Warehouse:      {mask_url(database_url)}")
         instance = mask_url(env[local_stack.DAGSTER_POSTGRES_URL])
         print(f"Dagster home:   {env[local_stack.DAGSTER_HOME]} (instance on {instance})")
-        command = dg.launch_command(first, last)
+        commands = dg.backfill_commands(first, last)
         log_path = lake / "demo.log"
-        print(f"Running:        {dg.shown_command(command)}")
+        for command in commands:
+            print(f"Running:        {' '.join([Path(command[0]).name, *command[1:]])}")
         print(f"Full log:       {log_path}", flush=True)
         returncode, progress = run_with_progress(
-            command, dg.dg_environment(env), log_path, cwd=dg.project_dir()
+            commands,
+            dg.dg_environment(env),
+            log_path,
+            cwd=dg.project_dir(),
         )
         print(f"Emulator served {emulator.stats()['requests_total']} requests")
     print()
