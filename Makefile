@@ -53,7 +53,7 @@ bench: install
 	$(BIN)/python -m bench.side_by_side --years 3 --api slow --out bench/results/side_by_side_slow.json
 	$(BIN)/python -m bench.ui_backfill --years all --out bench/results/ui_backfill.json
 	$(BIN)/python -m bench.object_store --years 3 --api slow --out bench/results/object_store_slow.json
-	$(BIN)/python -m bench.object_store --years 0.5 --api fast --rounds 1 --rerun --increment --local-only --out bench/results/rerun_and_increment.json
+	$(BIN)/python -m bench.object_store --years 0.5 --api fast --rounds 1 --rerun --increment --daily --local-only --out bench/results/rerun_and_increment.json
 
 db-init: install
 	$(BIN)/carbon-assets db-init
