@@ -500,13 +500,14 @@ def test_latency_is_scaled_and_recorded():
 
 
 def test_latency_grows_with_the_days_asked_for():
-    # 0.1 s a day, scaled by half: a 3-day request waits 0.15 s, a bad one nothing extra.
+    # 0.1 s a day, scaled by half: a 3-day request waits 0.15 s, a refused one nothing extra.
     config = EmulatorConfig(latency_per_day=0.1, latency_scale=0.5)
     with start_emulator(config) as running:
         assert regional(running.base_url, "2023-10-21T00:00Z", "2023-10-24T00:00Z")[0] == 200
         assert running.stats()["latency_seconds_total"] == pytest.approx(0.15)
         assert regional(running.base_url, "2023-10-24T00:00Z", "2023-10-21T00:00Z")[0] == 400
         assert regional(running.base_url, "not-a-date", "2023-10-21T00:00Z")[0] == 400
+        assert regional(running.base_url, "2023-01-01T00:00Z", "2023-10-21T00:00Z")[0] == 400
         assert running.stats()["latency_seconds_total"] == pytest.approx(0.15)
     with pytest.raises(ValueError, match="latency_per_day"):
         EmulatorConfig(latency_per_day=-1.0)

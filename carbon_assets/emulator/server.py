@@ -440,10 +440,15 @@ def _asked_window(from_text: str, to_text: str) -> tuple[dt.datetime | None, dt.
     return start, parse_api_datetime(to_text)
 
 
-def _range_latency(config: EmulatorConfig, from_text: str, to_text: str) -> float:
-    """The latency a request adds for the days it asks for (none for a window that is not one)."""
+def _range_latency(
+    config: EmulatorConfig, endpoint: _RangeEndpoint, from_text: str, to_text: str
+) -> float:
+    """The latency a request adds for the days it asks for: none for a window the endpoint
+    refuses (it answers 400 at once)."""
     start, end = _asked_window(from_text, to_text)
     if config.latency_per_day == 0 or start is None or end is None or start >= end:
+        return 0.0
+    if end - start >= dt.timedelta(days=endpoint.max_days):
         return 0.0
     days = (end - start) / dt.timedelta(days=1)
     return config.latency_per_day * days * config.latency_scale
@@ -497,7 +502,7 @@ async def _handle_range(request: web.Request, endpoint: _RangeEndpoint) -> web.S
     path_counts[path] += 1
     draw = draw_fault(config, path, nth_request)
     latency = draw.latency + _range_latency(
-        config, request.match_info["from"], request.match_info["to"]
+        config, endpoint, request.match_info["from"], request.match_info["to"]
     )
 
     stats.enter(path, endpoint.name)
