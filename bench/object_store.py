@@ -31,8 +31,8 @@ with --daily, then by the run the daily schedule asks for (the daily_refresh job
 last day of the range and the two after it, one of them new), launched at once with `dg
 launch`, the run's "daily".
 --local-only runs the local-disk side alone (with --before, the --code-dir side): `make bench`
-measures the re-run of six months with nothing new, and the day after, so. With --rerun or
---increment the range ends, unless --last says otherwise, before the days the daily schedule
+measures the re-run of six months with nothing new, the day after and the daily run so. With
+any follow-up the range ends, unless --last says otherwise, before the days the daily schedule
 still refetches (CARBON_SETTLE_DAYS), so that the re-run has nothing new to fetch.
 """
 
