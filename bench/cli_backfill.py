@@ -46,6 +46,8 @@ TIMEOUT_SECONDS = 60 * 60
 LOGS_DIR = Path(__file__).resolve().parent / "results" / "logs"
 # The event log's names for RUN_START, RUN_SUCCESS and RUN_FAILURE.
 RUN_PHASES = {"PIPELINE_START": "start", "PIPELINE_SUCCESS": "end", "PIPELINE_FAILURE": "end"}
+# Runs of one range created within this many seconds of the latest were launched together.
+LAUNCHED_TOGETHER_SECONDS = 30
 STEP_PHASES = {
     "STEP_START": "start",
     "STEP_OUTPUT": "output",
@@ -69,28 +71,38 @@ def plain_url(url: str) -> str:
 
 
 def event_log(dagster_url: str) -> tuple[str, list[tuple[str, str | None, float, int]], dict]:
-    """The run's id, its events (type, step key, epoch seconds, stored JSON length), and per
+    """The backfill's runs of the daily layers (the latest range run, and the runs of the same
+    range launched with it: the CLI starts one per series at once), as the latest one's id,
+    their events in time order (type, step key, epoch seconds, stored JSON length), and per
     asset step the metadata entries of its first materialization event with their sizes."""
     with psycopg2.connect(plain_url(dagster_url)) as connection, connection.cursor() as cursor:
-        # The backfill's run of the daily layers (the dbt models run after it, unpartitioned).
+        # The dbt models run after them, unpartitioned: no range tag.
         cursor.execute(
-            "SELECT r.run_id FROM runs r JOIN run_tags t ON t.run_id = r.run_id"
+            "SELECT r.run_id, r.create_timestamp, t.value FROM runs r"
+            " JOIN run_tags t ON t.run_id = r.run_id"
             " WHERE t.key = 'dagster/asset_partition_range_start'"
             " ORDER BY r.create_timestamp DESC LIMIT 1"
         )
-        (run_id,) = cursor.fetchone()
+        run_id, created, range_start = cursor.fetchone()
+        cursor.execute(
+            "SELECT r.run_id FROM runs r JOIN run_tags t ON t.run_id = r.run_id"
+            " WHERE t.key = 'dagster/asset_partition_range_start' AND t.value = %s"
+            " AND r.create_timestamp >= %s - interval %s",
+            (range_start, created, f"{LAUNCHED_TOGETHER_SECONDS} seconds"),
+        )
+        run_ids = [row[0] for row in cursor.fetchall()]
         cursor.execute(
             "SELECT dagster_event_type, step_key, "
             "extract(epoch FROM timestamp AT TIME ZONE 'UTC')::float8, length(event) "
-            "FROM event_logs WHERE run_id = %s ORDER BY id",
-            (run_id,),
+            "FROM event_logs WHERE run_id = ANY(%s) ORDER BY timestamp, id",
+            (run_ids,),
         )
         events = cursor.fetchall()
         cursor.execute(
             "SELECT DISTINCT ON (step_key) step_key, event FROM event_logs "
-            "WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION' "
+            "WHERE run_id = ANY(%s) AND dagster_event_type = 'ASSET_MATERIALIZATION' "
             "ORDER BY step_key, id",
-            (run_id,),
+            (run_ids,),
         )
         metadata = {step: metadata_sizes(json.loads(event)) for step, event in cursor.fetchall()}
         return run_id, events, metadata
@@ -120,8 +132,9 @@ def analyse(events: list[tuple], started_at: float, wall_seconds: float) -> dict
     for kind, step, at, size in events:
         kind = kind or "LOG_MESSAGE"
         types.setdefault(kind, []).append(size)
-        if kind in RUN_PHASES:
-            run.setdefault(RUN_PHASES[kind], at)
+        if kind in RUN_PHASES:  # runs side by side: from the first start to the last end
+            phase = RUN_PHASES[kind]
+            run[phase] = at if phase == "end" else run.get(phase, at)
         if kind == "ASSET_MATERIALIZATION_PLANNED":
             planned.append(at)
         if step and kind in STEP_PHASES:

@@ -62,12 +62,13 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
     for noise in ("Traceback", "SupersessionWarning", "BetaWarning", "will not be used"):
         assert noise not in screen, screen
         assert noise not in log.read_text(), noise
-    # The whole range in one run, then the dbt models in another.
-    assert log.read_text().count(" - RUN_START - ") == 2
-    assert (
-        "Running:        dg launch --assets group:carbon_intensity"
-        " --partition-range 2024-01-01...2024-01-03" in screen
-    )
+    # The whole range in a run per series, side by side, then the dbt models in another.
+    assert log.read_text().count(" - RUN_START - ") == 3
+    for series in ("not key:*national*", "key:*national*"):
+        assert (
+            f"Running:        dg launch --assets 'group:carbon_intensity and {series}'"
+            " --partition-range 2024-01-01...2024-01-03" in screen
+        )
     assert "Running:        dg launch --assets group:analytics" in screen
     for step in ("bronze_carbon_intensity", "silver_carbon_intensity", "carbon_intensity_daily"):
         assert re.search(rf"^\s+[0-9.]+s  {step} done", screen, re.MULTILINE), screen
@@ -91,7 +92,7 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
     screen = again.stdout + again.stderr
     assert again.returncode == 0, screen + log.read_text()
     assert "not run: dg launch --assets group:analytics: the models are current" in screen
-    assert log.read_text().count(" - RUN_START - ") == 1
+    assert log.read_text().count(" - RUN_START - ") == 2
     assert log.read_text().count("3 of 3 day(s) left as they were") == 4  # silver, gold (x2)
     assert log.read_text().count("was loaded from this same input: left as it is") == 4
     assert {p: p.stat().st_mtime_ns for p in data_dir.rglob("*.parquet")} == lake_files
@@ -222,3 +223,68 @@ def test_without_a_failed_step_the_closing_line_is_the_logs_last_error(tmp_path)
     assert dagster_commands.failure_line(progress, log) == (
         "Error: could not load carbon_assets.definitions"
     )
+
+
+def _step_command(
+    step: str, meets: Path, leaves: Path, exit_code: int = 0, finds: Path | None = None
+) -> list[str]:
+    """A command that leaves `leaves`, prints a step's start, waits (up to 60 s) for `meets` to
+    exist, prints the step's end and exits with `exit_code`; with `finds`, it exits with 4 at
+    once unless that file exists when it starts."""
+    prefix = "2024-01-01 00:00:00 +0000 - dagster - DEBUG - __ASSET_JOB - run - 1 - "
+    end = (
+        f'STEP_SUCCESS - Finished execution of step "{step}".'
+        if exit_code == 0
+        else f'STEP_FAILURE - Execution of step "{step}" failed.'
+    )
+    script = (
+        "import pathlib, sys, time\n"
+        + (f"if not pathlib.Path({str(finds)!r}).exists(): sys.exit(4)\n" if finds else "")
+        + f"pathlib.Path({str(leaves)!r}).touch()\n"
+        f"print({prefix!r} + '{step} - STEP_START - Started execution of step \"{step}\".')\n"
+        "sys.stdout.flush()\n"
+        "deadline = time.monotonic() + 60\n"
+        f"while not pathlib.Path({str(meets)!r}).exists():\n"
+        "    if time.monotonic() > deadline: sys.exit(3)\n"
+        "    time.sleep(0.05)\n"
+        f"print({prefix!r} + {f'{step} - {end}'!r})\n"
+        + ("print('Failure: the API is down')\n" if exit_code else "")
+        + f"sys.exit({exit_code})\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+def test_the_commands_of_a_stage_run_side_by_side_and_a_failed_stage_ends_the_backfill(
+    tmp_path, capsys
+):
+    # Each of the first stage's commands waits for the other's file, so they end only together;
+    # the second starts only once the first has begun its step (it finds the first's file).
+    regional, national, models = (tmp_path / name for name in ("regional", "national", "models"))
+    first = _step_command("bronze_carbon_intensity", meets=national, leaves=regional)
+    second = _step_command(
+        "bronze_national_intensity", meets=regional, leaves=national, exit_code=1, finds=regional
+    )
+    stages = [[first, second], [_step_command("dbt_models", meets=models, leaves=models)]]
+    log = tmp_path / "backfill.log"
+    returncode, progress = dagster_commands.run_with_progress(stages, dict(os.environ), log)
+    screen = capsys.readouterr().out
+    assert returncode == 1, screen
+    assert "bronze_carbon_intensity done" in screen and "bronze_carbon_intensity ..." in screen
+    assert "bronze_national_intensity failed: the API is down" in screen, screen
+    assert progress.failure == "bronze_national_intensity failed: the API is down"
+    assert progress.failed_steps == ["bronze_national_intensity"]
+    assert not models.exists()  # the stage after a failed one is not run
+    written = log.read_text()
+    assert written.count("STEP_START") == 2 and "Failure: the API is down" in written
+
+
+def test_a_command_that_fails_before_its_first_step_leaves_the_rest_of_its_stage_unstarted(
+    tmp_path, capsys
+):
+    never = tmp_path / "never"
+    failing = [sys.executable, "-c", "import sys; print('no definitions'); sys.exit(2)"]
+    stages = [[failing, _step_command("bronze_national_intensity", meets=never, leaves=never)]]
+    log = tmp_path / "backfill.log"
+    returncode, progress = dagster_commands.run_with_progress(stages, dict(os.environ), log)
+    assert returncode == 2 and not never.exists()
+    assert dagster_commands.failure_line(progress, log) == "no definitions"

@@ -1,15 +1,20 @@
-"""`carbon-assets backfill FIRST LAST`: every daily asset for the days FIRST..LAST, as one
-run, then the dbt models.
+"""`carbon-assets backfill FIRST LAST`: every daily asset for the days FIRST..LAST, as a run
+per series side by side, then the dbt models.
 
 The same environment as `make dev` (local_stack: DAGSTER_HOME, Dagster's instance on the
-embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the run shows in the UI. Runs
+embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the runs show in the UI. Runs
 
-    dg launch --assets group:carbon_intensity --partition-range FIRST...LAST
+    dg launch --assets 'group:carbon_intensity and not key:*national*' --partition-range F...L
+    dg launch --assets 'group:carbon_intensity and key:*national*' --partition-range F...L
+
+side by side in the project folder, F...L being FIRST...LAST (dagster_commands.SERIES
+says why), then
+
     dg launch --assets group:analytics
 
-in the project folder, prints a line per step (the whole log goes to a file) and ends with
+and prints a line per step (the whole log goes to a file) and ends with
 the days and rows each layer holds for the range and how the checks went. The models' run is
-left out when every load of the first left its table alone and the models were built whole,
+left out when every load of the first two left its table alone and the models were built whole,
 from the same models, since the last load that changed one (analytics/builds.py).
 """
 
@@ -94,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     log_path = (args.log or data_dir / "logs" / f"backfill_{first}_{last}.log").resolve()
     for line in dg.environment_summary(env, database_url):
         print(line)
-    for command in commands:
-        print(f"Running:        dg {' '.join(command[1:])}")
+    for stage in commands:
+        for command in stage:
+            print(f"Running:        {dg.shown_command(command)}")
     print(f"Full log:       {log_path}", flush=True)
     returncode, progress = dg.run_with_progress(
         commands,

@@ -13,11 +13,14 @@ left in each layer (`layer_counts`) and how its checks went (`RunProgress`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
+import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,17 +63,26 @@ def dg_environment(env: dict[str, str]) -> dict[str, str]:
 
 # The daily-partitioned layers, regional and national; the analyst layer (dbt) follows them.
 DAILY_LAYERS = "group:carbon_intensity"
+# The two series share no asset, so a backfill runs them as two runs side by side, the national
+# one started once the regional one fetches: its start (process, planned events) and then its
+# own fetch overlap the regional run's work, and its steps take the second core. Its bronze
+# waits for the regional one (the carbon_api pool and the lake's API lock), so the API never
+# sees both series at once.
+SERIES = (
+    f"{DAILY_LAYERS} and not key:*national*",
+    f"{DAILY_LAYERS} and key:*national*",
+)
 ANALYTICS = "group:analytics"
 
 
-def launch_command(first: dt.date, last: dt.date) -> list[str]:
-    """Every daily-partitioned asset for the days first..last, as one run (the assets'
+def launch_command(selection: str, first: dt.date, last: dt.date) -> list[str]:
+    """The assets of `selection` for the days first..last, as one run (the assets'
     single-run backfill policy), executed in the dg process itself."""
     return [
         dg_executable(),
         "launch",
         "--assets",
-        DAILY_LAYERS,
+        selection,
         "--partition-range",
         f"{first}...{last}",
     ]
@@ -82,9 +94,15 @@ def analytics_command() -> list[str]:
     return [dg_executable(), "launch", "--assets", ANALYTICS]
 
 
-def backfill_commands(first: dt.date, last: dt.date) -> list[list[str]]:
-    """The runs of a backfill, in order: the daily layers for the range, then the models."""
-    return [launch_command(first, last), analytics_command()]
+def backfill_commands(first: dt.date, last: dt.date) -> list[list[list[str]]]:
+    """The runs of a backfill, as stages run one after the other, the commands of a stage side
+    by side: each series' daily layers for the range, then the models."""
+    return [[launch_command(series, first, last) for series in SERIES], [analytics_command()]]
+
+
+def shown_command(command: list[str]) -> str:
+    """A command as a user would type it: `dg` by name, the selections quoted."""
+    return shlex.join([Path(command[0]).name, *command[1:]])
 
 
 def dev_command(host: str, port: int, project: Path | None = None) -> list[str]:
@@ -208,6 +226,18 @@ class RunProgress:
             return shown
         return self._joined(shown, f"{name} skipped")
 
+    @classmethod
+    def combined(cls, parts: list[RunProgress], started: float) -> RunProgress:
+        """What runs side by side showed, as one: their checks and failed steps, and the
+        first failure."""
+        whole = cls(started=started)
+        for part in parts:
+            whole.checks_passed += part.checks_passed
+            whole.checks_failed += part.checks_failed
+            whole.failed_steps += part.failed_steps
+            whole.failure = whole.failure or part.failure
+        return whole
+
     def finish(self) -> str | None:
         """The line still owed at the end of the output: a failure whose cause never came, or
         whose list of details was the last thing printed."""
@@ -239,53 +269,88 @@ class RunProgress:
 
 
 def run_with_progress(
-    command: list[str] | list[list[str]],
+    stages: list[list[list[str]]],
     env: dict[str, str],
     log_path: Path,
     cwd: Path | None = None,
     skip: Callable[[list[str]], str | None] | None = None,
 ) -> tuple[int, RunProgress]:
-    """Run `command` (or each of a list of commands, until one fails) with the whole output
-    going to `log_path`, printing one line per step as it starts and ends; the exit code and
-    what was seen. A command for which `skip` (asked just before it would start) gives a
-    reason is not run: the reason is printed instead."""
-    commands = command if command and isinstance(command[0], list) else [command]
+    """Run each stage's commands side by side, stage after stage until one fails, the whole
+    output going to `log_path` line by line as it comes, printing one line per step as it
+    starts and ends; the exit code (a failed command's, else 0) and what was seen. A command
+    for which `skip` (asked just before its stage starts) gives a reason is not run: the
+    reason is printed instead."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")
-    progress = RunProgress()
+    started = time.monotonic()
+    seen: list[RunProgress] = []
     returncode = 0
-    for each in commands:
-        if skip is not None and (reason := skip(each)):
-            print(f"  {progress.elapsed()}  not run: dg {' '.join(each[1:])}: {reason}")
-            continue
-        returncode = _follow(each, env, log_path, cwd, progress)
-        if returncode != 0:
-            break
-    return returncode, progress
+    with log_path.open("w") as log:
+        for stage in stages:
+            followed = []
+            for command in stage:
+                if skip is not None and (reason := skip(command)):
+                    elapsed = RunProgress(started=started).elapsed()
+                    print(f"  {elapsed}  not run: {shown_command(command)}: {reason}")
+                else:
+                    followed.append((command, RunProgress(started=started)))
+            seen += [progress for _, progress in followed]
+            returncode = _follow(followed, env, log, cwd)
+            if returncode != 0:
+                break
+    return returncode, RunProgress.combined(seen, started)
 
 
 def _follow(
-    command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None, progress: RunProgress
+    followed: list[tuple[list[str], RunProgress]], env: dict[str, str], log, cwd: Path | None
 ) -> int:
-    with (
-        log_path.open("a") as log,
-        subprocess.Popen(
-            command,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        ) as process,
-    ):
+    """Run the commands side by side, each read by a thread of its own into its progress, and
+    each but the first started once the one before it has begun its first step: the runs'
+    first steps (bronze, at the API) then come in the commands' order, and a run's start (its
+    process, its planned events) overlaps the fetch of the one before. The first non-zero exit
+    code, else 0, once all have ended; a command that failed before its first step leaves the
+    rest unstarted, one that failed later leaves the others be (what they store is kept)."""
+    screen_and_log = threading.Lock()
+
+    def read(process: subprocess.Popen, progress: RunProgress, stepped: threading.Event) -> None:
         for line in process.stdout:
-            log.write(line)
-            if shown := progress.line_for(line):
+            with screen_and_log:
+                log.write(line)
+                if shown := progress.line_for(line):
+                    print(shown, flush=True)
+            if " - STEP_START - " in line:
+                stepped.set()
+        process.wait()
+        with screen_and_log:
+            if shown := progress.finish():
                 print(shown, flush=True)
-        if shown := progress.finish():
-            print(shown, flush=True)
-    return process.returncode
+        stepped.set()
+
+    processes: list[subprocess.Popen] = []
+    readers: list[threading.Thread] = []
+    with contextlib.ExitStack() as stack:
+        for command, progress in followed:
+            if processes and processes[-1].poll() not in (None, 0):
+                break
+            process = stack.enter_context(
+                subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
+            stepped = threading.Event()
+            reader = threading.Thread(target=read, args=(process, progress, stepped), daemon=True)
+            reader.start()
+            processes.append(process)
+            readers.append(reader)
+            stepped.wait()
+        for reader in readers:
+            reader.join()
+    return next((process.returncode for process in processes if process.returncode), 0)
 
 
 def failure_line(progress: RunProgress, log_path: Path) -> str:

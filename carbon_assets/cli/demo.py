@@ -161,8 +161,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"Dagster home:   {env[local_stack.DAGSTER_HOME]} (instance on {instance})")
         commands = dg.backfill_commands(first, last)
         log_path = lake / "demo.log"
-        for command in commands:
-            print(f"Running:        {' '.join([Path(command[0]).name, *command[1:]])}")
+        for stage in commands:
+            for command in stage:
+                print(f"Running:        {dg.shown_command(command)}")
         print(f"Full log:       {log_path}", flush=True)
         returncode, progress = run_with_progress(
             commands,
