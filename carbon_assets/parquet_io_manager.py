@@ -83,7 +83,8 @@ class SparkParquetIOManager(ConfigurableIOManager):
         except Exception as error:  # noqa: BLE001 - Spark quotes whole input files in its errors
             asset = context.asset_key.to_user_string()
             summary = spark_error_summary(str(error))
-            raise RuntimeError(f"Spark could not compute {asset}:\n{summary}") from None
+            who = "This process" if obj.in_process else "Spark"
+            raise RuntimeError(f"{who} could not compute {asset}:\n{summary}") from None
         days = date_range.days() if date_range else []
         written = set(summaries.column(PARTITION_COLUMN).to_pylist())
         without_rows = sorted(d.isoformat() for d in days if d not in written)
@@ -102,6 +103,7 @@ class SparkParquetIOManager(ConfigurableIOManager):
             "days_with_rows": len(written),
             "days_rebuilt": len(written) - unchanged,
             "days_unchanged": unchanged,
+            "built_with": "this process (a small run)" if obj.in_process else "Spark",
             "days_without_rows": MetadataValue.json(without_rows),
             "path": MetadataValue.path(folder.url),
         }

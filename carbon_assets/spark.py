@@ -63,6 +63,13 @@ from carbon_assets.settings import (
 from carbon_assets.storage import Storage, storage_at
 
 SUPPORTED_JAVA = (17, 21)
+# A run of at most this many days (an increment, the daily schedule's window) builds its days
+# in its own process when Spark would be a local JVM not yet started (docs/performance.md).
+IN_PROCESS_MAX_DAYS = 3
+# The run tags of a run's partitions: a range (a backfill, a range launch) or one partition.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
 MASK = "***"
 SECRET_KEY = re.compile(r"secret|password|token|key|credential", re.IGNORECASE)
 # The password of scheme://user:password@host (up to the authority's last '@').
@@ -221,7 +228,9 @@ class DaysFromFiles:
     `rows_of_file` must be a module-level function of a module the workers can import (it is
     pickled by name), taking a path and returning an Arrow table of `schema` whose rows all
     have the same date_recorded. Made `of_days` (each file's day known), a write leaves alone
-    the days whose file was built from the same input by the same code.
+    the days whose file was built from the same input by the same code. With `in_process`, a
+    write runs the workers' function here instead, and never asks for the session
+    (SparkResource.builds_in_process says when).
     """
 
     session: SparkSession | Callable[[], SparkSession]
@@ -229,6 +238,7 @@ class DaysFromFiles:
     rows_of_file: Callable[[str], pa.Table]
     schema: pa.Schema
     input_days: tuple[dt.date, ...] | None = None
+    in_process: bool = False
 
     @property
     def spark(self) -> SparkSession:
@@ -243,6 +253,7 @@ class DaysFromFiles:
         files: Mapping[str, str],
         rows_of_file: Callable[[str], pa.Table],
         schema: pa.Schema,
+        in_process: bool = False,
     ) -> DaysFromFiles:
         """From {ISO date: input file}, each file making the rows of its own date."""
         days = sorted(files)
@@ -252,6 +263,7 @@ class DaysFromFiles:
             rows_of_file,
             schema,
             tuple(dt.date.fromisoformat(day) for day in days),
+            in_process,
         )
 
     def rows(self) -> DataFrame:
@@ -307,7 +319,9 @@ class DaysFromFiles:
             code_version=version,
         )
         try:
-            if paths:
+            if paths and self.in_process:
+                staged = stage_in_this_process(stager, paths, digests, schema)
+            elif paths:
                 try:
                     staged = map_files_in_python(
                         self.spark, paths, stager, schema, digests
@@ -328,6 +342,21 @@ class DaysFromFiles:
         finally:
             area.discard()
         return pa.concat_tables([staged, kept_table]).sort_by(PARTITION_COLUMN)
+
+
+def stage_in_this_process(
+    stager: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
+    paths: Sequence[str],
+    digests: Sequence[str] | None,
+    schema: pa.Schema,
+) -> pa.Table:
+    """What Spark's workers return for `paths` (map_files_in_python), from the same function
+    run here on one batch of them."""
+    columns = {"path": list(paths)}
+    if digests is not None:
+        columns["input_sha256"] = list(digests)
+    batches = stager(iter([pa.RecordBatch.from_pydict(columns)]))
+    return pa.Table.from_batches(list(batches), schema=schema)
 
 
 def wait_for_tasks(spark: SparkSession, timeout_seconds: float = 30.0) -> None:
@@ -368,6 +397,14 @@ class SparkResource(LazyPySparkResource):
         "run starts: CARBON_SPARK_MASTER, CARBON_SPARK_REMOTE, CARBON_SPARK_CONF); not for "
         "secrets, which belong in the environment",
     )
+    in_process_max_days: int = Field(
+        default=IN_PROCESS_MAX_DAYS,
+        ge=0,
+        description="A run of at most this many days builds silver and gold in its own process "
+        "(the same code as Spark's workers) when Spark would be a local JVM, which would take "
+        "longer to start than the days take to build; a remote or cluster Spark is always "
+        "used. 0: always Spark",
+    )
     _config: dict[str, Any] | None = PrivateAttr(default=None)
     _session: SparkSession | None = PrivateAttr(default=None)
 
@@ -376,7 +413,23 @@ class SparkResource(LazyPySparkResource):
         if context.log is not None:
             shown = ", ".join(f"{k}={v}" for k, v in masked_spark_config(self._config).items())
             context.log.info(f"Spark session settings (secrets masked): {shown}")
+        days = run_days(context)
+        if days is not None and self.builds_in_process(days):
+            if context.log is not None:
+                context.log.info(
+                    f"A run of {days} day(s): silver and gold build in this process, Spark is "
+                    "not started (in_process_max_days)"
+                )
+            return
         threading.Thread(target=_start_early, args=(self,), name="spark-start", daemon=True).start()
+
+    def builds_in_process(self, days: int) -> bool:
+        """Whether a build of `days` days runs in this process: at most in_process_max_days,
+        with a local Spark not started yet (a started session, a remote or a cluster is
+        used)."""
+        config = self._config if self._config is not None else self.session_config
+        local = "spark.remote" not in config and str(config.get("spark.master")).startswith("local")
+        return local and self._session is None and days <= self.in_process_max_days
 
     @property
     def session_config(self) -> dict[str, Any]:
@@ -403,6 +456,30 @@ class SparkResource(LazyPySparkResource):
     @property
     def spark_context(self) -> Any:
         return self.spark_session.sparkContext
+
+
+def run_days(context: InitResourceContext) -> int | None:
+    """The number of days of the run's partitions (its range tags, or one partition), or None
+    when the run names none."""
+    tags = context.dagster_run.tags if context.dagster_run is not None else {}
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if start is None and (partition := tags.get(PARTITION_TAG)) is not None:
+        start = end = partition
+    try:
+        return len(DayRange.from_keys(start, end)) if start and end else None
+    except ValueError:
+        return None
+
+
+def builds_in_process(pyspark: LazyPySparkResource, days: int) -> bool:
+    """Whether silver or gold builds `days` days in this process (SparkResource's rule; any
+    other resource: always Spark)."""
+    return isinstance(pyspark, SparkResource) and pyspark.builds_in_process(days)
+
+
+def where_built(in_process: bool) -> str:
+    """How a step's log says where its days are built."""
+    return "in this process (a small run: Spark is not started)" if in_process else "with Spark"
 
 
 def _start_early(pyspark: LazyPySparkResource) -> None:

@@ -235,7 +235,8 @@ def test_a_spark_secret_is_in_no_graphql_answer_database_row_or_log(tmp_path, se
                 "jobName": "__ASSET_JOB",
                 "assetSelection": [{"path": [SILVER]}],
             },
-            "runConfigData": {},
+            # One day would be built without Spark (in_process_max_days): Spark it is.
+            "runConfigData": {"resources": {"pyspark": {"config": {"in_process_max_days": 0}}}},
             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2019-08-25"}]},
         }
         launched = dev.graphql(LAUNCH, {"params": params})["launchRun"]

@@ -12,11 +12,13 @@ from carbon_assets.columns import arrow_table_schema
 from carbon_assets.gold.national import NATIONAL_GOLD_SCHEMA, national_daily_rows_of_file
 from carbon_assets.gold.rows import GOLD_SCHEMA, gold_rows_of_file
 from carbon_assets.partitions import DERIVED_DAILY_ASSET
-from carbon_assets.spark import DaysFromFiles, spark_session
+from carbon_assets.spark import DaysFromFiles, builds_in_process, spark_session, where_built
 
 
 def gold_from_silver(
-    spark: SparkSession | Callable[[], SparkSession], day_files: Mapping[str, str]
+    spark: SparkSession | Callable[[], SparkSession],
+    day_files: Mapping[str, str],
+    in_process: bool = False,
 ) -> DaysFromFiles:
     """Gold rows from silver day files ({date: file}; see gold.rows.daily_rows), computed
     (and written, by the IO manager) in Spark's Python workers.
@@ -24,7 +26,9 @@ def gold_from_silver(
     A day's aggregates need only its own rows, so each worker aggregates whole files and
     nothing is shuffled.
     """
-    return DaysFromFiles.of_days(spark, day_files, gold_rows_of_file, GOLD_SCHEMA)
+    return DaysFromFiles.of_days(
+        spark, day_files, gold_rows_of_file, GOLD_SCHEMA, in_process=in_process
+    )
 
 
 @asset(
@@ -54,8 +58,10 @@ def gold_carbon_intensity_daily(
     is the latest fetch behind them. Stored as
     Parquet partitioned by date_recorded, with a CSV export of the whole table for analysts.
     """
-    context.log.info(f"Aggregating {len(silver_carbon_intensity)} silver day files with Spark")
-    return gold_from_silver(partial(spark_session, pyspark), silver_carbon_intensity)
+    files = silver_carbon_intensity
+    here = builds_in_process(pyspark, len(files))
+    context.log.info(f"Aggregating {len(files)} silver day files {where_built(here)}")
+    return gold_from_silver(partial(spark_session, pyspark), files, in_process=here)
 
 
 @asset(
@@ -84,7 +90,12 @@ def gold_national_daily(
     frequent label. Parquet partitioned by date_recorded.
     """
     files = silver_national_intensity
-    context.log.info(f"Aggregating {len(files)} national silver day files with Spark")
+    here = builds_in_process(pyspark, len(files))
+    context.log.info(f"Aggregating {len(files)} national silver day files {where_built(here)}")
     return DaysFromFiles.of_days(
-        partial(spark_session, pyspark), files, national_daily_rows_of_file, NATIONAL_GOLD_SCHEMA
+        partial(spark_session, pyspark),
+        files,
+        national_daily_rows_of_file,
+        NATIONAL_GOLD_SCHEMA,
+        in_process=here,
     )

@@ -12,11 +12,13 @@ from carbon_assets.columns import arrow_table_schema
 from carbon_assets.partitions import DERIVED_DAILY_ASSET
 from carbon_assets.silver.national import NATIONAL_SILVER_SCHEMA, national_rows_of_file
 from carbon_assets.silver.rows import SILVER_SCHEMA, silver_rows_of_file
-from carbon_assets.spark import DaysFromFiles, spark_session
+from carbon_assets.spark import DaysFromFiles, builds_in_process, spark_session, where_built
 
 
 def silver_from_bronze(
-    spark: SparkSession | Callable[[], SparkSession], day_files: Mapping[str, str]
+    spark: SparkSession | Callable[[], SparkSession],
+    day_files: Mapping[str, str],
+    in_process: bool = False,
 ) -> DaysFromFiles:
     """Silver rows from the bronze day files ({date: file}; see silver.rows.silver_rows),
     computed (and written, by the IO manager) in Spark's Python workers.
@@ -25,7 +27,9 @@ def silver_from_bronze(
     whole files and nothing is shuffled. This plan beat Spark's own JSON reader with a map
     lookup per fuel and a window to deduplicate by half (docs/performance.md).
     """
-    return DaysFromFiles.of_days(spark, day_files, silver_rows_of_file, SILVER_SCHEMA)
+    return DaysFromFiles.of_days(
+        spark, day_files, silver_rows_of_file, SILVER_SCHEMA, in_process=in_process
+    )
 
 
 @asset(
@@ -63,8 +67,10 @@ def silver_carbon_intensity(
     conflicting_duplicates counts the rows whose copies disagreed. Stored as Parquet partitioned by
     date_recorded; re-materializing a range replaces exactly those days.
     """
-    context.log.info(f"Flattening {len(bronze_carbon_intensity)} bronze day files with Spark")
-    return silver_from_bronze(partial(spark_session, pyspark), bronze_carbon_intensity)
+    files = bronze_carbon_intensity
+    here = builds_in_process(pyspark, len(files))
+    context.log.info(f"Flattening {len(files)} bronze day files {where_built(here)}")
+    return silver_from_bronze(partial(spark_session, pyspark), files, in_process=here)
 
 
 @asset(
@@ -96,7 +102,12 @@ def silver_national_intensity(
     like regional silver.
     """
     files = bronze_national_intensity
-    context.log.info(f"Flattening {len(files)} national bronze day files with Spark")
+    here = builds_in_process(pyspark, len(files))
+    context.log.info(f"Flattening {len(files)} national bronze day files {where_built(here)}")
     return DaysFromFiles.of_days(
-        partial(spark_session, pyspark), files, national_rows_of_file, NATIONAL_SILVER_SCHEMA
+        partial(spark_session, pyspark),
+        files,
+        national_rows_of_file,
+        NATIONAL_SILVER_SCHEMA,
+        in_process=here,
     )
