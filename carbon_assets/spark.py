@@ -233,7 +233,7 @@ class DaysFromFiles:
     (SparkResource.builds_in_process says when).
     """
 
-    session: SparkSession | Callable[[], SparkSession]
+    session: SparkSession | Callable[[], SparkSession] | None
     paths: tuple[str, ...]
     rows_of_file: Callable[[str], pa.Table]
     schema: pa.Schema
@@ -244,12 +244,14 @@ class DaysFromFiles:
     def spark(self) -> SparkSession:
         """The session, asked for only when there is something to compute (a step whose days
         are all unchanged does not wait for Spark to start)."""
+        if self.session is None:
+            raise RuntimeError("these days are built in this process: there is no Spark session")
         return self.session() if callable(self.session) else self.session
 
     @classmethod
     def of_days(
         cls,
-        session: SparkSession | Callable[[], SparkSession],
+        session: SparkSession | Callable[[], SparkSession] | None,
         files: Mapping[str, str],
         rows_of_file: Callable[[str], pa.Table],
         schema: pa.Schema,

@@ -74,11 +74,10 @@ def gold_carbon_intensity_daily(
         ),
         "counted_columns": {"days_with_actual": "actual_avg"},
     },
-    kinds={"pyspark", "parquet"},
+    kinds={"python", "parquet"},
 )
 def gold_national_daily(
     context: AssetExecutionContext,
-    pyspark: LazyPySparkResource,
     silver_national_intensity: dict[str, str],
 ) -> DaysFromFiles:
     """National carbon intensity per UTC date, and how good the day's forecasts were.
@@ -87,15 +86,11 @@ def gold_national_daily(
     away from zero to 2 decimals; mean_absolute_error and bias are the means of |forecast -
     actual| and forecast - actual over the half-hours whose actual is published (positive bias:
     forecasts too high); half_hours and actual_half_hours count them; index_mode is the most
-    frequent label. Parquet partitioned by date_recorded.
+    frequent label. Parquet partitioned by date_recorded, built in the run's own process like
+    national silver.
     """
     files = silver_national_intensity
-    here = builds_in_process(pyspark, len(files))
-    context.log.info(f"Aggregating {len(files)} national silver day files {where_built(here)}")
+    context.log.info(f"Aggregating {len(files)} national silver day files in this process")
     return DaysFromFiles.of_days(
-        partial(spark_session, pyspark),
-        files,
-        national_daily_rows_of_file,
-        NATIONAL_GOLD_SCHEMA,
-        in_process=here,
+        None, files, national_daily_rows_of_file, NATIONAL_GOLD_SCHEMA, in_process=True
     )
