@@ -8,6 +8,7 @@ command or beta notices on screen.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -62,13 +63,12 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
     for noise in ("Traceback", "SupersessionWarning", "BetaWarning", "will not be used"):
         assert noise not in screen, screen
         assert noise not in log.read_text(), noise
-    # The whole range in a run per series, side by side, then the dbt models in another.
-    assert log.read_text().count(" - RUN_START - ") == 3
-    for series in ("not key:*national*", "key:*national*"):
-        assert (
-            f"Running:        dg launch --assets 'group:carbon_intensity and {series}'"
-            " --partition-range 2024-01-01...2024-01-03" in screen
-        )
+    # The whole range in one run, then the dbt models in another.
+    assert log.read_text().count(" - RUN_START - ") == 2
+    assert (
+        "Running:        dg launch --assets group:carbon_intensity"
+        " --partition-range 2024-01-01...2024-01-03" in screen
+    )
     assert "Running:        dg launch --assets group:analytics" in screen
     for step in ("bronze_carbon_intensity", "silver_carbon_intensity", "carbon_intensity_daily"):
         assert re.search(rf"^\s+[0-9.]+s  {step} done", screen, re.MULTILINE), screen
@@ -92,7 +92,7 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
     screen = again.stdout + again.stderr
     assert again.returncode == 0, screen + log.read_text()
     assert "not run: dg launch --assets group:analytics: the models are current" in screen
-    assert log.read_text().count(" - RUN_START - ") == 2
+    assert log.read_text().count(" - RUN_START - ") == 1
     assert log.read_text().count("3 of 3 day(s) left as they were") == 4  # silver, gold (x2)
     assert log.read_text().count("was loaded from this same input: left as it is") == 4
     assert {p: p.stat().st_mtime_ns for p in data_dir.rglob("*.parquet")} == lake_files
@@ -100,6 +100,32 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
     counted = [name for name in rows if name.strip() and name != "checks"]  # not step lines
     assert {name: summary.get(name) for name in counted} == {name: rows[name] for name in counted}
     assert "silver_carbon_intensity done in" in screen
+
+
+def test_a_year_backfills_as_a_run_per_series_side_by_side(fresh_environment):
+    env, data_dir = fresh_environment
+    first, last = "2023-01-01", "2024-01-01"  # 366 days: SIDE_BY_SIDE_MIN_DAYS
+    result = subprocess.run(
+        [sys.executable, "-m", "carbon_assets.cli", "backfill", first, last],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    screen = result.stdout + result.stderr
+    log = (data_dir / "logs" / f"backfill_{first}_{last}.log").read_text()
+    assert result.returncode == 0, screen + log[-5000:]
+    assert log.count(" - RUN_START - ") == 3  # the two series side by side, then the models
+    for series in dagster_commands.SERIES:
+        assert f"Running:        dg launch --assets '{series}' --partition-range" in screen
+    assert screen.index("bronze_carbon_intensity ...") < screen.index("bronze_national_intensity")
+    rows = dict(re.findall(r"^  ([a-z -]+?)\s{2,}([0-9,]+)", result.stdout, re.MULTILINE))
+    assert rows["bronze complete days"] == rows["national settled days"] == "366", screen
+    assert rows["warehouse half-hour rows"] == f"{366 * 48 * 18:,}"
+    assert rows["national half-hour rows"] == rows["national actuals"] == f"{366 * 48:,}"
+    assert re.search(r"checks\s+(\d+)  \(\1 passed, 0 did not pass\)", result.stdout), screen
 
 
 def test_a_range_that_is_not_one_is_refused_in_one_line(capsys):
@@ -110,6 +136,31 @@ def test_a_range_that_is_not_one_is_refused_in_one_line(capsys):
     assert error == f"backfill failed: LAST ({FIRST}) is before FIRST ({LAST})"
     assert cli.main(["backfill", "2010-01-01", LAST]) == 2
     assert "is not a partition of these assets" in capsys.readouterr().err
+
+
+def test_a_range_of_a_year_or_more_runs_a_run_per_series_side_by_side():
+    first = dt.date(2024, 1, 1)
+    shorter = dagster_commands.backfill_commands(first, first + dt.timedelta(days=364))
+    longer = dagster_commands.backfill_commands(first, first + dt.timedelta(days=365))
+    assert [len(stage) for stage in shorter] == [1, 1]
+    assert [len(stage) for stage in longer] == [2, 1]
+    assert [command[3] for command in shorter[0]] == ["group:carbon_intensity"]
+    assert [command[3] for command in longer[0]] == list(dagster_commands.SERIES)
+    assert longer[1] == shorter[1] == [dagster_commands.analytics_command()]
+
+
+def test_the_series_split_covers_every_daily_asset_once():
+    from dagster import AssetSelection
+
+    from carbon_assets.definitions import ALL_ASSETS, defs
+
+    graph = defs.resolve_asset_graph()
+    chosen = [AssetSelection.from_string(s).resolve(graph) for s in dagster_commands.SERIES]
+    keys = {key for asset in ALL_ASSETS for key in asset.keys}
+    regional, national = chosen
+    assert regional | national == keys and not regional & national
+    assert all("national" in key.to_user_string() for key in national)
+    assert not any("national" in key.to_user_string() for key in regional)
 
 
 def test_a_step_line_for_each_step_and_the_checks_counted():

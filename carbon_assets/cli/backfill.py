@@ -1,21 +1,22 @@
-"""`carbon-assets backfill FIRST LAST`: every daily asset for the days FIRST..LAST, as a run
-per series side by side, then the dbt models.
+"""`carbon-assets backfill FIRST LAST`: every daily asset for the days FIRST..LAST, then the
+dbt models.
 
 The same environment as `make dev` (local_stack: DAGSTER_HOME, Dagster's instance on the
 embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the runs show in the UI. Runs
 
-    dg launch --assets 'group:carbon_intensity and not key:*national*' --partition-range F...L
-    dg launch --assets 'group:carbon_intensity and key:*national*' --partition-range F...L
-
-side by side in the project folder, F...L being FIRST...LAST (dagster_commands.SERIES
-says why), then
-
+    dg launch --assets group:carbon_intensity --partition-range FIRST...LAST
     dg launch --assets group:analytics
 
-and prints a line per step (the whole log goes to a file) and ends with
-the days and rows each layer holds for the range and how the checks went. The models' run is
-left out when every load of the first two left its table alone and the models were built whole,
-from the same models, since the last load that changed one (analytics/builds.py).
+in the project folder; a range of a year or more runs the first as a run per series side by
+side instead (`dagster_commands.SERIES` says why):
+
+    dg launch --assets 'group:carbon_intensity and not key:*national*' --partition-range ...
+    dg launch --assets 'group:carbon_intensity and key:*national*' --partition-range ...
+
+It prints a line per step (the whole log goes to a file) and ends with the days and rows each
+layer holds for the range and how the checks went. The models' run is left out when every
+load before it left its table alone and the models were built whole, from the same models,
+since the last load that changed one (analytics/builds.py).
 """
 
 from __future__ import annotations
