@@ -1,9 +1,10 @@
 """The Spark session: found Java, sensible local defaults, and the same code on a cluster.
 
-The resource is dagster-pyspark's LazyPySparkResource, started in a thread when a run that
-needs it begins (SparkResource), or else the first time a step asks for it through
-`spark_session(resource)`; never at import. In one process (the in-process executor runs a
-whole run in one) every step shares it, so a run pays for one JVM start.
+The resource is dagster-pyspark's LazyPySparkResource, started in a thread once a run that
+needs it has days to fetch (SparkResource, `start_spark_soon`), or else the first time a step
+asks for it through `spark_session(resource)`; never at import. In one process (the
+in-process executor runs a whole run in one) every step shares it, so a run pays for one JVM
+start.
 
 Spark's settings are secrets as far as this module knows: CARBON_SPARK_CONF and
 CARBON_SPARK_REMOTE are read when a run starts, never when the definitions load, so neither
@@ -382,10 +383,11 @@ def start_session(config: dict[str, Any]) -> SparkSession:
 
 
 class SparkResource(LazyPySparkResource):
-    """dagster-pyspark's lazy session, which a run that needs it starts in a thread as the run
-    begins: Dagster sets up a run's resources before its first step, so the JVM starts while
-    bronze fetches rather than when silver first asks for the session. Never at import, and
-    never in a run without a step that takes this resource.
+    """dagster-pyspark's lazy session, which a run that needs it starts in a thread as soon as
+    bronze has days to fetch (`start_spark_soon`), so the JVM starts while bronze fetches
+    rather than when silver first asks for the session; a run that fetches nothing starts it
+    only if a step asks (silver leaves unchanged days alone). Never at import, and never in a
+    run without a step that takes this resource.
 
     The session's settings are read when the run starts (`session_config`): the local defaults
     and the environment's (CARBON_SPARK_MASTER, CARBON_SPARK_REMOTE, CARBON_SPARK_CONF), then
@@ -409,6 +411,7 @@ class SparkResource(LazyPySparkResource):
     )
     _config: dict[str, Any] | None = PrivateAttr(default=None)
     _session: SparkSession | None = PrivateAttr(default=None)
+    _start_wanted: threading.Event | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._config = self.session_config
@@ -423,7 +426,30 @@ class SparkResource(LazyPySparkResource):
                     "not started (in_process_max_days)"
                 )
             return
-        threading.Thread(target=_start_early, args=(self,), name="spark-start", daemon=True).start()
+        wanted = threading.Event()
+        self._start_wanted = wanted
+        with _waiting_lock:
+            _waiting_starts.add(wanted)
+        threading.Thread(
+            target=self._start_when_wanted, args=(wanted,), name="spark-start", daemon=True
+        ).start()
+
+    def _start_when_wanted(self, wanted: threading.Event) -> None:
+        wanted.wait()
+        if self._start_wanted is not wanted:  # the run ended first
+            return
+        # A session that cannot start is reported by the step that asks for it (spark_session
+        # starts it again there, and fails the step with the reason).
+        with contextlib.suppress(Exception):
+            self.spark_session  # noqa: B018 - starting it is the point
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        # A start still waiting when the run ends never happens.
+        if (wanted := self._start_wanted) is not None:
+            self._start_wanted = None
+            with _waiting_lock:
+                _waiting_starts.discard(wanted)
+            wanted.set()
 
     def builds_in_process(self, days: int) -> bool:
         """Whether a build of `days` days runs in this process: at most in_process_max_days,
@@ -484,11 +510,20 @@ def where_built(in_process: bool) -> str:
     return "in this process (a small run: Spark is not started)" if in_process else "with Spark"
 
 
-def _start_early(pyspark: LazyPySparkResource) -> None:
-    # A session that cannot start is reported by the step that asks for it (spark_session
-    # starts it again there, and fails the step with the reason).
-    with contextlib.suppress(Exception):
-        spark_session(pyspark)
+# The early starts of this process's runs (one in a run worker, several in a test process)
+# waiting for bronze to have days to fetch.
+_waiting_starts: set[threading.Event] = set()
+_waiting_lock = threading.Lock()
+
+
+def start_spark_soon() -> None:
+    """Start, in the background, the local Spark that this process's run will need: bronze
+    calls it once it has regional days to fetch, whose silver is built with Spark. Nothing
+    when no run waits for one (a small run, a session already started, no Spark in the run)."""
+    with _waiting_lock:
+        for wanted in _waiting_starts:
+            wanted.set()
+        _waiting_starts.clear()
 
 
 def spark_session(pyspark: LazyPySparkResource) -> SparkSession:

@@ -1,9 +1,11 @@
 """A small run builds silver and gold in its own process, without starting Spark: the same
-files, byte for byte, as Spark's workers write, and the rule for when it does so."""
+files, byte for byte, as Spark's workers write, and the rule for when it does so; a larger
+run starts Spark once bronze has days to fetch, and not at all when it has none."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +16,7 @@ from carbon_assets.gold.assets import gold_from_silver
 from carbon_assets.lake import day_files
 from carbon_assets.partitions import DayRange
 from carbon_assets.silver.assets import silver_from_bronze
-from carbon_assets.spark import SparkResource, builds_in_process, run_days
+from carbon_assets.spark import SparkResource, builds_in_process, run_days, start_spark_soon
 from carbon_assets_tests.helpers import dated, real_periods, write_days
 
 DAYS = DayRange(dt.date(2019, 8, 25), dt.date(2019, 8, 26))
@@ -78,3 +80,44 @@ def test_a_small_run_on_a_local_spark_builds_here_and_any_other_uses_spark():
 def test_the_days_of_a_run_come_from_its_partition_tags(tags, days):
     assert run_days(SimpleNamespace(dagster_run=SimpleNamespace(tags=tags))) == days
     assert run_days(SimpleNamespace(dagster_run=None)) is None
+
+
+def ten_day_run() -> SimpleNamespace:
+    """What SparkResource.setup_for_execution reads of a run of 10 days."""
+    tags = {"dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-10"}  # fmt: skip
+    return SimpleNamespace(dagster_run=SimpleNamespace(tags=tags), log=None)
+
+
+def spark_start_thread() -> threading.Thread:
+    (thread,) = [t for t in threading.enumerate() if t.name == "spark-start"]
+    return thread
+
+
+def test_a_run_whose_bronze_fetches_nothing_starts_no_spark():
+    pyspark = SparkResource(spark_config={"spark.master": "local[2]"})
+    context = ten_day_run()
+    pyspark.setup_for_execution(context)
+    waiting = spark_start_thread()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive() and pyspark.builds_in_process(1)  # no session yet
+    pyspark.teardown_after_execution(context)
+    waiting.join(timeout=10)
+    assert not waiting.is_alive()
+    start_spark_soon()  # after the run: nobody waits any more
+    assert pyspark.builds_in_process(1) and not any(
+        t.name == "spark-start" for t in threading.enumerate()
+    )
+
+
+@pytest.mark.spark
+def test_spark_starts_in_the_background_once_bronze_has_days_to_fetch(spark):
+    pyspark = SparkResource(spark_config={"spark.master": "local[2]"})
+    context = ten_day_run()
+    pyspark.setup_for_execution(context)
+    waiting = spark_start_thread()
+    start_spark_soon()
+    waiting.join(timeout=120)
+    assert not waiting.is_alive()
+    assert not pyspark.builds_in_process(1)  # the session is there: getOrCreate gave the test's
+    pyspark.teardown_after_execution(context)

@@ -68,7 +68,7 @@ def test_a_clusters_executors_get_the_python_the_settings_name(monkeypatch):
 JVM_STARTS_WITH_THE_RUN = """
 import time, psutil
 from dagster import asset, materialize
-from carbon_assets.spark import SparkResource, spark_session
+from carbon_assets.spark import SparkResource, spark_session, start_spark_soon
 
 def jvm_started(wait_seconds):
     deadline = time.monotonic() + wait_seconds
@@ -81,8 +81,10 @@ def jvm_started(wait_seconds):
 seen = {}
 
 @asset
-def first_step():
-    seen[len(seen)] = jvm_started(5 if len(seen) == 0 else 120)
+def first_step():  # as bronze does: nothing to fetch yet, then days to fetch
+    before = jvm_started(3)
+    start_spark_soon()
+    seen[len(seen)] = (before, jvm_started(3 if len(seen) == 0 else 120))
 
 @asset(deps=[first_step])
 def spark_step(pyspark: SparkResource):
@@ -97,7 +99,7 @@ print(seen)
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_the_jvm_starts_with_a_run_that_needs_spark_not_at_its_first_spark_step():
+def test_the_jvm_starts_once_bronze_has_days_to_fetch_in_a_run_that_needs_spark():
     # In a fresh process: the test session's own Spark would hide when the JVM starts.
     result = subprocess.run(
         [sys.executable, "-c", JVM_STARTS_WITH_THE_RUN],
@@ -108,5 +110,5 @@ def test_the_jvm_starts_with_a_run_that_needs_spark_not_at_its_first_spark_step(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     # A run without a step that takes the resource starts no JVM; one with such a step starts
-    # it while the step before it is still running.
-    assert result.stdout.strip().splitlines()[-1] == "{0: False, 1: True}"
+    # it only once a step says there are days to fetch, while that step is still running.
+    assert result.stdout.strip().splitlines()[-1] == "{0: (False, False), 1: (False, True)}"

@@ -4,6 +4,7 @@ national one (forecast and actual), fetched and kept by the same rules."""
 import contextlib
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 
 from dagster import (
     AssetExecutionContext,
@@ -43,6 +44,7 @@ from carbon_assets.lake_source import (
 )
 from carbon_assets.locks import LockDatabase, LockError, LockTimeout, advisory_api_lock
 from carbon_assets.partitions import DAILY_ASSET, day_range, partition_range_problem
+from carbon_assets.spark import start_spark_soon
 
 # Runs the daemon launches (schedules, UI backfills) queue for this pool (limit 1 in
 # dagster.yaml); runs launched any other way (the CLI, the Python API) queue on the lake's
@@ -128,7 +130,11 @@ def bronze_carbon_intensity(
     again fetches only those.
     """
     store = BronzeStore(lake.bronze, on_damaged=context.log.warning)
-    return fetch_days(context, config, carbon_api, lake, refresh_policy, warehouse, store)
+    # Silver builds these days with Spark: its JVM starts while they are fetched, and not at
+    # all in a run that fetches none.
+    return fetch_days(
+        context, config, carbon_api, lake, refresh_policy, warehouse, store, start_spark_soon
+    )
 
 
 @asset(**BRONZE_ASSET, metadata={"lake_folder": "bronze_national"})
@@ -164,9 +170,11 @@ def fetch_days(
     refresh_policy: RefreshPolicy,
     warehouse: LockDatabase,
     store: BronzeStore,
+    on_fetching: Callable[[], None] | None = None,
 ) -> dict[str, str]:
     """Fetch the days of the run's range that need it into `store`, under the lake's API lock;
-    {date: day file} of every day of the range."""
+    {date: day file} of every day of the range. `on_fetching` is called before the first
+    request, when there are days to fetch."""
     endpoint = NATIONAL if store.period_type is NationalPeriod else REGIONAL
     key_range = context.partition_key_range
     if problem := partition_range_problem(key_range.start, key_range.end):
@@ -202,6 +210,8 @@ def fetch_days(
             f" in {len(plan.windows):,} {endpoint.name} requests (up to {per_request} days "
             f"each, at most {carbon_api.concurrency} at a time)"
         )
+        if to_fetch and on_fetching is not None:
+            on_fetching()
         progress, stats, lost = _fetch_and_store(context, carbon_api, store, plan, lake)
 
     metadata = {
