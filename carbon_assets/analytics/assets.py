@@ -26,6 +26,7 @@ from carbon_assets.analytics.project import (
     BUILDS_KEPT,
     PROJECT_DIR,
     dbt_executable,
+    keep_partial_parse,
     prepare_manifest,
     project_hash,
     prune_builds,
@@ -119,6 +120,7 @@ def analytics_models(
         with warehouse_environment(warehouse.url()):
             invocation = dbt.cli(["build"], context=context)
         yield from invocation.stream()
+        keep_partial_parse(invocation.target_path, TARGET_DIR)
         if not context.is_subset:  # a failed build raised above: recorded only when whole
             record_build(engine, started_at, project_hash())
 

@@ -25,6 +25,7 @@ PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "models", "tests", "macros")
 PARSE_TIMEOUT_SECONDS = 300
 BUILDS_KEPT = 3
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 def dbt_executable() -> str:
@@ -80,6 +81,26 @@ def prune_builds(target: Path, keep: int = BUILDS_KEPT) -> None:
     )
     for path in builds[keep:]:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def keep_partial_parse(build: Path, target: Path) -> None:
+    """Keep the partial parse a build wrote in `build` as the one the next build starts from.
+
+    `dbt parse` ran offline, with no warehouse named, so dbt finds the profile changed at every
+    build and parses the whole project again; the build's own file names its warehouse, and
+    the next build against the same warehouse reads it back. Replaced whole (builds of other
+    warehouses may do the same at once); a build that wrote none leaves the old one."""
+    written = build / PARTIAL_PARSE_FILE
+    if not written.is_file():
+        return
+    fd, staged = tempfile.mkstemp(prefix=f".{PARTIAL_PARSE_FILE}-", dir=target)
+    os.close(fd)
+    try:
+        shutil.copyfile(written, staged)
+        os.replace(staged, target / PARTIAL_PARSE_FILE)
+    except OSError:
+        Path(staged).unlink(missing_ok=True)
+        raise
 
 
 def dbt_env(target_path: Path) -> dict[str, str]:

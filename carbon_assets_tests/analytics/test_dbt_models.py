@@ -12,7 +12,12 @@ from sqlalchemy.pool import NullPool
 
 from carbon_assets.analytics import analytics_assets, build_analytics
 from carbon_assets.analytics.assets import TARGET_DIR
-from carbon_assets.analytics.project import BUILDS_KEPT, prune_builds
+from carbon_assets.analytics.project import (
+    BUILDS_KEPT,
+    PARTIAL_PARSE_FILE,
+    keep_partial_parse,
+    prune_builds,
+)
 from carbon_assets.warehouse.migrations import apply_schema
 from carbon_assets.warehouse.resource import WarehouseDatabase, sqlalchemy_url
 from carbon_assets_tests.postgres_helpers import query
@@ -144,6 +149,10 @@ def test_models_build_on_the_embedded_server_over_its_socket(embedded_database_u
     # Each build leaves its own folder of artifacts in the cache; only the newest few stay.
     builds = [path for path in TARGET_DIR.iterdir() if path.is_dir()]
     assert 1 <= len(builds) <= BUILDS_KEPT, builds
+    # The next build against this warehouse starts from this one's parse.
+    newest = max(builds, key=lambda path: path.stat().st_mtime)
+    kept = (TARGET_DIR / PARTIAL_PARSE_FILE).read_bytes()
+    assert kept == (newest / PARTIAL_PARSE_FILE).read_bytes()
 
 
 def test_only_the_newest_build_folders_are_kept(tmp_path):
@@ -153,6 +162,18 @@ def test_only_the_newest_build_folders_are_kept(tmp_path):
     (tmp_path / "manifest.json").write_text("{}")  # the parse's files are not builds
     prune_builds(tmp_path, keep=2)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["manifest.json", "newer", "newest"]
+
+
+def test_a_builds_partial_parse_replaces_the_one_builds_start_from(tmp_path):
+    build = tmp_path / "analytics_models-1234567-abcdefg"
+    build.mkdir()
+    (tmp_path / PARTIAL_PARSE_FILE).write_bytes(b"offline parse")
+    keep_partial_parse(build, tmp_path)  # a build that wrote none leaves it
+    assert (tmp_path / PARTIAL_PARSE_FILE).read_bytes() == b"offline parse"
+    (build / PARTIAL_PARSE_FILE).write_bytes(b"parse naming the warehouse")
+    keep_partial_parse(build, tmp_path)
+    assert (tmp_path / PARTIAL_PARSE_FILE).read_bytes() == b"parse naming the warehouse"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [build.name, PARTIAL_PARSE_FILE]
 
 
 def test_the_models_follow_the_warehouse_automatically():
