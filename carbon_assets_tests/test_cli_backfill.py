@@ -46,10 +46,10 @@ def fresh_environment(emulator, tmp_path):
         shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
-def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
-    env, data_dir = fresh_environment
-    result = subprocess.run(
-        [sys.executable, "-m", "carbon_assets.cli", "backfill", FIRST, LAST],
+def backfill(env: dict[str, str], first: str, last: str) -> subprocess.CompletedProcess:
+    """The README's `carbon-assets backfill FIRST LAST`, run in the project folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "carbon_assets.cli", "backfill", first, last],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -57,6 +57,11 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
         timeout=900,
         check=False,
     )
+
+
+def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
+    env, data_dir = fresh_environment
+    result = backfill(env, FIRST, LAST)
     screen = result.stdout + result.stderr
     log = data_dir / "logs" / f"backfill_{FIRST}_{LAST}.log"
     assert result.returncode == 0, screen + (log.read_text() if log.exists() else "")
@@ -80,15 +85,7 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
 
     # Again, with nothing new: every layer says so, and the models are not built again.
     lake_files = {p: p.stat().st_mtime_ns for p in data_dir.rglob("*.parquet")}
-    again = subprocess.run(
-        [sys.executable, "-m", "carbon_assets.cli", "backfill", FIRST, LAST],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    again = backfill(env, FIRST, LAST)
     screen = again.stdout + again.stderr
     assert again.returncode == 0, screen + log.read_text()
     assert "not run: dg launch --assets group:analytics: the models are current" in screen
@@ -105,15 +102,7 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
 def test_a_year_backfills_as_a_run_per_series_side_by_side(fresh_environment):
     env, data_dir = fresh_environment
     first, last = "2023-01-01", "2024-01-01"  # 366 days: SIDE_BY_SIDE_MIN_DAYS
-    result = subprocess.run(
-        [sys.executable, "-m", "carbon_assets.cli", "backfill", first, last],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    result = backfill(env, first, last)
     screen = result.stdout + result.stderr
     log = (data_dir / "logs" / f"backfill_{first}_{last}.log").read_text()
     assert result.returncode == 0, screen + log[-5000:]
