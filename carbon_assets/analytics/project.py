@@ -21,6 +21,8 @@ import tempfile
 from importlib.metadata import distribution, version
 from pathlib import Path
 
+from carbon_assets.storage import atomic_write_bytes
+
 PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "models", "tests", "macros")
 PARSE_TIMEOUT_SECONDS = 300
@@ -91,16 +93,8 @@ def keep_partial_parse(build: Path, target: Path) -> None:
     the next build against the same warehouse reads it back. Replaced whole (builds of other
     warehouses may do the same at once); a build that wrote none leaves the old one."""
     written = build / PARTIAL_PARSE_FILE
-    if not written.is_file():
-        return
-    fd, staged = tempfile.mkstemp(prefix=f".{PARTIAL_PARSE_FILE}-", dir=target)
-    os.close(fd)
-    try:
-        shutil.copyfile(written, staged)
-        os.replace(staged, target / PARTIAL_PARSE_FILE)
-    except OSError:
-        Path(staged).unlink(missing_ok=True)
-        raise
+    if written.is_file():
+        atomic_write_bytes(target / PARTIAL_PARSE_FILE, written.read_bytes())
 
 
 def dbt_env(target_path: Path) -> dict[str, str]:
