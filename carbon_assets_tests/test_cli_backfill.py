@@ -68,15 +68,17 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
     for noise in ("Traceback", "SupersessionWarning", "BetaWarning", "will not be used"):
         assert noise not in screen, screen
         assert noise not in log.read_text(), noise
-    # The whole range in one run, then the dbt models in another.
-    assert log.read_text().count(" - RUN_START - ") == 2
+    # The whole range and the dbt models after it, in one run.
+    assert log.read_text().count(" - RUN_START - ") == 1
     assert (
-        "Running:        dg launch --assets group:carbon_intensity"
+        "Running:        dg launch --assets 'group:carbon_intensity or group:analytics'"
         " --partition-range 2024-01-01...2024-01-03" in screen
     )
-    assert "Running:        dg launch --assets group:analytics" in screen
-    for step in ("bronze_carbon_intensity", "silver_carbon_intensity", "carbon_intensity_daily"):
+    steps = ("bronze_carbon_intensity", "silver_carbon_intensity", "carbon_intensity_daily")
+    for step in (*steps, "analytics_models"):
         assert re.search(rf"^\s+[0-9.]+s  {step} done", screen, re.MULTILINE), screen
+    assert screen.index("carbon_intensity_daily done") < screen.index("analytics_models ...")
+    assert "dbt build" in log.read_text()
     rows = dict(re.findall(r"^  ([a-z -]+?)\s{2,}([0-9,]+)", result.stdout, re.MULTILINE))
     assert rows["days in range"] == "3" and rows["bronze complete days"] == "3", screen
     assert rows["silver rows"] == rows["warehouse half-hour rows"] == f"{3 * 48 * 18:,}"
@@ -88,8 +90,9 @@ def test_backfill_runs_every_asset_and_prints_a_summary(fresh_environment):
     again = backfill(env, FIRST, LAST)
     screen = again.stdout + again.stderr
     assert again.returncode == 0, screen + log.read_text()
-    assert "not run: dg launch --assets group:analytics: the models are current" in screen
+    assert "analytics_models not built: the models are current" in screen
     assert log.read_text().count(" - RUN_START - ") == 1
+    assert "dbt build" not in log.read_text()
     assert log.read_text().count("3 of 3 day(s) left as they were") == 4  # silver, gold (x2)
     assert log.read_text().count("was loaded from this same input: left as it is") == 4
     assert {p: p.stat().st_mtime_ns for p in data_dir.rglob("*.parquet")} == lake_files
@@ -107,6 +110,7 @@ def test_a_year_backfills_as_a_run_per_series_side_by_side(fresh_environment):
     log = (data_dir / "logs" / f"backfill_{first}_{last}.log").read_text()
     assert result.returncode == 0, screen + log[-5000:]
     assert log.count(" - RUN_START - ") == 3  # the two series side by side, then the models
+    assert "Running:        dg launch --assets group:analytics\n" in screen
     for series in dagster_commands.SERIES:
         assert f"Running:        dg launch --assets '{series}' --partition-range" in screen
     assert screen.index("bronze_carbon_intensity ...") < screen.index("bronze_national_intensity")
@@ -131,11 +135,11 @@ def test_a_range_of_a_year_or_more_runs_a_run_per_series_side_by_side():
     first = dt.date(2024, 1, 1)
     shorter = dagster_commands.backfill_commands(first, first + dt.timedelta(days=364))
     longer = dagster_commands.backfill_commands(first, first + dt.timedelta(days=365))
-    assert [len(stage) for stage in shorter] == [1, 1]
+    assert [len(stage) for stage in shorter] == [1]  # the days and the models, one run
     assert [len(stage) for stage in longer] == [2, 1]
-    assert [command[3] for command in shorter[0]] == ["group:carbon_intensity"]
+    assert [command[3] for command in shorter[0]] == ["group:carbon_intensity or group:analytics"]
     assert [command[3] for command in longer[0]] == list(dagster_commands.SERIES)
-    assert longer[1] == shorter[1] == [dagster_commands.analytics_command()]
+    assert longer[1] == [dagster_commands.analytics_command()]
 
 
 def test_the_series_split_covers_every_daily_asset_once():

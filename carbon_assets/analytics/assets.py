@@ -16,12 +16,15 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
+    BackfillPolicy,
+    Config,
     DefaultSensorStatus,
     materialize,
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from pydantic import Field
 
-from carbon_assets.analytics.builds import database_now, record_build
+from carbon_assets.analytics.builds import database_now, models_current, record_build
 from carbon_assets.analytics.project import (
     BUILDS_KEPT,
     PROJECT_DIR,
@@ -97,16 +100,39 @@ def warehouse_environment(database_url: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+# Why the models' step builds nothing; logged after "Not built: ", a line the CLI shows.
+MODELS_CURRENT = (
+    "the models are current (no warehouse day loaded and no model changed since their last build)"
+)
+
+
+class ModelsBuildConfig(Config):
+    """How a run treats models that are already current."""
+
+    rebuild: bool = Field(
+        default=False,
+        description="Build the models even when they are current (no warehouse day loaded and"
+        " no model changed since their last whole build), e.g. after editing a table by hand.",
+    )
+
+
 @dbt_assets(
     manifest=TARGET_DIR / "manifest.json",
     project=dbt_project,
     dagster_dbt_translator=AnalyticsTranslator(),
+    # Unpartitioned, yet in the same single run as a range of the daily assets
+    # (`carbon-assets backfill` of less than a year): dg launch asks every selected asset for it.
+    backfill_policy=BackfillPolicy.single_run(),
 )
 def analytics_models(
-    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseDatabase
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseDatabase,
+    config: ModelsBuildConfig,
 ):
     """The researchers' tables in schema carbon_analytics, built by `dbt build` from the
-    warehouse tables, with each model's dbt tests as its asset checks."""
+    warehouse tables, with each model's dbt tests as its asset checks. Not built again while
+    they are current: no warehouse day loaded and no model changed since their last build."""
     engine = warehouse.engine()  # starts the embedded server if need be, applies the schema
     # Runs on other machines build the same tables: one build at a time, the next after it.
     with models_build_lock(
@@ -115,6 +141,10 @@ def analytics_models(
         timeout_seconds=BUILD_LOCK_TIMEOUT_SECONDS,
         on_wait=context.log.info,
     ):
+        # Asked under the lock: a build that just ended elsewhere may have made them current.
+        if not config.rebuild and models_current(engine, project_hash()):
+            context.log.info(f"Not built: {MODELS_CURRENT}")
+            return
         started_at = database_now(engine)
         prune_builds(TARGET_DIR, keep=BUILDS_KEPT - 1)  # room for this one
         with warehouse_environment(warehouse.url()):

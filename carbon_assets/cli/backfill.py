@@ -4,19 +4,19 @@ dbt models.
 The same environment as `make dev` (local_stack: DAGSTER_HOME, Dagster's instance on the
 embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the runs show in the UI. Runs
 
-    dg launch --assets group:carbon_intensity --partition-range FIRST...LAST
-    dg launch --assets group:analytics
+    dg launch --assets 'group:carbon_intensity or group:analytics' --partition-range FIRST...LAST
 
-in the project folder; a range of a year or more runs the first as a run per series side by
-side instead (`dagster_commands.SERIES` says why):
+in the project folder: the days, then the models, in one run. A range of a year or more runs
+a run per series side by side instead (`dagster_commands.SERIES` says why), then the models:
 
     dg launch --assets 'group:carbon_intensity and not key:*national*' --partition-range ...
     dg launch --assets 'group:carbon_intensity and key:*national*' --partition-range ...
+    dg launch --assets group:analytics
 
 It prints a line per step (the whole log goes to a file) and ends with the days and rows each
-layer holds for the range and how the checks went. The models' run is left out when every
-load before it left its table alone and the models were built whole, from the same models,
-since the last load that changed one (analytics/builds.py).
+layer holds for the range and how the checks went. The models are not built again when every
+load before them left its table alone and they were built whole, from the same models, since
+the last load that changed one (analytics/builds.py); the models' run is then not started.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def models_skipped(command: list[str], database_url: str) -> str | None:
-    """Why the models' run need not run (no table and no model changed since they were last
-    built whole), or None: run it (also when the warehouse cannot say)."""
+    """Why the models' run need not start (the models are current), or None: run it (also
+    when the warehouse cannot say). The models' step asks the same itself; asked here, the
+    run's process is not started for nothing."""
+    from carbon_assets.analytics.assets import MODELS_CURRENT
     from carbon_assets.analytics.builds import models_current
     from carbon_assets.analytics.project import project_hash
     from carbon_assets.cli.dagster_commands import analytics_command
@@ -63,12 +65,7 @@ def models_skipped(command: list[str], database_url: str) -> str | None:
         current = models_current(create_warehouse_engine(database_url), project_hash())
     except Exception:  # noqa: BLE001 - the warehouse cannot say: build them
         return None
-    return (
-        "the models are current (no warehouse day loaded and no model changed since their"
-        " last build)"
-        if current
-        else None
-    )
+    return MODELS_CURRENT if current else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -99,13 +99,12 @@ def analytics_command() -> list[str]:
 
 def backfill_commands(first: dt.date, last: dt.date) -> list[list[list[str]]]:
     """The runs of a backfill, as stages run one after the other, the commands of a stage side
-    by side: the daily layers for the range (a run per series from SIDE_BY_SIDE_MIN_DAYS
-    days), then the models."""
-    if (last - first).days + 1 >= SIDE_BY_SIDE_MIN_DAYS:
-        daily = [launch_command(series, first, last) for series in SERIES]
-    else:
-        daily = [launch_command(DAILY_LAYERS, first, last)]
-    return [daily, [analytics_command()]]
+    by side. Under SIDE_BY_SIDE_MIN_DAYS days, one run: the daily layers for the range and
+    the models after them (a second run would cost its own process and planned events). From
+    then on, a run per series side by side, then the models' run, once both have ended."""
+    if (last - first).days + 1 < SIDE_BY_SIDE_MIN_DAYS:
+        return [[launch_command(f"{DAILY_LAYERS} or {ANALYTICS}", first, last)]]
+    return [[launch_command(series, first, last) for series in SERIES], [analytics_command()]]
 
 
 def shown_command(command: list[str]) -> str:
@@ -146,6 +145,9 @@ FAILED_STEPS = re.compile(r"Steps failed: \[(?P<steps>[^\]]*)\]")
 # Any line of Dagster's log (an event or a message logged by an asset), as opposed to the lines
 # of an error printed under an event.
 LOG_LINE = re.compile(r" - dagster - (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) - ")
+# A step's message saying why it left its assets alone, e.g. "... - dagster - INFO - ... -
+# analytics_models - Not built: the models are current (...)": shown, as the step's own line.
+NOT_BUILT = re.compile(r" - dagster - INFO - .* - (?P<step>[\w.]+) - Not built: (?P<why>.*)")
 # The class of an exception as Dagster prints it, e.g. "dagster._core.definitions.events.Failure: ".
 EXCEPTION_CLASS = re.compile(r"^(?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Failure): ")
 # Lines of an error that say nothing about its cause: Dagster's wrapper of the asset's own
@@ -188,6 +190,10 @@ class RunProgress:
     def line_for(self, log_line: str) -> str | None:
         """The line to print for one line of Dagster's output, or None (most lines)."""
         if (event := EVENT.search(log_line)) is None:
+            if not (self._listing or self._awaiting_cause) and (
+                not_built := NOT_BUILT.search(log_line)
+            ):
+                return f"  {self.elapsed()}  {not_built['step']} not built: {not_built['why']}"
             if self._listing and log_line[:1].isspace() and log_line.strip():
                 self._listed.append(log_line.strip())
                 return None

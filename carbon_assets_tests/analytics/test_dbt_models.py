@@ -7,11 +7,11 @@ import os
 
 import pytest
 import sqlalchemy
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, materialize
 from sqlalchemy.pool import NullPool
 
-from carbon_assets.analytics import analytics_assets, build_analytics
-from carbon_assets.analytics.assets import TARGET_DIR
+from carbon_assets.analytics import analytics_assets, build_analytics, dbt_resource
+from carbon_assets.analytics.assets import MODELS_CURRENT, TARGET_DIR
 from carbon_assets.analytics.project import (
     BUILDS_KEPT,
     PARTIAL_PARSE_FILE,
@@ -136,6 +136,58 @@ def test_a_failing_test_is_a_failed_asset_check_not_a_crashed_run(service_databa
     assert AssetKey(["carbon_analytics", "regional_local_daily"]) in {
         event.asset_key for event in result.get_asset_materialization_events()
     }
+
+
+def test_current_models_are_not_built_again_unless_asked(service_database_url):
+    """Built whole after the last load that changed a table, the models are left alone: no
+    materialization, their tables the same relations, the reason in the run's log. A day
+    loaded since, or `rebuild`, builds them again."""
+    seed(service_database_url)
+    engine = sqlalchemy.create_engine(sqlalchemy_url(service_database_url), poolclass=NullPool)
+
+    def load_a_day():
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO carbon_data.loaded_days (table_name, date_recorded, input_sha256,"
+                " row_count) VALUES ('carbon_intensity_halfhourly', '2024-03-29', 'sha', 864)"
+                " ON CONFLICT (table_name, date_recorded) DO UPDATE SET loaded_at = now()"
+            )
+
+    def relations():  # a rebuilt table is a new relation (dbt's table swaps it in)
+        with engine.connect() as connection:
+            return dict(
+                connection.exec_driver_sql(
+                    "SELECT relname, oid FROM pg_class WHERE relkind = 'r'"
+                    " AND relnamespace = 'carbon_analytics'::regnamespace"
+                ).all()
+            )
+
+    def materialized(result):
+        return {event.asset_key for event in result.get_asset_materialization_events()}
+
+    warehouse = WarehouseDatabase(database_url=service_database_url)
+    instance = DagsterInstance.ephemeral()
+    load_a_day()
+    assert materialized(build_analytics(warehouse, instance)) == set(analytics_assets[0].keys)
+    built = relations()
+
+    again = build_analytics(warehouse, instance)
+    assert again.success and materialized(again) == set()
+    assert again.get_asset_check_evaluations() == []
+    messages = [entry.user_message for entry in instance.all_logs(again.run_id)]
+    assert f"Not built: {MODELS_CURRENT}" in messages
+    assert relations() == built
+
+    rebuild = {"ops": {"analytics_models": {"config": {"rebuild": True}}}}
+    resources = {"dbt": dbt_resource(), "warehouse": warehouse}
+    forced = materialize(analytics_assets, resources=resources, run_config=rebuild)
+    assert materialized(forced) == set(analytics_assets[0].keys)
+    rebuilt = relations()
+    assert rebuilt.keys() == built.keys() and not set(rebuilt.values()) & set(built.values())
+
+    load_a_day()
+    assert materialized(build_analytics(warehouse, instance)) == set(analytics_assets[0].keys)
+    engine.dispose()
 
 
 def test_models_build_on_the_embedded_server_over_its_socket(embedded_database_url):
