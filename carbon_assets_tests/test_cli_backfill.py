@@ -131,15 +131,20 @@ def test_a_range_that_is_not_one_is_refused_in_one_line(capsys):
     assert "is not a partition of these assets" in capsys.readouterr().err
 
 
-def test_a_range_of_a_year_or_more_runs_a_run_per_series_side_by_side():
+def test_the_runs_of_a_month_a_longer_range_and_a_year():
     first = dt.date(2024, 1, 1)
-    shorter = dagster_commands.backfill_commands(first, first + dt.timedelta(days=364))
-    longer = dagster_commands.backfill_commands(first, first + dt.timedelta(days=365))
-    assert [len(stage) for stage in shorter] == [1]  # the days and the models, one run
-    assert [len(stage) for stage in longer] == [2, 1]
-    assert [command[3] for command in shorter[0]] == ["group:carbon_intensity or group:analytics"]
-    assert [command[3] for command in longer[0]] == list(dagster_commands.SERIES)
-    assert longer[1] == [dagster_commands.analytics_command()]
+
+    def stages(days):
+        return dagster_commands.backfill_commands(first, first + dt.timedelta(days=days - 1))
+
+    month, longer, year = stages(31), stages(365), stages(366)
+    assert [len(stage) for stage in month] == [1]  # the days and then the models, one run
+    assert [command[3] for command in month[0]] == ["group:carbon_intensity or group:analytics"]
+    assert [len(stage) for stage in stages(32)] == [len(stage) for stage in longer] == [1, 1]
+    assert [command[3] for command in longer[0]] == ["group:carbon_intensity"]
+    assert [len(stage) for stage in year] == [2, 1]
+    assert [command[3] for command in year[0]] == list(dagster_commands.SERIES)
+    assert year[1] == longer[1] == [dagster_commands.analytics_command()]
 
 
 def test_the_series_split_covers_every_daily_asset_once():

@@ -2,21 +2,26 @@
 dbt models.
 
 The same environment as `make dev` (local_stack: DAGSTER_HOME, Dagster's instance on the
-embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the runs show in the UI. Runs
+embedded PostgreSQL unless DAGSTER_POSTGRES_URL is set), so the runs show in the UI. Up to a
+month (`dagster_commands.MODELS_IN_THE_RUN_MAX_DAYS` says why) it runs, in the project folder,
 
     dg launch --assets 'group:carbon_intensity or group:analytics' --partition-range FIRST...LAST
 
-in the project folder: the days, then the models, in one run. A range of a year or more runs
-a run per series side by side instead (`dagster_commands.SERIES` says why), then the models:
+the days, then the models, in one run. A longer range runs the days, then the models' run
+
+    dg launch --assets group:carbon_intensity --partition-range FIRST...LAST
+    dg launch --assets group:analytics
+
+and a range of a year or more a run per series side by side for the days instead
+(`dagster_commands.SERIES` says why):
 
     dg launch --assets 'group:carbon_intensity and not key:*national*' --partition-range ...
     dg launch --assets 'group:carbon_intensity and key:*national*' --partition-range ...
-    dg launch --assets group:analytics
 
 It prints a line per step (the whole log goes to a file) and ends with the days and rows each
 layer holds for the range and how the checks went. The models are not built again when every
 load before them left its table alone and they were built whole, from the same models, since
-the last load that changed one (analytics/builds.py); the models' run is then not started.
+the last load that changed one (analytics/builds.py); their own run is then not started.
 """
 
 from __future__ import annotations

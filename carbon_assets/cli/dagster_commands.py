@@ -76,6 +76,11 @@ SERIES = (
 # process's start on the same cores): docs/performance.md.
 SIDE_BY_SIDE_MIN_DAYS = 366
 ANALYTICS = "group:analytics"
+# Up to this many days the models join the days' run, after them, instead of a run of their own
+# (its process and its start, saved). Dagster plans an unpartitioned asset in a range's run once
+# per day of the range (a planned event per model, a check row per dbt test), which from about
+# a month on costs more than the run saved: docs/performance.md.
+MODELS_IN_THE_RUN_MAX_DAYS = 31
 
 
 def launch_command(selection: str, first: dt.date, last: dt.date) -> list[str]:
@@ -99,12 +104,17 @@ def analytics_command() -> list[str]:
 
 def backfill_commands(first: dt.date, last: dt.date) -> list[list[list[str]]]:
     """The runs of a backfill, as stages run one after the other, the commands of a stage side
-    by side. Under SIDE_BY_SIDE_MIN_DAYS days, one run: the daily layers for the range and
-    the models after them (a second run would cost its own process and planned events). From
-    then on, a run per series side by side, then the models' run, once both have ended."""
-    if (last - first).days + 1 < SIDE_BY_SIDE_MIN_DAYS:
+    by side: up to MODELS_IN_THE_RUN_MAX_DAYS days, one run, the daily layers for the range and
+    the models after them; longer, the daily layers (a run per series side by side from
+    SIDE_BY_SIDE_MIN_DAYS days), then the models' run."""
+    days = (last - first).days + 1
+    if days <= MODELS_IN_THE_RUN_MAX_DAYS:
         return [[launch_command(f"{DAILY_LAYERS} or {ANALYTICS}", first, last)]]
-    return [[launch_command(series, first, last) for series in SERIES], [analytics_command()]]
+    if days >= SIDE_BY_SIDE_MIN_DAYS:
+        daily = [launch_command(series, first, last) for series in SERIES]
+    else:
+        daily = [launch_command(DAILY_LAYERS, first, last)]
+    return [daily, [analytics_command()]]
 
 
 def shown_command(command: list[str]) -> str:
