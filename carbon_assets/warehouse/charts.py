@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-# Figure without pyplot: no global state and no display backend, safe in any thread.
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
-
 from carbon_assets.vocabulary import FUEL_COLUMNS, FUELS, REGIONS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 GB = 18
 # Fossil fuels warm, low-carbon ones cool, imports and other in greys.
@@ -35,6 +36,23 @@ DPI = 80
 WEEKLY_BEYOND_DAYS = 366
 
 
+def _figure(width: float, height: float) -> Figure:
+    """A Figure without pyplot: no global state and no display backend, safe in any thread.
+    matplotlib is imported here, when a chart is drawn: every process that loads the
+    definitions would otherwise import it."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def _dates_on_x(axes: Axes) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
@@ -47,7 +65,7 @@ def intensity_heatmap(daily: pd.DataFrame) -> bytes:
         index="regionid", columns="date_recorded", values="intensity_avg", aggfunc="first"
     ).astype(float)
     names = {regionid: shortname for regionid, _, shortname in REGIONS}
-    figure = Figure(figsize=(10, 5))
+    figure = _figure(10, 5)
     axes = figure.subplots()
     image = axes.imshow(grid.to_numpy(), aspect="auto", cmap="RdYlGn_r", interpolation="nearest")
     axes.set_yticks(range(len(grid.index)), [names.get(r, str(r)) for r in grid.index], fontsize=8)
@@ -67,7 +85,7 @@ def gb_fuel_mix(daily: pd.DataFrame) -> bytes:
     shares = shares.sort_index()
     if len(shares) > WEEKLY_BEYOND_DAYS:  # weekly means keep a long range readable and small
         shares = shares.resample("W").mean()
-    figure = Figure(figsize=(10, 4))
+    figure = _figure(10, 4)
     axes = figure.subplots()
     axes.stackplot(
         shares.index,
@@ -80,9 +98,7 @@ def gb_fuel_mix(daily: pd.DataFrame) -> bytes:
     step = "week" if len(shares) < len(gb) else "day"
     axes.set_title(f"GB generation mix by {step}")
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    locator = AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    _dates_on_x(axes)
     return _png(figure)
 
 
@@ -92,7 +108,7 @@ def national_forecast_vs_actual(national_daily: pd.DataFrame) -> bytes:
     days = national_daily.assign(date_recorded=pd.to_datetime(national_daily["date_recorded"]))
     days = days.sort_values("date_recorded").set_index("date_recorded")
     values = days[["forecast_avg", "actual_avg", "mean_absolute_error"]].astype(float)
-    figure = Figure(figsize=(10, 4))
+    figure = _figure(10, 4)
     axes = figure.subplots()
     axes.plot(values.index, values["forecast_avg"], label="forecast", color="#e6550d")
     axes.plot(values.index, values["actual_avg"], label="actual", color="#3b3b3b")
@@ -102,9 +118,7 @@ def national_forecast_vs_actual(national_daily: pd.DataFrame) -> bytes:
     axes.set_ylabel("gCO2/kWh")
     axes.set_title("National carbon intensity: daily forecast vs actual")
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    locator = AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    _dates_on_x(axes)
     return _png(figure)
 
 
