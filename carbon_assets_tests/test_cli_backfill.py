@@ -170,6 +170,7 @@ def test_a_step_line_for_each_step_and_the_checks_counted():
         prefix + "checks - ASSET_CHECK_EVALUATION - Asset check 'a' on 'silver' passed.",
         prefix + "checks - ASSET_CHECK_EVALUATION - Asset check 'b' on 'silver' did not pass.",
         "2024-01-01 00:00:00 +0000 - dagster - INFO - __ASSET_JOB - run - silver - Loaded 3 days",
+        "2024-01-01 00:00:00 +0000 - dagster - INFO - __ASSET_JOB - run - dbt - Not built: current",
     ]
     shown = [progress.line_for(line) for line in lines]
     assert [line and line.split("s  ", 1)[1] for line in shown] == [
@@ -178,6 +179,7 @@ def test_a_step_line_for_each_step_and_the_checks_counted():
         None,
         "check did not pass: silver: b",
         None,
+        "dbt not built: current",
     ]
     assert (progress.checks_passed, progress.checks_failed) == (["silver: a"], ["silver: b"])
 

@@ -121,7 +121,7 @@ class ModelsBuildConfig(Config):
     project=dbt_project,
     dagster_dbt_translator=AnalyticsTranslator(),
     # Unpartitioned, yet in the same single run as a range of the daily assets
-    # (`carbon-assets backfill` of less than a year): dg launch asks every selected asset for it.
+    # (`carbon-assets backfill` of up to a month): dg launch asks every selected asset for it.
     backfill_policy=BackfillPolicy.single_run(),
 )
 def analytics_models(
