@@ -72,5 +72,11 @@ setup(
             "moto[s3,server]>=5,<6",
         ],
     },
-    entry_points={"console_scripts": ["carbon-assets=carbon_assets.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "carbon-assets=carbon_assets.cli:main",
+            # The dbt command of the models' builds (carbon_assets/cli/dbt_command.py).
+            "carbon-assets-dbt=carbon_assets.cli.dbt_command:main",
+        ]
+    },
 )

@@ -187,3 +187,17 @@ def test_plain_install_runs_db_init_and_loads_definitions(
     installed_file = Path(loaded.stdout.strip().splitlines()[-1]).resolve()
     assert installed_file.is_relative_to(site_packages.resolve()), installed_file
     assert not installed_file.is_relative_to(REPO_ROOT), installed_file
+
+    # The models' builds run the fresh venv's own dbt command (cli/dbt_command.py).
+    dbt_command = bin_dir / "carbon-assets-dbt"
+    chosen = run(
+        [
+            python,
+            "-c",
+            "from carbon_assets.analytics.project import dbt_executable; print(dbt_executable())",
+        ],
+        cwd=workdir,
+        timeout=RUN_TIMEOUT,
+    )
+    assert chosen.stdout.strip().splitlines()[-1] == str(dbt_command)
+    assert "installed:" in run([dbt_command, "--version"], cwd=workdir, timeout=RUN_TIMEOUT).stdout

@@ -17,10 +17,12 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib.metadata import distribution, version
 from pathlib import Path
 
+from carbon_assets.cli.dbt_command import COMMAND_NAME
 from carbon_assets.storage import atomic_write_bytes
 
 PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
@@ -31,8 +33,18 @@ PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 def dbt_executable() -> str:
-    """The `dbt` script installed with the dbt-core this interpreter imports: PATH may not
-    include an unactivated venv, and dbt-core may come from another environment's packages."""
+    """The dbt command this project runs: `carbon-assets-dbt` (cli/dbt_command.py: dbt, with a
+    `--version` that neither imports dbt nor asks pypi.org) when it is installed beside this
+    interpreter, else the `dbt` script installed with the dbt-core this interpreter imports."""
+    beside = Path(sys.executable).parent / COMMAND_NAME
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return dbt_core_script()
+
+
+def dbt_core_script() -> str:
+    """dbt-core's own `dbt` script: PATH may not include an unactivated venv, and dbt-core may
+    come from another environment's packages."""
     for file in distribution("dbt-core").files or ():
         if file.name == "dbt" and file.parent.name == "bin":
             script = Path(file.locate()).resolve()
