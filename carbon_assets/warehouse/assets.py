@@ -10,7 +10,6 @@ import pandas as pd
 import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
-    AssetObservation,
     FreshnessPolicy,
     MetadataValue,
     asset,
@@ -29,7 +28,7 @@ from carbon_assets.warehouse.charts import (
     intensity_heatmap,
     national_forecast_vs_actual,
 )
-from carbon_assets.warehouse.load import FetchSource, SourcedRows
+from carbon_assets.warehouse.load import FetchSource, Pictures, SourcedRows
 from carbon_assets.warehouse.tables import (
     DAILY,
     HALF_HOURLY,
@@ -85,32 +84,30 @@ def carbon_intensity_daily(
     day's latest fetch (fetched_at) and the API it came from (source_id, see
     carbon_data.fetch_source). A load replaces its range in one transaction: new rows are
     inserted, changed rows updated, identical rows left alone, rows gold no longer has deleted;
-    the counts show in the materialization's metadata. Each run also records an observation of
-    its last day with a preview of that day's rows and two charts of the range (intensity by
-    region and day, the GB generation mix).
+    the counts show in the materialization's metadata. Each load that changes the table also
+    records an observation of the range's last day with a preview of that day's rows and two
+    charts of the range (intensity by region and day, the GB generation mix); a range loaded
+    again as it was keeps the last ones.
     """
     # Gold day files written before gold had fetched_at have no such column: NULL.
     rows = gold_carbon_intensity_daily.reindex(columns=list(GOLD_COLUMNS))
     context.log.info(f"Loading {len(rows):,} gold rows into {WAREHOUSE_TABLE}")
     rows = rows.sort_values(["date_recorded", "regionid"], ignore_index=True)
-    if len(rows):
-        # Metadata of a range's materialization is copied onto every day's event; the
-        # pictures are hundreds of kilobytes, so they go once, in an observation of the
-        # range's last day.
-        latest = str(rows["date_recorded"].max())
-        context.log_event(
-            AssetObservation(asset_key=context.asset_key, partition=latest, metadata=pictures(rows))
-        )
-        context.add_output_metadata({"pictures": MetadataValue.text(f"observation of {latest}")})
-    return SourcedRows(rows, lake_fetch_source(context, lake), digests_of_days(rows))
+    drawn = (
+        Pictures(str(rows["date_recorded"].max()), lambda: pictures(rows)) if len(rows) else None
+    )
+    return SourcedRows(rows, lake_fetch_source(context, lake), digests_of_days(rows), drawn)
 
 
 def digests_of_days(rows: pd.DataFrame) -> dict[dt.date, str]:
     """A digest of each day's rows (columns, values and types): what the day was loaded from."""
+    types = hashlib.sha256(",".join(map(str, rows.dtypes.items())).encode())
+    # Rows hash one by one, so the whole range is hashed at once and then split by day.
+    row_hashes = pd.Series(pd.util.hash_pandas_object(rows, index=False).to_numpy())
     digests = {}
-    for day, day_rows in rows.groupby("date_recorded", sort=False):
-        digest = hashlib.sha256(",".join(map(str, day_rows.dtypes.items())).encode())
-        digest.update(pd.util.hash_pandas_object(day_rows, index=False).to_numpy().tobytes())
+    for day, day_hashes in row_hashes.groupby(rows["date_recorded"].to_numpy(), sort=False):
+        digest = types.copy()
+        digest.update(day_hashes.to_numpy().tobytes())
         digests[pd.Timestamp(day).date()] = digest.hexdigest()
     return digests
 
@@ -234,23 +231,23 @@ def carbon_intensity_national_daily(
 
     One row per date_recorded (the primary key): forecast_avg, actual_avg, mean_absolute_error
     and bias (forecast - actual) as DECIMAL(10,2), half_hours and actual_half_hours (equal once
-    the day's actuals are all in), loaded like the regional daily table. Each run records an
-    observation of its last day with a chart of the range's forecast against its actual.
+    the day's actuals are all in), loaded like the regional daily table. Each load that changes
+    the table records an observation of the range's last day with a chart of the range's
+    forecast against its actual.
     """
     rows = gold_national_daily.reindex(columns=list(NATIONAL_GOLD_COLUMNS))
     rows = rows.sort_values("date_recorded", ignore_index=True)
     context.log.info(f"Loading {len(rows):,} national gold rows into {NATIONAL_DAILY.qualified}")
-    if len(rows):  # once, on the range's last day, as for the regional daily table
-        chart = national_forecast_vs_actual(rows)
-        context.log_event(
-            AssetObservation(
-                asset_key=context.asset_key,
-                partition=str(rows["date_recorded"].max()),
-                metadata={
-                    "forecast_vs_actual": MetadataValue.md(
-                        as_markdown_image(chart, "National forecast vs actual by day")
+    drawn = None
+    if len(rows):  # on the range's last day, as for the regional daily table
+        drawn = Pictures(
+            str(rows["date_recorded"].max()),
+            lambda: {
+                "forecast_vs_actual": MetadataValue.md(
+                    as_markdown_image(
+                        national_forecast_vs_actual(rows), "National forecast vs actual by day"
                     )
-                },
-            )
+                )
+            },
         )
-    return SourcedRows(rows, lake_fetch_source(context, lake), digests_of_days(rows))
+    return SourcedRows(rows, lake_fetch_source(context, lake), digests_of_days(rows), drawn)

@@ -13,13 +13,14 @@ import hashlib
 from collections.abc import Iterable
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import AssetObservation, ConfigurableIOManager, InputContext, OutputContext
 from psycopg2 import sql
 
 from carbon_assets.partitions import DayRange, day_range
 from carbon_assets.postgres.secrets import mask_secrets, mask_url
 from carbon_assets.warehouse.load import (
     FetchSource,
+    Pictures,
     RowsRejected,
     SourcedRows,
     describe,
@@ -62,7 +63,9 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
         days = day_range(context)
         source: FetchSource | None = None
         digests: dict[dt.date, str] | None = None
+        pictures: Pictures | None = None
         if isinstance(obj, SourcedRows):
+            pictures = obj.pictures
             if obj.day_digests is not None:  # the same input from another API is not the same
                 digests = {
                     day: hashlib.sha256(f"{digest} {obj.source}".encode()).hexdigest()
@@ -114,6 +117,21 @@ class PostgresWarehouseIOManager(ConfigurableIOManager):
             )
         context.log.info(f"Inserted {counts.inserted:,} new rows")
         context.log.info(f"Deleted {counts.deleted:,} rows the input no longer has")
+        if pictures is not None:
+            if counts.left_alone:
+                shown = f"unchanged: those of the last load that changed {days}"
+            else:
+                # Metadata of a range's materialization is copied onto every day's event; the
+                # pictures are hundreds of kilobytes, so they go once, in an observation.
+                context.log_event(
+                    AssetObservation(
+                        asset_key=context.asset_key,
+                        partition=pictures.day,
+                        metadata=dict(pictures.draw()),
+                    )
+                )
+                shown = f"observation of {pictures.day}"
+            context.add_output_metadata({"pictures": shown})
         context.add_output_metadata(
             {
                 "rows_in_range": counts.rows_in_range,

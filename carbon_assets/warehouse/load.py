@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -62,6 +62,16 @@ class FetchSource:
 
 
 @dataclass(frozen=True)
+class Pictures:
+    """Charts of a load's range for the UI, recorded as an observation of one day (the range's
+    last): drawn only by a load that changed the table, so a range loaded again as it was
+    keeps those of the load that last changed it and draws nothing."""
+
+    day: str
+    draw: Callable[[], Mapping[str, object]]  # metadata name -> value
+
+
+@dataclass(frozen=True)
 class SourcedRows:
     """What a warehouse asset returns: its rows (one DataFrame, or DataFrames of a few days at a
     time) and the API they were fetched from."""
@@ -71,6 +81,7 @@ class SourcedRows:
     # A digest per day of what the day's rows were made from (its lake file): a load whose
     # every day was last loaded from the same is skipped (load_range).
     day_digests: Mapping[dt.date, str] | None = None
+    pictures: Pictures | None = None
 
 
 def fetch_source_id(engine: sqlalchemy.Engine, source: FetchSource) -> int:

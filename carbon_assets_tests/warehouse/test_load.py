@@ -24,6 +24,7 @@ import psycopg2
 import pytest
 from dagster import (
     AssetKey,
+    AssetObservation,
     BackfillPolicy,
     DailyPartitionsDefinition,
     PartitionKeyRange,
@@ -41,6 +42,7 @@ from carbon_assets.warehouse.assets import digests_of_days
 from carbon_assets.warehouse.io_manager import PostgresWarehouseIOManager, WarehouseError
 from carbon_assets.warehouse.load import (
     FetchSource,
+    Pictures,
     SourcedRows,
     csv_buffer,
     iso_text,
@@ -190,6 +192,22 @@ def sourced(rows: pd.DataFrame) -> SourcedRows:
     return SourcedRows(rows, FetchSource("http://127.0.0.1:1", True), digests_of_days(rows))
 
 
+def test_a_days_digest_is_that_of_its_rows_alone_whatever_else_the_range_holds() -> None:
+    rows = synthetic_gold_rows("2024-01-01", 5)
+    rows["fetched_at"] = "2024-01-06T00:00:00Z"  # an object column, hashed as text
+    rows = rows.sample(frac=1, random_state=7, ignore_index=True)  # days interleaved
+    digests = digests_of_days(rows)
+    assert len(set(digests.values())) == 5
+    for day, day_rows in rows.groupby("date_recorded", sort=False):
+        alone = digests_of_days(day_rows.reset_index(drop=True))
+        assert alone == {pd.Timestamp(day).date(): digests[pd.Timestamp(day).date()]}
+    changed = rows.copy()
+    changed.loc[changed.index[0], "intensity_avg"] += 1
+    first_day = pd.Timestamp(changed.loc[changed.index[0], "date_recorded"]).date()
+    differ = {day for day, digest in digests_of_days(changed).items() if digests[day] != digest}
+    assert differ == {first_day}
+
+
 def test_a_load_whose_every_day_is_as_last_loaded_leaves_the_table_alone(warehouse) -> None:
     url, manager = warehouse
     rows = synthetic_gold_rows("2024-01-01", 31)
@@ -215,6 +233,44 @@ def test_a_load_whose_every_day_is_as_last_loaded_leaves_the_table_alone(warehou
     assert query(url, "SELECT count(*) FROM carbon_data.loaded_days") == [(0,)]
     assert store(manager, sourced(changed), "2024-01-01", "2024-01-31")["days_unchanged"] == 0
     assert store(manager, sourced(changed), "2024-01-01", "2024-01-31")["days_unchanged"] == 31
+
+
+def test_pictures_are_drawn_by_a_load_that_changes_the_table_only(warehouse) -> None:
+    _, manager = warehouse
+    rows = synthetic_gold_rows("2024-01-01", 31)
+    drawn: list[str] = []
+
+    def with_pictures(rows: pd.DataFrame) -> SourcedRows:
+        plain = sourced(rows)
+        return SourcedRows(
+            plain.rows,
+            plain.source,
+            plain.day_digests,
+            Pictures("2024-01-31", lambda: drawn.append("drawn") or {"chart": "png"}),
+        )
+
+    def observed(rows: pd.DataFrame) -> tuple[str, list]:
+        with build_output_context(
+            asset_key=ASSET_KEY,
+            asset_partitions_def=PARTITIONS,
+            asset_partition_key_range=PartitionKeyRange("2024-01-01", "2024-01-31"),
+        ) as context:
+            manager.handle_output(context, with_pictures(rows))
+            observations = [
+                (event.partition, dict(event.metadata))
+                for event in context.get_logged_events()
+                if isinstance(event, AssetObservation)
+            ]
+            return context.get_logged_metadata()["pictures"].value, observations
+
+    shown, observations = observed(rows)
+    assert shown == "observation of 2024-01-31" and drawn == ["drawn"]
+    assert [(day, list(metadata)) for day, metadata in observations] == [("2024-01-31", ["chart"])]
+    shown, observations = observed(rows)  # loaded again as it was: nothing drawn or recorded
+    assert shown.startswith("unchanged") and drawn == ["drawn"] and observations == []
+    changed = rows.copy()
+    changed.loc[3, "intensity_avg"] += 1
+    assert observed(changed)[0] == "observation of 2024-01-31" and drawn == ["drawn", "drawn"]
 
 
 def test_changed_values_update_exactly_those_rows(warehouse) -> None:
