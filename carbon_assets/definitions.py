@@ -17,6 +17,7 @@ from carbon_assets.bronze.checks import bronze_checks
 from carbon_assets.bronze.client import CarbonIntensityApi
 from carbon_assets.bronze.io_manager import BronzeJsonIOManager
 from carbon_assets.bronze.refresh import RefreshPolicy
+from carbon_assets.gc_pause import skip_collection_at_exit
 from carbon_assets.gold.assets import gold_carbon_intensity_daily, gold_national_daily
 from carbon_assets.gold.checks import gold_checks
 from carbon_assets.lake import LakeResource
@@ -101,3 +102,6 @@ defs = Definitions(
     # One process per run: Spark starts once and silver and gold share the session.
     executor=in_process_executor,
 )
+
+# A run's process (dg launch, a run worker) ends as soon as the run has: docs/performance.md.
+skip_collection_at_exit()

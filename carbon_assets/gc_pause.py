@@ -1,7 +1,9 @@
-"""Pausing Python's cyclic garbage collector around bursts of small acyclic objects."""
+"""When Python's cyclic garbage collector waits: around bursts of small acyclic objects, and
+at the exit of a process that has loaded much."""
 
 from __future__ import annotations
 
+import atexit
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,3 +21,14 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def skip_collection_at_exit() -> None:
+    """End this process without a last collection. At exit Python walks every object once more
+    for cycles, which in a process that loaded dagster, dbt and pyarrow holds it up well after
+    its work is done, while a run's process or a build's dbt is waited for
+    (docs/performance.md). Frozen at exit instead (gc.freeze; atexit handlers run before that
+    walk), nothing is walked, and the memory goes back to the system whole. Once per process,
+    however often asked."""
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from carbon_assets.gc_pause import skip_collection_at_exit
+
 # sub-command -> (module, help). Each module provides add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "emulate-api": (
@@ -60,4 +62,5 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"carbon-assets {argv[0]}", description=help_text)
     module.add_arguments(parser)
+    skip_collection_at_exit()
     return int(module.run(parser.parse_args(argv[1:])) or 0)

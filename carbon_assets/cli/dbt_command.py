@@ -7,13 +7,16 @@ from a run worker that may well be offline. This command answers `--version` fro
 installed packages' metadata, in the form dbt prints it, and hands every other command to dbt
 itself in this process, unchanged.
 
-Nothing is imported at the top but the standard library: `--version` must stay instant.
+Nothing is imported at the top but the standard library and the small gc_pause: `--version`
+must stay instant.
 """
 
 from __future__ import annotations
 
 import sys
 from importlib.metadata import version
+
+from carbon_assets.gc_pause import skip_collection_at_exit
 
 COMMAND_NAME = "carbon-assets-dbt"
 
@@ -33,6 +36,7 @@ def main() -> int:
     from dbt.cli.main import cli
 
     sys.argv[0] = "dbt"  # dbt names itself after argv[0] in its help and errors
+    skip_collection_at_exit()  # the build waits for this process to end
     return cli()
 
 
