@@ -76,19 +76,17 @@ def values_out_of_range(silver: pd.DataFrame, limit: int = MAX_LISTED) -> dict[s
     `limit` values outside their physical range, for the range checks that fail."""
     if silver.empty:
         return {}
-    starts = pd.to_datetime(silver["timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%MZ")
 
     def named(rows: pd.Series, column: str, bounds: str) -> list[str]:
+        listed = silver.loc[rows, ["timestamp", "regionid", column]].head(limit)
+        # Only the listed rows' times are formatted: all of a range's would cost more than
+        # the checks themselves.
+        starts = pd.to_datetime(listed["timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%MZ")
         return [
             f"{start} region {region}: {column} {value:g} is outside {bounds}"
             if pd.notna(value)
             else f"{start} region {region}: {column} is missing"
-            for start, region, value in zip(
-                starts[rows].head(limit),
-                silver.loc[rows, "regionid"].head(limit),
-                silver.loc[rows, column].head(limit),
-                strict=True,
-            )
+            for start, region, value in zip(starts, listed["regionid"], listed[column], strict=True)
         ]
 
     found: dict[str, list[str]] = {}
