@@ -3,7 +3,7 @@ the regions and for the national series."""
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -93,10 +93,12 @@ def carbon_intensity_daily(
     rows = gold_carbon_intensity_daily.reindex(columns=list(GOLD_COLUMNS))
     context.log.info(f"Loading {len(rows):,} gold rows into {WAREHOUSE_TABLE}")
     rows = rows.sort_values(["date_recorded", "regionid"], ignore_index=True)
-    drawn = (
-        Pictures(str(rows["date_recorded"].max()), lambda: pictures(rows)) if len(rows) else None
+    return SourcedRows(
+        rows,
+        lake_fetch_source(context, lake),
+        digests_of_days(rows),
+        pictures_on_last_day(rows, pictures),
     )
-    return SourcedRows(rows, lake_fetch_source(context, lake), digests_of_days(rows), drawn)
 
 
 def digests_of_days(rows: pd.DataFrame) -> dict[dt.date, str]:
@@ -117,6 +119,16 @@ def digests_of_files(day_files: Mapping[str, str]) -> dict[dt.date, str]:
     return input_digests({dt.date.fromisoformat(day): path for day, path in day_files.items()})
 
 
+def pictures_on_last_day(
+    rows: pd.DataFrame, draw: Callable[[pd.DataFrame], dict[str, MetadataValue]]
+) -> Pictures | None:
+    """A daily load's pictures of its rows, recorded on the range's last day (none without
+    rows); drawn only if the load changes the table."""
+    if rows.empty:
+        return None
+    return Pictures(str(rows["date_recorded"].max()), lambda: draw(rows))
+
+
 def pictures(daily: pd.DataFrame) -> dict[str, MetadataValue]:
     """The latest day's rows and the range's two charts, as UI metadata."""
     latest = daily[daily["date_recorded"] == daily["date_recorded"].max()]
@@ -130,6 +142,16 @@ def pictures(daily: pd.DataFrame) -> dict[str, MetadataValue]:
         "gb_fuel_mix": MetadataValue.md(
             as_markdown_image(gb_fuel_mix(daily), "GB generation mix by day")
         ),
+    }
+
+
+def national_pictures(national_daily: pd.DataFrame) -> dict[str, MetadataValue]:
+    """The range's national forecast against its actual, as UI metadata."""
+    chart = national_forecast_vs_actual(national_daily)
+    return {
+        "forecast_vs_actual": MetadataValue.md(
+            as_markdown_image(chart, "National forecast vs actual by day")
+        )
     }
 
 
@@ -238,16 +260,9 @@ def carbon_intensity_national_daily(
     rows = gold_national_daily.reindex(columns=list(NATIONAL_GOLD_COLUMNS))
     rows = rows.sort_values("date_recorded", ignore_index=True)
     context.log.info(f"Loading {len(rows):,} national gold rows into {NATIONAL_DAILY.qualified}")
-    drawn = None
-    if len(rows):  # on the range's last day, as for the regional daily table
-        drawn = Pictures(
-            str(rows["date_recorded"].max()),
-            lambda: {
-                "forecast_vs_actual": MetadataValue.md(
-                    as_markdown_image(
-                        national_forecast_vs_actual(rows), "National forecast vs actual by day"
-                    )
-                )
-            },
-        )
-    return SourcedRows(rows, lake_fetch_source(context, lake), digests_of_days(rows), drawn)
+    return SourcedRows(
+        rows,
+        lake_fetch_source(context, lake),
+        digests_of_days(rows),
+        pictures_on_last_day(rows, national_pictures),
+    )
