@@ -20,6 +20,7 @@ file or its new one, never a part of either (storage.py, lake_files.py).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pandas as pd
 import pyarrow as pa
@@ -123,6 +124,17 @@ def _day_keys(folder: Storage, days: DayRange | None) -> dict[str, str]:
     wanted = {day.isoformat(): day_key(day) for day in days.days()}
     found = folder.existing(wanted.values())
     return {day: key for day, key in wanted.items() if key in found}
+
+
+def day_files_digest(folder: Storage | str) -> str:
+    """A digest of which day files the folder holds and of each one's version: it changes
+    whenever a day file is written, replaced or removed."""
+    folder = storage_at(folder)
+    versions = folder.versions()
+    digest = hashlib.sha256()
+    for day, key in sorted(_day_keys(folder, None).items()):
+        digest.update(f"{day}\0{versions.get(key)!r}\n".encode())
+    return digest.hexdigest()
 
 
 def day_files(folder: Storage | str, days: DayRange | None = None) -> dict[str, str]:

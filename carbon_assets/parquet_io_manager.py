@@ -13,15 +13,18 @@ old file. The workers reach the lake through its Storage: a folder every executo
 same path, or an object store (storage.py).
 
 Each asset names its folder in its metadata (`lake_folder`); an optional `csv_export` writes
-the whole table to {lake}/exports as CSV, and an optional `counted_columns` ({metadata
-name: column}) reports how many written rows have a value in each such column.
+the whole table to {lake}/exports as CSV (again only once its day files have changed), and an
+optional `counted_columns` ({metadata name: column}) reports how many written rows have a value
+in each such column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import typing
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -29,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
-from carbon_assets.lake import LakeResource, day_files, read_parquet_table
+from carbon_assets.lake import LakeResource, day_files, day_files_digest, read_parquet_table
 from carbon_assets.lake_files import PARTITION_COLUMN, read_day_file
 from carbon_assets.partitions import day_range
 from carbon_assets.spark import DaysFromFiles
@@ -111,7 +114,9 @@ class SparkParquetIOManager(ConfigurableIOManager):
             metadata[name] = pc.sum(summaries.column(f"non_null_{column}")).as_py() or 0
         if export_name := context.definition_metadata.get("csv_export"):
             metadata["csv_export"] = MetadataValue.path(self.lake.exports.location(export_name))
-            metadata["csv_rows"] = export_csv(folder, self.lake.exports, export_name)
+            export = export_csv(folder, self.lake.exports, export_name)
+            metadata["csv_rows"] = export.rows
+            metadata["csv_written"] = export.written
         context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pd.DataFrame | dict[str, str]:
@@ -141,15 +146,49 @@ class SparkParquetIOManager(ConfigurableIOManager):
         return files
 
 
-def export_csv(folder: Storage | str, exports: Storage | str, name: str) -> int:
+@dataclass(frozen=True)
+class CsvExport:
+    rows: int
+    written: bool  # False: it was already written from the same day files
+
+
+def export_record_key(name: str) -> str:
+    """Beside the export: the day files it was written from and the export as written."""
+    return f".{name}.written-from.json"
+
+
+def export_csv(folder: Storage | str, exports: Storage | str, name: str) -> CsvExport:
     """The whole table as one CSV `name` in `exports`, sorted by date and region, replaced
-    atomically. Written a day file at a time, so memory does not grow with the table. Its
-    columns are those of the newest day file: a column older files lack (added to the layer
-    since) is empty there."""
+    atomically; written again only when the folder's day files (which, and each one's
+    version) or the export itself changed since it was last written, as its record says
+    (`export_record_key`: written after the export, so a run that died between the two
+    writes the export again). Written a day file at a time, so memory does not grow with the
+    table. Its columns are those of the newest day file: a column older files lack (added to
+    the layer since) is empty there."""
+    folder, exports = storage_at(folder), storage_at(exports)
     files = day_files(folder)  # {date: file}
     if not files:
-        return 0
-    exports = storage_at(exports)
+        return CsvExport(rows=0, written=False)
+    source = day_files_digest(folder)
+    record = _export_record(exports, name)
+    current = repr(exports.version(name))  # "None" when there is no export
+    if record.get("source") == source and record.get("export") == current:
+        return CsvExport(rows=record["rows"], written=False)
+    rows = _write_csv(files, exports, name)
+    record = {"source": source, "export": repr(exports.version(name)), "rows": rows}
+    exports.write_bytes(export_record_key(name), json.dumps(record).encode())
+    return CsvExport(rows=rows, written=True)
+
+
+def _export_record(exports: Storage, name: str) -> dict:
+    try:
+        record = json.loads(exports.read_bytes(export_record_key(name)))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return record if isinstance(record, dict) and isinstance(record.get("rows"), int) else {}
+
+
+def _write_csv(files: dict[str, str], exports: Storage, name: str) -> int:
     newest = read_day_file(files[max(files)]).schema
     schema = pa.schema([pa.field(PARTITION_COLUMN, pa.date32()), *newest])
     rows = 0

@@ -62,6 +62,16 @@ def _join(*parts: str) -> str:
     return "/".join(part.strip("/") for part in parts if part and part.strip("/"))
 
 
+def _file_version(info: os.stat_result) -> object:
+    """A local file's version: a replaced file (written aside, renamed over) is a new inode."""
+    return (info.st_dev, info.st_ino, info.st_mtime_ns)
+
+
+def _object_version(info: dict) -> object:
+    """An object's version from what the store lists of it."""
+    return info.get("ETag") or info.get("LastModified") or info.get("size")
+
+
 class Storage(ABC):
     """A folder of the lake. Keys are '/'-separated and relative to it."""
 
@@ -110,6 +120,10 @@ class Storage(ABC):
     @abstractmethod
     def sizes(self, prefix: str = "") -> dict[str, int]:
         """{key: size in bytes} of every file under `prefix` (all of them for "")."""
+
+    @abstractmethod
+    def versions(self, prefix: str = "") -> dict[str, object]:
+        """{key: version (see `version`)} of every file under `prefix`, from one listing."""
 
     def files(self, prefix: str = "") -> list[str]:
         """The keys of every file under `prefix` (all of them for ""), sorted."""
@@ -253,17 +267,21 @@ class LocalStorage(Storage):
         return self.path(key).exists()
 
     def sizes(self, prefix: str = "") -> dict[str, int]:
+        return {key: info.st_size for key, info in self._stats(prefix)}
+
+    def versions(self, prefix: str = "") -> dict[str, object]:
+        return {key: _file_version(info) for key, info in self._stats(prefix)}
+
+    def _stats(self, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
         base = self.path(prefix)
         if not base.is_dir():
-            return {}
-        found = {}
+            return
         for folder, _, names in os.walk(base):
             relative = Path(folder).relative_to(self.root).as_posix()
             for name in names:
                 with contextlib.suppress(FileNotFoundError):  # removed while listed
-                    size = os.stat(os.path.join(folder, name)).st_size
-                    found[_join(relative if relative != "." else "", name)] = size
-        return found
+                    info = os.stat(os.path.join(folder, name))
+                    yield _join(relative if relative != "." else "", name), info
 
     def files(self, prefix: str = "") -> list[str]:
         base = self.path(prefix)
@@ -278,7 +296,7 @@ class LocalStorage(Storage):
     def read_versioned(self, key: str) -> tuple[bytes, object]:
         with open(self.path(key), "rb") as handle:
             info = os.fstat(handle.fileno())
-            return handle.read(), (info.st_dev, info.st_ino, info.st_mtime_ns)
+            return handle.read(), _file_version(info)
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
@@ -296,7 +314,7 @@ class LocalStorage(Storage):
             info = os.stat(self.path(key))
         except FileNotFoundError:
             return None
-        return (info.st_dev, info.st_ino, info.st_mtime_ns)
+        return _file_version(info)
 
     def move(self, key: str, new_key: str) -> None:
         target = self.path(new_key)
@@ -416,17 +434,23 @@ class ObjectStorage(Storage):
         return self.fs.exists(self._path(key))
 
     def sizes(self, prefix: str = "") -> dict[str, int]:
+        return {key: info.get("size", 0) for key, info in self._infos(prefix)}
+
+    def versions(self, prefix: str = "") -> dict[str, object]:
+        return {key: _object_version(info) for key, info in self._infos(prefix)}
+
+    def _infos(self, prefix: str) -> list[tuple[str, dict]]:
         base = self._path(prefix)
         try:
             found = self.fs.find(base, detail=True)
         except FileNotFoundError:
-            return {}
+            return []
         # find() of a file's own key lists that file: a prefix here is a folder.
-        return {
-            path[len(self.prefix) :].lstrip("/"): info.get("size", 0)
+        return [
+            (path[len(self.prefix) :].lstrip("/"), info)
             for path, info in found.items()
             if path != base
-        }
+        ]
 
     def read_versioned(self, key: str) -> tuple[bytes, object]:
         version = self.version(key)
@@ -455,7 +479,7 @@ class ObjectStorage(Storage):
             info = self.fs.info(self._path(key))
         except FileNotFoundError:
             return None
-        return info.get("ETag") or info.get("LastModified") or info.get("size")
+        return _object_version(info)
 
     def move(self, key: str, new_key: str) -> None:
         self.fs.cp_file(self._path(key), self._path(new_key))

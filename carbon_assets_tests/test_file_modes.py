@@ -63,7 +63,7 @@ def test_lake_files_honour_the_umask(tmp_path, umask):
         (file,) = (gold.root / day_folder(day)).iterdir()
         assert mode(file) == expected, file
 
-    assert export_csv(gold, tmp_path / "exports", "gold.csv") == 2
+    assert export_csv(gold, tmp_path / "exports", "gold.csv").rows == 2
     assert mode(tmp_path / "exports" / "gold.csv") == expected
 
 

@@ -64,6 +64,11 @@ def test_a_file_reads_back_and_is_listed_under_its_folder(lake):
     }
     assert read_file(bronze.location("2024/2024-01-02.json.gz")) == b"two!"
     assert (lake / "nothing").files() == [] and not lake.exists("nothing/here")
+    versions = bronze.versions("2024")
+    assert versions == {key: bronze.version(key) for key in bronze.files("2024")}
+    bronze.write_bytes("2024/2024-01-02.json.gz", b"two?")
+    assert bronze.versions()["2024/2024-01-02.json.gz"] != versions["2024/2024-01-02.json.gz"]
+    assert bronze.versions()["2024/2024-01-01.json.gz"] == versions["2024/2024-01-01.json.gz"]
     with pytest.raises(FileNotFoundError):
         lake.read_bytes("bronze/2024/2024-01-03.json.gz")
 
@@ -112,7 +117,7 @@ def test_staged_day_files_are_invisible_until_published(lake):
         "2024-01-01",
         "2024-01-02",
     }
-    assert export_csv(silver, lake / "exports", "silver.csv") == 4
+    assert export_csv(silver, lake / "exports", "silver.csv").rows == 4
     assert lake.read_bytes("exports/silver.csv").count(b"\n") == 5  # a header and 4 rows
 
 

@@ -1,4 +1,5 @@
-"""The CSV export of gold: the whole table, day files of an older layout included (pure)."""
+"""The CSV export of gold: the whole table, day files of an older layout included, written
+again only when its day files or the export itself changed (pure)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from carbon_assets.parquet_io_manager import export_csv
+from carbon_assets.parquet_io_manager import export_csv, export_record_key
 
 
 def day_file(folder, day: str, table: pa.Table) -> None:
@@ -27,7 +28,46 @@ def test_a_day_file_written_before_a_column_existed_exports_it_empty(tmp_path):
         pa.table({"regionid": [1], "intensity_avg": [11.5], "fetched_at": fetched}),
     )
     export = tmp_path / "exports" / "gold.csv"
-    assert export_csv(gold, export.parent, export.name) == 2
+    assert export_csv(gold, export.parent, export.name).rows == 2
     rows = list(csv.DictReader(export.open()))
     assert [row["date_recorded"] for row in rows] == ["2024-01-01", "2024-01-02"]
     assert rows[0]["fetched_at"] == "" and rows[1]["fetched_at"].startswith("2024-01-03")
+
+
+def test_an_export_of_the_same_day_files_is_not_written_again(tmp_path):
+    gold, export = tmp_path / "gold", tmp_path / "exports" / "gold.csv"
+    for day in ("2024-01-01", "2024-01-02"):
+        day_file(gold, day, pa.table({"regionid": [1, 2], "intensity_avg": [10.5, 11.5]}))
+    first = export_csv(gold, export.parent, export.name)
+    assert (first.rows, first.written) == (4, True)
+    written, inode = export.read_bytes(), export.stat().st_ino
+
+    again = export_csv(gold, export.parent, export.name)
+    assert (again.rows, again.written) == (4, False)
+    assert export.read_bytes() == written and export.stat().st_ino == inode  # not touched
+
+    # A day file replaced: written again, with its new rows.
+    replaced = gold / "date_recorded=2024-01-02" / "part-0.parquet"
+    replaced.unlink()
+    pq.write_table(pa.table({"regionid": [1, 2, 3], "intensity_avg": [1.0, 2.0, 3.0]}), replaced)
+    assert export_csv(gold, export.parent, export.name) == type(first)(rows=5, written=True)
+    assert export.read_text().count("\n") == 6  # a header and 5 rows
+
+
+def test_an_export_is_written_again_when_it_or_its_record_changed(tmp_path):
+    gold, exports = tmp_path / "gold", tmp_path / "exports"
+    day_file(gold, "2024-01-01", pa.table({"regionid": [1], "intensity_avg": [10.5]}))
+    export = exports / "gold.csv"
+    assert export_csv(gold, exports, "gold.csv").written
+    whole = export.read_bytes()
+
+    export.write_bytes(b"edited by hand\n")
+    assert export_csv(gold, exports, "gold.csv").written and export.read_bytes() == whole
+    export.unlink()
+    assert export_csv(gold, exports, "gold.csv").written and export.read_bytes() == whole
+    # A run that died after the export and before its record: the record is not there.
+    (exports / export_record_key("gold.csv")).unlink()
+    assert export_csv(gold, exports, "gold.csv").written
+    (exports / export_record_key("gold.csv")).write_text("{not json")
+    assert export_csv(gold, exports, "gold.csv").written
+    assert not export_csv(gold, exports, "gold.csv").written
