@@ -20,7 +20,9 @@ file or its new one, never a part of either (storage.py, lake_files.py).
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import hashlib
+from collections.abc import Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -34,6 +36,7 @@ from carbon_assets.lake_files import DAY_FILE, PARTITION_COLUMN, day_key
 from carbon_assets.partitions import DayRange
 from carbon_assets.storage import Storage, storage_at
 
+DAY_FILE_PATTERN = f"{PARTITION_COLUMN}=*/{DAY_FILE}"
 HIVE_DATES = pa_ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
 
 
@@ -119,22 +122,28 @@ def _day_table(payload: bytes, day: str, columns: list[str] | None) -> pa.Table:
 def _day_keys(folder: Storage, days: DayRange | None) -> dict[str, str]:
     """{date: key of its Parquet file} for the days of the range that have one (all if None)."""
     if days is None:
-        keys = folder.glob(f"{PARTITION_COLUMN}=*/{DAY_FILE}")
-        return {key.partition("/")[0].partition("=")[2]: key for key in keys}
+        return _by_day(folder.glob(DAY_FILE_PATTERN))
     wanted = {day.isoformat(): day_key(day) for day in days.days()}
     found = folder.existing(wanted.values())
     return {day: key for day, key in wanted.items() if key in found}
 
 
-def day_files_digest(folder: Storage | str) -> str:
-    """A digest of which day files the folder holds and of each one's version: it changes
-    whenever a day file is written, replaced or removed."""
+def _by_day(keys: Iterable[str]) -> dict[str, str]:
+    """{date: key} of day-file keys (`date_recorded=YYYY-MM-DD/day.parquet`)."""
+    return {key.partition("/")[0].partition("=")[2]: key for key in keys}
+
+
+def day_files_and_digest(folder: Storage | str) -> tuple[dict[str, str], str]:
+    """`day_files(folder)` and a digest of which day files the folder holds and of each one's
+    version, from one listing: the digest changes whenever a day file is written, replaced or
+    removed."""
     folder = storage_at(folder)
     versions = folder.versions()
+    keys = _by_day(key for key in versions if fnmatch.fnmatchcase(key, DAY_FILE_PATTERN))
     digest = hashlib.sha256()
-    for day, key in sorted(_day_keys(folder, None).items()):
-        digest.update(f"{day}\0{versions.get(key)!r}\n".encode())
-    return digest.hexdigest()
+    for day, key in sorted(keys.items()):
+        digest.update(f"{day}\0{versions[key]!r}\n".encode())
+    return {day: folder.location(key) for day, key in keys.items()}, digest.hexdigest()
 
 
 def day_files(folder: Storage | str, days: DayRange | None = None) -> dict[str, str]:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 
-from carbon_assets.lake import LakeResource, day_files, day_files_digest, read_parquet_table
+from carbon_assets.lake import LakeResource, day_files, day_files_and_digest, read_parquet_table
 from carbon_assets.lake_files import PARTITION_COLUMN, read_day_file
 from carbon_assets.partitions import day_range
 from carbon_assets.spark import DaysFromFiles
@@ -166,10 +166,9 @@ def export_csv(folder: Storage | str, exports: Storage | str, name: str) -> CsvE
     table. Its columns are those of the newest day file: a column older files lack (added to
     the layer since) is empty there."""
     folder, exports = storage_at(folder), storage_at(exports)
-    files = day_files(folder)  # {date: file}
+    files, source = day_files_and_digest(folder)  # {date: file}, what they are
     if not files:
         return CsvExport(rows=0, written=False)
-    source = day_files_digest(folder)
     record = _export_record(exports, name)
     current = repr(exports.version(name))  # "None" when there is no export
     if record.get("source") == source and record.get("export") == current:

@@ -1,5 +1,6 @@
 """The CSV export of gold: the whole table, day files of an older layout included, written
-again only when its day files or the export itself changed (pure)."""
+again only when its day files or the export itself changed (pure; on local disk and on the
+local S3 server)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from carbon_assets.parquet_io_manager import export_csv, export_record_key
+from carbon_assets.parquet_io_manager import CsvExport, export_csv, export_record_key
+from carbon_assets.storage import storage_at
 
 
 def day_file(folder, day: str, table: pa.Table) -> None:
     path = folder / f"date_recorded={day}" / "part-0.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(table, path)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
 def test_a_day_file_written_before_a_column_existed_exports_it_empty(tmp_path):
@@ -71,3 +79,20 @@ def test_an_export_is_written_again_when_it_or_its_record_changed(tmp_path):
     (exports / export_record_key("gold.csv")).write_text("{not json")
     assert export_csv(gold, exports, "gold.csv").written
     assert not export_csv(gold, exports, "gold.csv").written
+
+
+def test_an_unchanged_export_on_object_storage_is_not_written_again(s3_lake):
+    gold, exports = storage_at(f"{s3_lake}/gold"), storage_at(f"{s3_lake}/exports")
+    for day in ("2024-01-01", "2024-01-02"):
+        table = pa.table({"regionid": [1, 2], "intensity_avg": [10.5, 11.5]})
+        gold.write_bytes(f"date_recorded={day}/part-0.parquet", parquet_bytes(table))
+    assert export_csv(gold, exports, "gold.csv") == CsvExport(rows=4, written=True)
+    version = exports.version("gold.csv")
+
+    assert export_csv(gold, exports, "gold.csv") == CsvExport(rows=4, written=False)
+    assert exports.version("gold.csv") == version  # the object not written again
+
+    table = pa.table({"regionid": [1, 2, 3], "intensity_avg": [1.0, 2.0, 3.0]})
+    gold.write_bytes("date_recorded=2024-01-02/part-0.parquet", parquet_bytes(table))
+    assert export_csv(gold, exports, "gold.csv") == CsvExport(rows=5, written=True)
+    assert exports.read_bytes("gold.csv").count(b"\n") == 6  # a header and 5 rows
