@@ -70,10 +70,16 @@ import time, psutil
 from dagster import asset, materialize
 from carbon_assets.spark import SparkResource, spark_session, start_spark_soon
 
+def name(process):
+    try:
+        return process.name()
+    except psutil.NoSuchProcess:  # a short-lived child (Spark's launcher) gone since listed
+        return ""
+
 def jvm_started(wait_seconds):
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
-        if any("java" in child.name() for child in psutil.Process().children(recursive=True)):
+        if any("java" in name(child) for child in psutil.Process().children(recursive=True)):
             return True
         time.sleep(0.2)
     return False
