@@ -129,7 +129,7 @@ def _day_keys(folder: Storage, days: DayRange | None) -> dict[str, str]:
 
 
 def _by_day(keys: Iterable[str]) -> dict[str, str]:
-    """{date: key} of day-file keys (`date_recorded=YYYY-MM-DD/day.parquet`)."""
+    """{date: key} of day-file keys (`DAY_FILE_PATTERN`)."""
     return {key.partition("/")[0].partition("=")[2]: key for key in keys}
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from carbon_assets.lake_files import day_file_bytes, day_key
 from carbon_assets.parquet_io_manager import CsvExport, export_csv, export_record_key
 from carbon_assets.storage import storage_at
 
@@ -18,12 +19,6 @@ def day_file(folder, day: str, table: pa.Table) -> None:
     path = folder / f"date_recorded={day}" / "part-0.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(table, path)
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
 
 
 def test_a_day_file_written_before_a_column_existed_exports_it_empty(tmp_path):
@@ -83,16 +78,23 @@ def test_an_export_is_written_again_when_it_or_its_record_changed(tmp_path):
 
 def test_an_unchanged_export_on_object_storage_is_not_written_again(s3_lake):
     gold, exports = storage_at(f"{s3_lake}/gold"), storage_at(f"{s3_lake}/exports")
-    for day in ("2024-01-01", "2024-01-02"):
-        table = pa.table({"regionid": [1, 2], "intensity_avg": [10.5, 11.5]})
-        gold.write_bytes(f"date_recorded={day}/part-0.parquet", parquet_bytes(table))
+
+    def store_day(day: dt.date, intensities: list[float]) -> None:
+        dates = pa.array([day] * len(intensities), pa.date32())
+        table = pa.table(
+            {"date_recorded": dates, "regionid": range(1, 1 + len(intensities)),
+             "intensity_avg": intensities}
+        )  # fmt: skip
+        gold.write_bytes(day_key(day), day_file_bytes(table))
+
+    for day in (dt.date(2024, 1, 1), dt.date(2024, 1, 2)):
+        store_day(day, [10.5, 11.5])
     assert export_csv(gold, exports, "gold.csv") == CsvExport(rows=4, written=True)
     version = exports.version("gold.csv")
 
     assert export_csv(gold, exports, "gold.csv") == CsvExport(rows=4, written=False)
     assert exports.version("gold.csv") == version  # the object not written again
 
-    table = pa.table({"regionid": [1, 2, 3], "intensity_avg": [1.0, 2.0, 3.0]})
-    gold.write_bytes("date_recorded=2024-01-02/part-0.parquet", parquet_bytes(table))
+    store_day(dt.date(2024, 1, 2), [1.0, 2.0, 3.0])
     assert export_csv(gold, exports, "gold.csv") == CsvExport(rows=5, written=True)
     assert exports.read_bytes("gold.csv").count(b"\n") == 6  # a header and 5 rows
